@@ -1,0 +1,101 @@
+// Argument checks of the diagonal op shared by its CPU and CUDA entry points, so a libtorch
+// caller gets the same clear messages as a Python one.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+
+namespace fused_reparam {
+
+inline bool is_supported_float(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+inline void check_float_input(const at::Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK(t.defined(), op, ": ", name, " is undefined");
+  TORCH_CHECK(is_supported_float(t.scalar_type()), op, ": ", name,
+              " must be float32, float64, float16 or bfloat16, got ", t.scalar_type());
+}
+
+inline void check_same(const at::Tensor& a, const char* a_name, const at::Tensor& b,
+                       const char* b_name, const char* op) {
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": ", b_name, " has dtype ",
+              b.scalar_type(), " but ", a_name, " has dtype ", a.scalar_type(),
+              "; they must match");
+  TORCH_CHECK(a.device() == b.device(), op, ": ", b_name, " is on ", b.device(), " but ",
+              a_name, " is on ", a.device(), "; they must be on the same device");
+}
+
+// Broadcast shape of two inputs, with a message naming both.
+inline std::vector<int64_t> broadcast_shape(const at::Tensor& a, const char* a_name,
+                                            const at::Tensor& b, const char* b_name,
+                                            const char* op) {
+  const auto sa = a.sizes();
+  const auto sb = b.sizes();
+  const size_t n = std::max(sa.size(), sb.size());
+  std::vector<int64_t> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - sa.size() ? 1 : sa[i - (n - sa.size())];
+    const int64_t db = i < n - sb.size() ? 1 : sb[i - (n - sb.size())];
+    TORCH_CHECK(da == db || da == 1 || db == 1, op, ": ", a_name, " (shape ", sa, ") and ",
+                b_name, " (shape ", sb, ") are not broadcastable");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+inline void check_seed_offset(const at::Tensor& seed_offset, const at::Tensor& like,
+                              const char* op) {
+  TORCH_CHECK(seed_offset.scalar_type() == at::kLong && seed_offset.numel() == 2, op,
+              ": seed_offset must be an int64 tensor of 2 elements [seed, offset], got ",
+              seed_offset.scalar_type(), " of shape ", seed_offset.sizes());
+  TORCH_CHECK(seed_offset.device() == like.device(), op, ": seed_offset is on ",
+              seed_offset.device(), " but the inputs are on ", like.device());
+}
+
+// Validates diag_rsample's arguments; returns the output shape.
+inline std::vector<int64_t> check_diag_rsample_args(const at::Tensor& mu,
+                                                    const at::Tensor& logvar,
+                                                    const std::optional<at::Tensor>& eps,
+                                                    const std::optional<at::Tensor>& seed_offset) {
+  constexpr const char* op = "fused_reparam::diag_rsample";
+  check_float_input(mu, op, "mu");
+  check_float_input(logvar, op, "logvar");
+  check_same(mu, "mu", logvar, "logvar", op);
+  std::vector<int64_t> shape = broadcast_shape(mu, "mu", logvar, "logvar", op);
+  if (eps.has_value()) {
+    check_float_input(*eps, op, "eps");
+    check_same(mu, "mu", *eps, "eps", op);
+    TORCH_CHECK(eps->sizes() == at::IntArrayRef(shape), op, ": eps must have shape ",
+                at::IntArrayRef(shape), " (the broadcast shape of mu and logvar), got ",
+                eps->sizes());
+  }
+  if (seed_offset.has_value()) check_seed_offset(*seed_offset, mu, op);
+  return shape;
+}
+
+inline void check_diag_backward_args(const at::Tensor& grad_z, const at::Tensor& logvar,
+                                     const std::optional<at::Tensor>& eps,
+                                     const at::Tensor& seed_offset, bool need_grad_eps) {
+  constexpr const char* op = "fused_reparam::diag_rsample_backward";
+  check_float_input(grad_z, op, "grad_z");
+  check_float_input(logvar, op, "logvar");
+  check_same(grad_z, "grad_z", logvar, "logvar", op);
+  const std::vector<int64_t> shape = broadcast_shape(grad_z, "grad_z", logvar, "logvar", op);
+  TORCH_CHECK(at::IntArrayRef(shape) == grad_z.sizes(), op, ": logvar (shape ",
+              logvar.sizes(), ") must broadcast to grad_z's shape ", grad_z.sizes());
+  if (eps.has_value()) {
+    check_float_input(*eps, op, "eps");
+    check_same(grad_z, "grad_z", *eps, "eps", op);
+    TORCH_CHECK(eps->sizes() == grad_z.sizes(), op, ": eps must have grad_z's shape ",
+                grad_z.sizes(), ", got ", eps->sizes());
+  } else {
+    TORCH_CHECK(!need_grad_eps, op, ": need_grad_eps requires an explicit eps");
+    check_seed_offset(seed_offset, grad_z, op);
+  }
+}
+
+inline uint64_t as_u64(int64_t v) { return static_cast<uint64_t>(v); }
+
+}  // namespace fused_reparam

@@ -1,0 +1,153 @@
+// CPU kernels of the diagonal op: argument checks, the stream draw, and a parallel loop over
+// aligned ranges that calls the vectorized range kernel of the best instruction set.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <string>
+
+#include "common/diag_checks.h"
+#include "cpu/diag_cpu_kernels.h"
+#include "cpu/strided_loop.h"
+
+namespace fused_reparam {
+namespace cpu {
+namespace {
+
+// The widest build this CPU runs, as PyTorch itself judges it (so ATEN_CPU_CAPABILITY=avx2
+// or =default in the environment narrows ours too).
+const DiagKernels* best_kernels() {
+  const std::string cap = at::get_cpu_capability();
+  if (cap == "AVX512" && diag_kernels_avx512() != nullptr) return diag_kernels_avx512();
+  if ((cap == "AVX512" || cap == "AVX2") && diag_kernels_avx2() != nullptr) {
+    return diag_kernels_avx2();
+  }
+  return diag_kernels_default();
+}
+
+std::atomic<const DiagKernels*>& active_kernels() {
+  static std::atomic<const DiagKernels*> active{best_kernels()};
+  return active;
+}
+
+int dtype_index(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat:
+      return kFloat32;
+    case at::kDouble:
+      return kFloat64;
+    case at::kHalf:
+      return kFloat16;
+    case at::kBFloat16:
+      return kBFloat16;
+    default:
+      TORCH_CHECK(false, "fused_reparam: unsupported dtype ", t);
+  }
+}
+
+// Aligned ranges: every range starts on a noise block, so results do not depend on the
+// thread count. The grain keeps small tensors on one thread.
+void parallel_ranges(const DiagLoop& d, RangeFn fn) {
+  constexpr int64_t kGrainBlocks = 16;  // 8192 elements
+  const int64_t blocks = (d.numel + kRangeAlign - 1) / kRangeAlign;
+  at::parallel_for(0, blocks, kGrainBlocks, [&](int64_t b, int64_t e) {
+    fn(d, b * kRangeAlign, std::min(e * kRangeAlign, d.numel));
+  });
+}
+
+// [seed, offset] drawn from the generator: Tensor.random_ on int64 gives 63 random bits each,
+// and the pure-PyTorch reference draws the same way, so both give the same z for one seed.
+at::Tensor draw_seed_offset(const std::optional<at::Generator>& generator) {
+  return at::empty({2}, at::TensorOptions().dtype(at::kLong)).random_(generator);
+}
+
+std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
+                                                    const at::Tensor& logvar,
+                                                    const std::optional<at::Tensor>& eps,
+                                                    const std::optional<at::Tensor>& seed_offset,
+                                                    std::optional<at::Generator> generator) {
+  const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset);
+  at::Tensor used;
+  if (eps.has_value()) {
+    used = at::zeros({2}, at::TensorOptions().dtype(at::kLong));
+  } else if (seed_offset.has_value()) {
+    used = seed_offset->reshape({2}).clone();
+  } else {
+    used = draw_seed_offset(generator);
+  }
+  at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
+  if (z.numel() == 0) return {z, used};
+
+  std::array<at::Tensor, 3> keep;
+  DiagLoop d = make_diag_loop(shape, {&mu, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
+  d.out[0] = z.mutable_data_ptr();
+  const int64_t* so = used.const_data_ptr<int64_t>();
+  d.seed = as_u64(so[0]);
+  d.offset = as_u64(so[1]);
+  parallel_ranges(d, active_kernels().load()->forward[dtype_index(mu.scalar_type())]);
+  return {z, used};
+}
+
+std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
+    const at::Tensor& grad_z, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
+    const at::Tensor& seed_offset, bool need_grad_eps) {
+  check_diag_backward_args(grad_z, logvar, eps, seed_offset, need_grad_eps);
+  const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor grad_logvar = at::empty(grad_z.sizes(), opts);
+  at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
+  if (grad_z.numel() == 0) return {grad_logvar, grad_eps};
+
+  std::array<at::Tensor, 3> keep;
+  DiagLoop d = make_diag_loop(grad_z.sizes(),
+                              {&grad_z, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
+  d.out[0] = grad_logvar.mutable_data_ptr();
+  d.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
+  if (!eps.has_value()) {
+    const at::Tensor so = seed_offset.reshape({2});
+    d.seed = as_u64(so.const_data_ptr<int64_t>()[0]);
+    d.offset = as_u64(so.const_data_ptr<int64_t>()[1]);
+  }
+  parallel_ranges(d, active_kernels().load()->backward[dtype_index(grad_z.scalar_type())]);
+  return {grad_logvar, grad_eps};
+}
+
+}  // namespace
+
+// Not in the anonymous namespace: the CompositeExplicitAutograd registration in ops.cpp's
+// library needs only the op; this is registered below.
+std::string cpu_kernel_isa(c10::string_view force) {
+  if (!force.empty()) {
+    const DiagKernels* k = nullptr;
+    if (force == "default") k = diag_kernels_default();
+    if (force == "avx2") k = diag_kernels_avx2();
+    if (force == "avx512") k = diag_kernels_avx512();
+    if (force == "best") k = best_kernels();
+    TORCH_CHECK(force == "default" || force == "avx2" || force == "avx512" || force == "best",
+                "fused_reparam::_cpu_kernel_isa: unknown build '", force,
+                "'; expected default, avx2, avx512 or best");
+    TORCH_CHECK(k != nullptr, "fused_reparam::_cpu_kernel_isa: the ", force,
+                " build was not compiled into this library");
+    const DiagKernels* best = best_kernels();
+    const int rank_k = k == diag_kernels_default() ? 0 : (k == diag_kernels_avx2() ? 1 : 2);
+    const int rank_best =
+        best == diag_kernels_default() ? 0 : (best == diag_kernels_avx2() ? 1 : 2);
+    TORCH_CHECK(rank_k <= rank_best, "fused_reparam::_cpu_kernel_isa: this CPU does not support ",
+                force, " (best available: ", best->isa, ")");
+    active_kernels().store(k);
+  }
+  return active_kernels().load()->isa;
+}
+
+}  // namespace cpu
+}  // namespace fused_reparam
+
+TORCH_LIBRARY_IMPL(fused_reparam, CPU, m) {
+  m.impl("diag_rsample", &fused_reparam::cpu::diag_rsample_cpu);
+  m.impl("diag_rsample_backward", &fused_reparam::cpu::diag_rsample_backward_cpu);
+}
+
+TORCH_LIBRARY_IMPL(fused_reparam, CompositeExplicitAutograd, m) {
+  m.impl("_cpu_kernel_isa", &fused_reparam::cpu::cpu_kernel_isa);
+}

@@ -1,0 +1,271 @@
+// The CPU range kernels of the diagonal op, written once and compiled per instruction set
+// (see isa/*.cpp): one pass over memory, noise made in an L1-sized block buffer from the
+// shared Philox / Box-Muller / formula headers, never written to memory.
+#pragma once
+
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <tuple>
+
+#include "cpu/diag_cpu_kernels.h"
+#include "cpu/simd_words.h"
+#include "fused_reparam/diag_math.h"
+#include "fused_reparam/normal.h"
+#include "fused_reparam/philox.h"
+
+namespace fused_reparam {
+namespace cpu {
+inline namespace CPU_CAPABILITY {
+
+// Half types compute in float, float64 in double.
+template <class T>
+struct ComputeType {
+  using type = float;
+};
+template <>
+struct ComputeType<double> {
+  using type = double;
+};
+
+// Loads and stores of kStep elements as two compute vectors.
+template <class T>
+struct VecIO {
+  using C = Vectorized<T>;
+  static constexpr int64_t kStep = 2 * C::size();
+  static void load(const T* p, C& a, C& b) {
+    a = C::loadu(p);
+    b = C::loadu(p + C::size());
+  }
+  static void store(T* p, const C& a, const C& b) {
+    a.store(p);
+    b.store(p + C::size());
+  }
+};
+
+template <class Half16>
+struct VecIO16 {
+  using C = Vectorized<float>;
+  static constexpr int64_t kStep = Vectorized<Half16>::size();
+  static_assert(kStep == 2 * C::size(), "16-bit vectors hold two float vectors");
+  static void load(const Half16* p, C& a, C& b) {
+    std::tie(a, b) = at::vec::convert_to_float<Half16>(Vectorized<Half16>::loadu(p));
+  }
+  static void store(Half16* p, const C& a, const C& b) {
+    at::vec::convert_from_float<Half16>(a, b).store(p);
+  }
+};
+template <>
+struct VecIO<c10::Half> : VecIO16<c10::Half> {};
+template <>
+struct VecIO<c10::BFloat16> : VecIO16<c10::BFloat16> {};
+
+// Elements per noise block: a few KiB of compute-type noise stays in L1.
+constexpr int64_t kBlock = 512;
+static_assert(kRangeAlign % kBlock == 0, "ranges start on block boundaries");
+static_assert(kBlock % (8 * kLanes) == 0, "a block is whole pairs of vector Philox groups");
+
+// Normals of groups [group, group + kLanes) stored to out in element order: Philox lane j
+// serves group + j, and its four normals are interleaved back to elements 4j .. 4j+3.
+inline void noise_groups(float* out, uint64_t seed, uint64_t offset, uint64_t group) {
+  using V = Vectorized<float>;
+  alignas(64) uint32_t lo[kLanes];
+  alignas(64) uint32_t hi[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    lo[j] = philox::lo32(group + static_cast<uint64_t>(j));
+    hi[j] = philox::hi32(group + static_cast<uint64_t>(j));
+  }
+  const philox::Words4<WordVec> w = philox::philox4x32_10<WordVec>(
+      WordVec::loadu(lo), WordVec::loadu(hi), WordVec(philox::lo32(offset)),
+      WordVec(philox::hi32(offset)), philox::lo32(seed), philox::hi32(seed));
+  V n0, n1, n2, n3;
+  normals_from_words<V, float>(w, n0, n1, n2, n3);
+  // (n0, n2) and (n1, n3) interleaved, then those interleaved: n0 n1 n2 n3 per group.
+  const auto a = at::vec::interleave2<float>(n0, n2);
+  const auto b = at::vec::interleave2<float>(n1, n3);
+  const auto lo_half = at::vec::interleave2<float>(a.first, b.first);
+  const auto hi_half = at::vec::interleave2<float>(a.second, b.second);
+  lo_half.first.store(out);
+  lo_half.second.store(out + kLanes);
+  hi_half.first.store(out + 2 * kLanes);
+  hi_half.second.store(out + 3 * kLanes);
+}
+
+// Noise for elements [first, first + len) (first % 4 == 0) into buf, in element order; two
+// independent Philox chains per step keep the multipliers busy.
+inline void fill_noise(float* buf, uint64_t seed, uint64_t offset, int64_t first, int64_t len) {
+  const uint64_t group0 = static_cast<uint64_t>(first) >> 2;
+  const int64_t groups = (len + 3) / 4;
+  for (int64_t g = 0; g < groups; g += 2 * kLanes) {
+    noise_groups(buf + 4 * g, seed, offset, group0 + static_cast<uint64_t>(g));
+    noise_groups(buf + 4 * (g + kLanes), seed, offset, group0 + static_cast<uint64_t>(g + kLanes));
+  }
+}
+
+// float64 noise is computed per group in double (scalar: float64 is for checking, not speed).
+inline void fill_noise(double* buf, uint64_t seed, uint64_t offset, int64_t first, int64_t len) {
+  const uint64_t group0 = static_cast<uint64_t>(first) >> 2;
+  const int64_t groups = (len + 3) / 4;
+  for (int64_t g = 0; g < groups; ++g) {
+    stream_normals4<double>(seed, offset, group0 + static_cast<uint64_t>(g), buf + 4 * g);
+  }
+}
+
+// Row-major position of a linear index, with each input's element offset; advances along
+// the innermost dim and carries into the outer ones.
+struct Cursor {
+  int64_t idx[kMaxDims];
+  int64_t off[3];
+
+  Cursor(const DiagLoop& d, int64_t linear) {
+    for (int k = 0; k < 3; ++k) off[k] = 0;
+    for (int dim = d.ndim - 1; dim >= 0; --dim) {
+      idx[dim] = linear % d.sizes[dim];
+      linear /= d.sizes[dim];
+      for (int k = 0; k < 3; ++k) off[k] += idx[dim] * d.in_strides[k][dim];
+    }
+  }
+
+  int64_t inner_left(const DiagLoop& d) const { return d.sizes[d.ndim - 1] - idx[d.ndim - 1]; }
+
+  void advance(const DiagLoop& d, int64_t n) {
+    int dim = d.ndim - 1;
+    idx[dim] += n;
+    for (int k = 0; k < 3; ++k) off[k] += n * d.in_strides[k][dim];
+    while (dim > 0 && idx[dim] == d.sizes[dim]) {
+      for (int k = 0; k < 3; ++k) off[k] -= d.sizes[dim] * d.in_strides[k][dim];
+      idx[dim] = 0;
+      --dim;
+      ++idx[dim];
+      for (int k = 0; k < 3; ++k) off[k] += d.in_strides[k][dim];
+    }
+  }
+};
+
+// The two ops as formulas over any compute type F (scalar or vector).
+struct ForwardOp {
+  static constexpr bool kSecondOutput = false;
+  template <class F, class S>
+  static void apply(F mu, F logvar, F eps, F& z, F& /*unused*/) {
+    z = diag::sample<F>(mu, diag::sigma<F, S>(logvar), eps);
+  }
+};
+
+template <bool kWithGradEps>
+struct BackwardOp {
+  static constexpr bool kSecondOutput = kWithGradEps;
+  template <class F, class S>
+  static void apply(F dz, F logvar, F eps, F& dlogvar, F& deps) {
+    const F s = diag::sigma<F, S>(logvar);
+    dlogvar = diag::grad_logvar<F, S>(dz, s, eps);
+    if constexpr (kWithGradEps) deps = diag::grad_eps<F>(dz, s);
+  }
+};
+
+template <class C>
+auto first_lane(const C& v) {
+  alignas(64) typename C::value_type lanes[C::size()];
+  v.store(lanes);
+  return lanes[0];
+}
+
+// One run of `n` elements along the innermost dim: inputs at base pointers with inner
+// strides (0, 1 or other), outputs contiguous, eps from the noise buffer or from input 2.
+template <class T, class Op>
+void run_segment(const T* in0, int64_t s0, const T* in1, int64_t s1, const T* eps_in,
+                 int64_t s2, const typename ComputeType<T>::type* noise, T* out0, T* out1,
+                 int64_t n) {
+  using S = typename ComputeType<T>::type;
+  using C = Vectorized<S>;
+  using IO = VecIO<T>;
+  int64_t j = 0;
+  const bool vec_ok = (s0 == 0 || s0 == 1) && (s1 == 0 || s1 == 1) &&
+                      (eps_in == nullptr || s2 == 1);
+  if (vec_ok) {
+    C b0a, b0b, b1a, b1b;
+    if (s0 == 0) b0a = b0b = C(static_cast<S>(in0[0]));
+    if (s1 == 0) b1a = b1b = C(static_cast<S>(in1[0]));
+    for (; j + IO::kStep <= n; j += IO::kStep) {
+      C x0a = b0a, x0b = b0b, x1a = b1a, x1b = b1b, ea, eb;
+      if (s0 == 1) IO::load(in0 + j, x0a, x0b);
+      if (s1 == 1) IO::load(in1 + j, x1a, x1b);
+      if (eps_in != nullptr) {
+        IO::load(eps_in + j, ea, eb);
+      } else {
+        ea = C::loadu(noise + j);
+        eb = C::loadu(noise + j + C::size());
+      }
+      C ya, yb, wa, wb;
+      Op::template apply<C, S>(x0a, x1a, ea, ya, wa);
+      Op::template apply<C, S>(x0b, x1b, eb, yb, wb);
+      IO::store(out0 + j, ya, yb);
+      if constexpr (Op::kSecondOutput) IO::store(out1 + j, wa, wb);
+    }
+  }
+  // Strided runs and tails: the same vector functions on a broadcast value, so an element's
+  // result does not depend on the layout, the tensor's size or its position in a vector.
+  for (; j < n; ++j) {
+    const S e = eps_in != nullptr ? static_cast<S>(eps_in[j * s2]) : noise[j];
+    C y, w;
+    Op::template apply<C, S>(C(static_cast<S>(in0[j * s0])), C(static_cast<S>(in1[j * s1])), C(e),
+                             y, w);
+    out0[j] = static_cast<T>(first_lane(y));
+    if constexpr (Op::kSecondOutput) out1[j] = static_cast<T>(first_lane(w));
+  }
+}
+
+// Elements [begin, end) of the problem, begin a multiple of kRangeAlign.
+template <class T, class Op>
+void run_range(const DiagLoop& d, int64_t begin, int64_t end) {
+  using S = typename ComputeType<T>::type;
+  alignas(64) S noise[kBlock];
+  const T* in0 = static_cast<const T*>(d.in[0]);
+  const T* in1 = static_cast<const T*>(d.in[1]);
+  const T* eps_in = static_cast<const T*>(d.in[2]);
+  T* out0 = static_cast<T*>(d.out[0]);
+  T* out1 = static_cast<T*>(d.out[1]);
+  const int inner = d.ndim - 1;
+  Cursor cur(d, begin);
+  for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
+    const int64_t blen = std::min(kBlock, end - b0);
+    if (eps_in == nullptr) fill_noise(noise, d.seed, d.offset, b0, blen);
+    for (int64_t pos = b0; pos < b0 + blen;) {
+      const int64_t n = std::min(cur.inner_left(d), b0 + blen - pos);
+      run_segment<T, Op>(in0 + cur.off[0], d.in_strides[0][inner], in1 + cur.off[1],
+                         d.in_strides[1][inner],
+                         eps_in != nullptr ? eps_in + cur.off[2] : nullptr,
+                         d.in_strides[2][inner], noise + (pos - b0), out0 + pos,
+                         out1 != nullptr ? out1 + pos : nullptr, n);
+      cur.advance(d, n);
+      pos += n;
+    }
+  }
+}
+
+template <class T>
+void backward_range(const DiagLoop& d, int64_t begin, int64_t end) {
+  if (d.out[1] != nullptr) {
+    run_range<T, BackwardOp<true>>(d, begin, end);
+  } else {
+    run_range<T, BackwardOp<false>>(d, begin, end);
+  }
+}
+
+inline const DiagKernels* make_diag_kernels(const char* isa) {
+  static const DiagKernels table = {
+      isa,
+      {&run_range<float, ForwardOp>, &run_range<double, ForwardOp>,
+       &run_range<c10::Half, ForwardOp>, &run_range<c10::BFloat16, ForwardOp>},
+      {&backward_range<float>, &backward_range<double>, &backward_range<c10::Half>,
+       &backward_range<c10::BFloat16>},
+  };
+  return &table;
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace cpu
+}  // namespace fused_reparam

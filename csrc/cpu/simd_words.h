@@ -1,0 +1,135 @@
+// SIMD plumbing for the noise contract on the CPU: a vector of uint32 Philox words with as
+// many lanes as at::vec::Vectorized<float>, its 32x32->64 multiply, the exact uint32 -> float
+// conversion, and MathOps for Vectorized<float/double>, so philox.h and normal.h run
+// unchanged on vectors. Include only from a translation unit that defines CPU_CAPABILITY.
+#pragma once
+
+#include <ATen/cpu/vec/vec.h>
+
+#include <cstdint>
+
+#include "fused_reparam/normal.h"
+
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+#include <immintrin.h>
+#endif
+
+namespace fused_reparam {
+namespace cpu {
+inline namespace CPU_CAPABILITY {
+
+using at::vec::Vectorized;
+constexpr int kLanes = Vectorized<float>::size();
+
+#if defined(CPU_CAPABILITY_AVX512)
+
+struct WordVec {
+  __m512i v;
+  WordVec() = default;
+  explicit WordVec(__m512i x) : v(x) {}
+  WordVec(uint32_t s) : v(_mm512_set1_epi32(static_cast<int>(s))) {}  // NOLINT: broadcast
+  static WordVec loadu(const uint32_t* p) { return WordVec(_mm512_loadu_si512(p)); }
+};
+inline WordVec operator^(WordVec a, WordVec b) { return WordVec(_mm512_xor_si512(a.v, b.v)); }
+// Even lanes multiply in place; odd lanes are shifted down first; halves blended back.
+inline WordVec mulhilo(WordVec a, uint32_t m, WordVec& hi) {
+  const __m512i mm = _mm512_set1_epi32(static_cast<int>(m));
+  const __m512i even = _mm512_mul_epu32(a.v, mm);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a.v, 32), mm);
+  hi = WordVec(_mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd));
+  return WordVec(_mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32)));
+}
+inline Vectorized<float> words_to_float(WordVec w) { return _mm512_cvtepu32_ps(w.v); }
+
+#elif defined(CPU_CAPABILITY_AVX2)
+
+struct WordVec {
+  __m256i v;
+  WordVec() = default;
+  explicit WordVec(__m256i x) : v(x) {}
+  WordVec(uint32_t s) : v(_mm256_set1_epi32(static_cast<int>(s))) {}  // NOLINT: broadcast
+  static WordVec loadu(const uint32_t* p) {
+    return WordVec(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+};
+inline WordVec operator^(WordVec a, WordVec b) { return WordVec(_mm256_xor_si256(a.v, b.v)); }
+inline WordVec mulhilo(WordVec a, uint32_t m, WordVec& hi) {
+  const __m256i mm = _mm256_set1_epi32(static_cast<int>(m));
+  const __m256i even = _mm256_mul_epu32(a.v, mm);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a.v, 32), mm);
+  hi = WordVec(_mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA));
+  return WordVec(_mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA));
+}
+// AVX2 has no unsigned conversion: hi16 * 2^16 + lo16 are both exact, and the one fused
+// multiply-add rounds once, so this is the correctly rounded conversion.
+inline Vectorized<float> words_to_float(WordVec w) {
+  const __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(w.v, 16));
+  const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(w.v, _mm256_set1_epi32(0xFFFF)));
+  return _mm256_fmadd_ps(hi, _mm256_set1_ps(65536.0f), lo);
+}
+
+#else  // DEFAULT: portable lanes the compiler may vectorize
+
+struct WordVec {
+  uint32_t v[kLanes];
+  WordVec() = default;
+  WordVec(uint32_t s) {  // NOLINT: broadcast
+    for (int j = 0; j < kLanes; ++j) v[j] = s;
+  }
+  static WordVec loadu(const uint32_t* p) {
+    WordVec w;
+    for (int j = 0; j < kLanes; ++j) w.v[j] = p[j];
+    return w;
+  }
+};
+inline WordVec operator^(WordVec a, WordVec b) {
+  for (int j = 0; j < kLanes; ++j) a.v[j] ^= b.v[j];
+  return a;
+}
+inline WordVec mulhilo(WordVec a, uint32_t m, WordVec& hi) {
+  WordVec lo;
+  for (int j = 0; j < kLanes; ++j) lo.v[j] = philox::mulhilo(a.v[j], m, hi.v[j]);
+  return lo;
+}
+inline Vectorized<float> words_to_float(WordVec w) {
+  float f[kLanes];
+  for (int j = 0; j < kLanes; ++j) f[j] = static_cast<float>(w.v[j]);
+  return Vectorized<float>::loadu(f);
+}
+
+#endif
+
+}  // namespace CPU_CAPABILITY
+}  // namespace cpu
+
+template <>
+struct MathOps<cpu::Vectorized<float>> {
+  using V = cpu::Vectorized<float>;
+  static V log(const V& x) { return x.log(); }
+  static V sqrt(const V& x) { return x.sqrt(); }
+  static V exp(const V& x) { return x.exp(); }
+  // One Sleef call shares the range reduction of sin and cos (3.5 ulp, as Vectorized::sin).
+  static void sincos(const V& x, V& s, V& c) {
+#if defined(CPU_CAPABILITY_AVX512)
+    const Sleef___m512_2 sc = Sleef_sincosf16_u35(x);
+    s = sc.x;
+    c = sc.y;
+#elif defined(CPU_CAPABILITY_AVX2)
+    const Sleef___m256_2 sc = Sleef_sincosf8_u35(x);
+    s = sc.x;
+    c = sc.y;
+#else
+    s = x.sin();
+    c = x.cos();
+#endif
+  }
+  static V from_word(const cpu::WordVec& w) { return cpu::words_to_float(w); }
+};
+
+template <>
+struct MathOps<cpu::Vectorized<double>> {
+  using V = cpu::Vectorized<double>;
+  static V exp(const V& x) { return x.exp(); }
+};
+
+}  // namespace fused_reparam

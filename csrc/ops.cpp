@@ -1,0 +1,34 @@
+// The operator schemas (one per op) and, for the Python build, the `_C` module stub.
+// Kernels are registered per device in cpu/ and cuda/; fake tensors and autograd in Python.
+#include <torch/library.h>
+
+#ifdef FUSED_REPARAM_PYTHON_MODULE
+#include <Python.h>
+
+extern "C" {
+// Importing fused_reparam._C loads this library, whose static initializers register the ops.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+#endif
+
+TORCH_LIBRARY(fused_reparam, m) {
+  // z = mu + exp(0.5 * logvar) * eps. eps is drawn in-kernel from the stream seed_offset =
+  // [seed, offset] (int64 bit patterns of two uint64), or from `generator` when seed_offset is
+  // None, unless an explicit eps is given. Returns z and the [seed, offset] it used (zeros
+  // when eps was given), which the backward takes to regenerate eps.
+  m.def(
+      "diag_rsample(Tensor mu, Tensor logvar, Tensor? eps=None, Tensor? seed_offset=None, "
+      "Generator? generator=None) -> (Tensor, Tensor)",
+      {at::Tag::nondeterministic_seeded});
+  // grad_logvar = 0.5 * grad_z * sigma * eps over grad_z's shape (the caller reduces
+  // broadcast dims); grad_eps = grad_z * sigma when need_grad_eps, else an empty tensor.
+  m.def(
+      "diag_rsample_backward(Tensor grad_z, Tensor logvar, Tensor? eps, Tensor seed_offset, "
+      "bool need_grad_eps) -> (Tensor, Tensor)");
+  // Which CPU kernel build runs ("default", "avx2", "avx512"); a non-empty name forces one
+  // (for tests and benchmarks). Returns the build in use after the call.
+  m.def("_cpu_kernel_isa(str force=\"\") -> str");
+}

@@ -1,0 +1,13 @@
+"""fused_reparam: reparameterized Gaussian sampling as single fused kernels for PyTorch.
+
+``sample_diag(mu, logvar)`` draws ``z = mu + exp(0.5 * logvar) * eps`` with the noise made
+inside the kernel and regenerated in backward. See README.md and DESIGN.md.
+"""
+
+from ._backend import BACKENDS, available_backends
+from ._extension import has_extension
+from .diag import sample_diag
+
+__version__ = "0.1.0"
+
+__all__ = ["BACKENDS", "__version__", "available_backends", "has_extension", "sample_diag"]

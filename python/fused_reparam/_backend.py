@@ -1,0 +1,81 @@
+"""Backend choice (DESIGN.md section 5).
+
+`backend="auto"` picks the compiled CUDA kernels for CUDA tensors (else Triton, else the
+reference) and the compiled C++ kernels for CPU tensors (else the reference), warning once
+when it falls back. An explicit `backend=`, or else the environment variable
+FUSED_REPARAM_BACKEND, forces one and raises if it cannot run on the inputs' device.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+
+from . import _extension
+
+BACKENDS = ("auto", "cuda", "triton", "cpu", "reference")
+ENV_VAR = "FUSED_REPARAM_BACKEND"
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | None:
+    """Why `backend` cannot run `op` on `device`, or None when it can."""
+    if backend == "reference":
+        return None
+    if backend == "triton":
+        return "the Triton backend is not part of this version of fused_reparam yet"
+    want = "CUDA" if backend == "cuda" else "CPU"
+    if device.type != backend:
+        return f"it runs on {backend} tensors and the inputs are on {device}"
+    if not _extension.has_extension():
+        return f"the compiled extension is not available ({_extension.load_error()})"
+    if not _extension.has_kernel(op, want):
+        return f"fused_reparam._C was built without {want} kernels"
+    return None
+
+
+def requested_backend(backend: str | None) -> str:
+    """The backend asked for: the argument, else FUSED_REPARAM_BACKEND, else "auto"."""
+    name = backend if backend not in (None, "auto") else os.environ.get(ENV_VAR) or "auto"
+    name = name.strip().lower()
+    if name not in BACKENDS:
+        where = "backend" if backend not in (None, "auto") else ENV_VAR
+        raise ValueError(f"fused_reparam: {where} must be one of {BACKENDS}, got {name!r}")
+    return name
+
+
+def resolve_backend(backend: str | None, device: torch.device, op: str) -> str:
+    """The backend that will run `op` for inputs on `device`."""
+    name = requested_backend(backend)
+    if name != "auto":
+        reason = _unavailable_reason(name, device, op)
+        if reason is not None:
+            raise RuntimeError(f"fused_reparam: backend {name!r} is not available: {reason}")
+        return name
+    preferred = ("cuda", "triton") if device.type == "cuda" else ("cpu",)
+    for candidate in preferred:
+        if _unavailable_reason(candidate, device, op) is None:
+            return candidate
+    key = (device.type, op)
+    # A missing extension was already reported once, at import.
+    missing_ext = not _extension.has_extension() and device.type == "cpu"
+    if key not in _warned and not missing_ext and not torch.compiler.is_compiling():
+        _warned.add(key)
+        reasons = "; ".join(f"{c}: {_unavailable_reason(c, device, op)}" for c in preferred)
+        warnings.warn(
+            f"fused_reparam: no fused backend for {op} on {device.type} tensors ({reasons}); "
+            "falling back to the pure-PyTorch reference.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "reference"
+
+
+def available_backends(device: str | torch.device = "cpu", op: str = "diag_rsample") -> list[str]:
+    """The backends that can run `op` on `device` now, best first."""
+    device = torch.device(device)
+    order = ("cuda", "triton", "cpu", "reference")
+    return [b for b in order if _unavailable_reason(b, device, op) is None]

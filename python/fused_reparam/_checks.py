@@ -1,0 +1,59 @@
+"""Argument checks shared by every backend, so each gives the same clear message."""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def check_float_tensor(t: object, name: str, where: str) -> torch.Tensor:
+    """`t` if it is a tensor of a supported floating dtype, else a clear error."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{where}: {name} must be float32, float64, float16 or bfloat16, got {t.dtype}"
+        )
+    return t
+
+
+def check_same_dtype_device(ref: torch.Tensor, ref_name: str, t: torch.Tensor, name: str,
+                            where: str) -> None:
+    """Raise unless `t` has the dtype and device of `ref`."""
+    if t.dtype != ref.dtype:
+        raise TypeError(
+            f"{where}: {name} has dtype {t.dtype} but {ref_name} has dtype {ref.dtype}; "
+            "they must match"
+        )
+    if t.device != ref.device:
+        raise ValueError(
+            f"{where}: {name} is on {t.device} but {ref_name} is on {ref.device}; "
+            "they must be on the same device"
+        )
+
+
+def broadcast_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str,
+                    where: str) -> torch.Size:
+    """The broadcast shape of two tensors, or a clear error naming both."""
+    try:
+        return torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"{where}: {a_name} (shape {list(a.shape)}) and {b_name} (shape {list(b.shape)}) "
+            "are not broadcastable"
+        ) from None
+
+
+def check_generator(generator: object, device: torch.device, where: str) -> None:
+    """Raise unless `generator` is None or a torch.Generator for `device`'s type."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{where}: generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+    if generator.device.type != device.type:
+        raise ValueError(
+            f"{where}: generator is for {generator.device} but the inputs are on {device}"
+        )

@@ -1,0 +1,98 @@
+"""Fake-tensor and autograd registration of the diagonal op, shared by every backend that
+provides the op pair (forward `diag_rsample`, backward `diag_rsample_backward`).
+
+Forward saves only its inputs and the 16-byte [seed, offset] it used; backward regenerates
+eps from them. The backward op is itself differentiable (double backward), through the
+same two ops and elementwise torch math.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """`grad` summed over the dims along which an input of `shape` was broadcast."""
+    return grad if grad.shape == shape else grad.sum_to_size(shape)
+
+
+def needs_grad(ctx, count: int) -> tuple[bool, ...]:  # noqa: ANN001
+    """The first `count` flags of ctx.needs_input_grad, padded with False (it omits trailing
+    arguments left at their schema default)."""
+    flags = tuple(ctx.needs_input_grad)
+    return (flags + (False,) * count)[:count]
+
+
+def register_diag_op_pair(fwd_name: str, bwd_name: str) -> None:
+    """Registers fake kernels and autograd for one backend's (forward, backward) op pair."""
+    namespace, fwd_short = fwd_name.split("::")
+    fwd_op = getattr(getattr(torch.ops, namespace), fwd_short).default
+    bwd_op = getattr(getattr(torch.ops, namespace), bwd_name.split("::")[1]).default
+
+    @torch.library.register_fake(fwd_name)
+    def _fwd_fake(mu, logvar, eps=None, seed_offset=None, generator=None):  # noqa: ANN001, ANN202
+        shape = torch.broadcast_shapes(mu.shape, logvar.shape)
+        return mu.new_empty(shape), mu.new_empty((2,), dtype=torch.int64)
+
+    @torch.library.register_fake(bwd_name)
+    def _bwd_fake(grad_z, logvar, eps, seed_offset, need_grad_eps):  # noqa: ANN001, ANN202
+        grad_eps_shape = grad_z.shape if need_grad_eps else (0,)
+        return grad_z.new_empty(grad_z.shape), grad_z.new_empty(grad_eps_shape)
+
+    torch.library.register_autograd(
+        fwd_name, _make_fwd_backward(bwd_op), setup_context=_fwd_setup_context
+    )
+    torch.library.register_autograd(
+        bwd_name, _make_bwd_backward(bwd_op), setup_context=_bwd_setup_context
+    )
+    del fwd_op
+
+
+def _fwd_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+    mu, logvar, eps, _seed_offset, _generator = inputs
+    _z, used = output
+    ctx.mu_shape = mu.shape
+    ctx.save_for_backward(logvar, eps, used)
+
+
+def _make_fwd_backward(bwd_op: Callable) -> Callable:
+    def backward(ctx, grad_z, _grad_used):  # noqa: ANN001, ANN202
+        logvar, eps, used = ctx.saved_tensors
+        need_mu, need_logvar, need_eps = needs_grad(ctx, 3)
+        grad_mu = sum_to(grad_z, ctx.mu_shape) if need_mu else None
+        grad_logvar = grad_eps = None
+        if need_logvar or need_eps:
+            g_logvar, g_eps = bwd_op(grad_z, logvar, eps, used, bool(need_eps))
+            grad_logvar = sum_to(g_logvar, logvar.shape) if need_logvar else None
+            grad_eps = g_eps if need_eps else None
+        return grad_mu, grad_logvar, grad_eps, None, None
+
+    return backward
+
+
+def _bwd_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+    grad_z, logvar, eps, seed_offset, _need_grad_eps = inputs
+    ctx.save_for_backward(grad_z, logvar, eps, seed_offset)
+
+
+def _make_bwd_backward(bwd_op: Callable) -> Callable:
+    # Outputs: G = 0.5 * g * sigma * eps and E = g * sigma (sigma = exp(0.5 * logvar)).
+    # With upstream grads (a, b):  d/dg = 0.5 * a * sigma * eps + b * sigma,
+    # d/dlogvar = 0.5 * g * (d/dg),  d/deps = 0.5 * a * g * sigma.
+    def backward(ctx, grad_g, grad_e):  # noqa: ANN001, ANN202
+        grad_z, logvar, eps, seed_offset = ctx.saved_tensors
+        need_gz, need_logvar, need_eps = needs_grad(ctx, 3)
+        d_gz = None
+        if need_gz or need_logvar:
+            d_gz, _ = bwd_op(grad_g, logvar, eps, seed_offset, False)
+            if eps is not None and grad_e.numel() != 0:
+                d_gz = d_gz + grad_e * torch.exp(0.5 * logvar)
+        d_logvar = sum_to(0.5 * grad_z * d_gz, logvar.shape) if need_logvar else None
+        d_eps = None
+        if need_eps and eps is not None:
+            d_eps = 0.5 * grad_g * grad_z * torch.exp(0.5 * logvar)
+        return (d_gz if need_gz else None), d_logvar, d_eps, None, None
+
+    return backward

@@ -1,0 +1,46 @@
+"""Stream identities (seed, offset): two unsigned 64-bit integers (DESIGN.md section 4).
+
+In tensors they travel as int64 bit patterns, `seed_offset = [seed, offset]`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_U64 = 1 << 64
+
+
+def check_u64(value: object, name: str, where: str) -> int:
+    """`value` as an int in [0, 2**64), or a clear error naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: {name} must be an int in [0, 2**64), got {type(value).__name__}")
+    if not 0 <= value < _U64:
+        raise ValueError(f"{where}: {name} must be in [0, 2**64), got {value}")
+    return value
+
+
+def to_int64(value: int) -> int:
+    """The int64 bit pattern of an unsigned 64-bit value."""
+    return value - _U64 if value >= 1 << 63 else value
+
+
+def to_uint64(value: int) -> int:
+    """The unsigned 64-bit value of an int64 bit pattern."""
+    return value + _U64 if value < 0 else value
+
+
+def seed_offset_tensor(seed: int, offset: int, device: torch.device) -> torch.Tensor:
+    """[seed, offset] as an int64 tensor on `device`."""
+    return torch.tensor([to_int64(seed), to_int64(offset)], dtype=torch.int64, device=device)
+
+
+def draw_seed_offset(generator: torch.Generator | None, device: torch.device) -> tuple[int, int]:
+    """(seed, offset) drawn from `generator` (default: the device's), as the C++ CPU op does.
+
+    Tensor.random_ on int64 gives 63 random bits per value; the CPU kernels draw their stream
+    the same way, so the reference and the CPU op give the same z after torch.manual_seed.
+    """
+    draw_device = generator.device if generator is not None else device
+    values = torch.empty(2, dtype=torch.int64, device=draw_device).random_(generator=generator)
+    seed, offset = values.tolist()
+    return to_uint64(seed), to_uint64(offset)

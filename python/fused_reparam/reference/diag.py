@@ -1,0 +1,30 @@
+"""The diagonal op in plain PyTorch, differentiated by torch autograd: the ground truth the
+fused backends are tested against, and the backend of last resort.
+
+eps comes from the same noise contract (reference/philox.py), so for one (seed, offset) it
+equals the fused kernels' eps. Half types compute in float32 and round once, like the kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .philox import standard_normal
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 for float64 inputs, float32 otherwise (half types compute in float32)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def diag_noise(shape: torch.Size, seed: int, offset: int, dtype: torch.dtype,
+               device: torch.device) -> torch.Tensor:
+    """eps of stream (seed, offset) for a sample of `shape`, in the compute dtype of `dtype`."""
+    return standard_normal(shape, seed, offset, dtype=compute_dtype(dtype), device=device)
+
+
+def diag_rsample(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = mu + exp(0.5 * logvar) * eps, in the compute dtype, rounded to mu's dtype."""
+    ct = compute_dtype(mu.dtype)
+    z = mu.to(ct) + torch.exp(0.5 * logvar.to(ct)) * eps.to(ct)
+    return z.to(mu.dtype)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): installs and builds, then runs ruff, the
+# nvcc compile check of the CUDA code, the C++ tests (ctest) and the Python tests (pytest).
+# Fails on the first failure. Usage: bash scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "install"
+bash scripts/install.sh --test
+
+step "ruff"
+"$PY" -m ruff check python tests benchmarks setup.py
+"$PY" -m ruff format --check python tests benchmarks setup.py
+
+step "nvcc compile check (sm_80, sm_90)"
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  bash scripts/check_cuda.sh
+elif [ -n "${CI:-}" ]; then
+  echo "nvcc not found: CI must compile-check the CUDA code" >&2
+  exit 1
+else
+  echo "nvcc not found: skipped (CI runs it)"
+fi
+
+step "C++ tests (CMake + ctest)"
+bash scripts/run_ctest.sh
+
+step "pytest"
+"$PY" -m pytest -q "$@"

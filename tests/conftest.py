@@ -1,0 +1,50 @@
+"""Shared fixtures: devices and backends to parametrize over, and a fresh-data generator."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import fused_reparam
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+
+def backends_for(device: str) -> list[str]:
+    """Every backend that can run the diagonal op on `device` here."""
+    return fused_reparam.available_backends(device)
+
+
+DEVICE_BACKENDS = [(d, b) for d in DEVICES for b in backends_for(d)]
+FUSED_DEVICE_BACKENDS = [(d, b) for d, b in DEVICE_BACKENDS if b != "reference"]
+
+
+def cpu_isas() -> list[str]:
+    """The CPU kernel builds this machine can run (empty without the extension)."""
+    if not fused_reparam.has_extension():
+        return []
+    order = ["default", "avx2", "avx512"]
+    best = torch.ops.fused_reparam._cpu_kernel_isa("best")
+    return order[: order.index(best) + 1]
+
+
+@pytest.fixture
+def gen(request) -> torch.Generator:
+    """A generator seeded from the test's name: fresh data per test, reproducible per run."""
+    seed = int(os.environ.get("FUSED_REPARAM_TEST_SEED", "0")) + hash(request.node.nodeid) % 2**31
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(autouse=True)
+def _restore_cpu_isa():
+    yield
+    if fused_reparam.has_extension():
+        torch.ops.fused_reparam._cpu_kernel_isa("best")
+
+
+def randn(shape, dtype, device, gen, scale: float = 1.0) -> torch.Tensor:
+    """Random data drawn in float64 on the CPU, then cast: the same values on every device."""
+    return (scale * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype).to(device)

@@ -1,0 +1,178 @@
+// The CPU diagonal op through the dispatcher, as a libtorch user calls it: hand-computed
+// values with an explicit eps, the in-kernel stream against the header's stream_normal_at,
+// the backward formulas, determinism and argument errors. Every test runs once per CPU
+// kernel build (default, avx2, avx512; `test_diag_cpu <build>` runs one, 77 = unsupported).
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "check.h"
+#include "fused_reparam/normal.h"
+
+namespace {
+
+using Pair = std::tuple<at::Tensor, at::Tensor>;
+
+Pair rsample(const at::Tensor& mu, const at::Tensor& logvar,
+             const std::optional<at::Tensor>& eps, const std::optional<at::Tensor>& seed_offset) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fused_reparam::diag_rsample", "")
+                       .typed<Pair(const at::Tensor&, const at::Tensor&,
+                                   const std::optional<at::Tensor>&,
+                                   const std::optional<at::Tensor>&,
+                                   std::optional<at::Generator>)>();
+  return op.call(mu, logvar, eps, seed_offset, std::nullopt);
+}
+
+Pair rsample_backward(const at::Tensor& grad_z, const at::Tensor& logvar,
+                      const std::optional<at::Tensor>& eps, const at::Tensor& seed_offset,
+                      bool need_grad_eps) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fused_reparam::diag_rsample_backward", "")
+                       .typed<Pair(const at::Tensor&, const at::Tensor&,
+                                   const std::optional<at::Tensor>&, const at::Tensor&, bool)>();
+  return op.call(grad_z, logvar, eps, seed_offset, need_grad_eps);
+}
+
+std::string cpu_kernel_isa(const std::string& force) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fused_reparam::_cpu_kernel_isa", "")
+                       .typed<std::string(c10::string_view)>();
+  return op.call(force);
+}
+
+at::Tensor tensor(std::initializer_list<double> v, at::ScalarType t) {
+  return at::tensor(std::vector<double>(v), at::TensorOptions().dtype(at::kDouble)).to(t);
+}
+
+at::Tensor seed_offset(uint64_t seed, uint64_t offset) {
+  // int64 bit patterns of the two uint64
+  return at::tensor(std::vector<int64_t>{static_cast<int64_t>(seed), static_cast<int64_t>(offset)},
+                    at::TensorOptions().dtype(at::kLong));
+}
+
+// Checks t (any float dtype) against hand-computed values.
+void check_values(const at::Tensor& t, std::initializer_list<double> want, double tol) {
+  const at::Tensor d = t.to(at::kDouble).contiguous();
+  FR_CHECK_EQ(d.numel(), static_cast<int64_t>(want.size()));
+  if (d.numel() != static_cast<int64_t>(want.size())) return;
+  int64_t i = 0;
+  for (double w : want) FR_CHECK_NEAR(d.data_ptr<double>()[i++], w, tol);
+}
+
+constexpr double kLn4 = 1.3862943611198906;  // sigma = exp(0.5 * ln 4) = 2
+constexpr double kE = 2.718281828459045;     // sigma for logvar = 2
+
+}  // namespace
+
+// mu = {0.5, -1, 2, 0.25}, logvar = {0, ln 4, -ln 4, 2} (sigma 1, 2, 0.5, e),
+// eps = {1, 0.5, -2, 1.5}, grad_z = {1, 2, -1, 0.5}
+FR_TEST(explicit_eps_forward_and_backward) {
+  for (at::ScalarType t : {at::kFloat, at::kDouble}) {
+    const double tol = t == at::kFloat ? 1e-6 : 1e-12;
+    const at::Tensor mu = tensor({0.5, -1.0, 2.0, 0.25}, t);
+    const at::Tensor lv = tensor({0.0, kLn4, -kLn4, 2.0}, t);
+    const at::Tensor eps = tensor({1.0, 0.5, -2.0, 1.5}, t);
+    const auto [z, used] = rsample(mu, lv, eps, std::nullopt);
+    FR_CHECK(z.scalar_type() == t);
+    // z = mu + sigma * eps
+    check_values(z, {1.5, 0.0, 1.0, 0.25 + 1.5 * kE}, tol);
+    FR_CHECK(used.equal(seed_offset(0, 0)));  // zeros when eps is given
+
+    const at::Tensor g = tensor({1.0, 2.0, -1.0, 0.5}, t);
+    const auto [glv, geps] = rsample_backward(g, lv, eps, used, true);
+    // grad_logvar = 0.5 * g * sigma * eps, grad_eps = g * sigma
+    check_values(glv, {0.5, 1.0, 0.5, 0.375 * kE}, tol);
+    check_values(geps, {1.0, 4.0, -0.5, 0.5 * kE}, tol);
+    const auto [glv2, none] = rsample_backward(g, lv, eps, used, false);
+    check_values(glv2, {0.5, 1.0, 0.5, 0.375 * kE}, tol);
+    FR_CHECK_EQ(none.numel(), 0);
+  }
+}
+
+FR_TEST(broadcast_explicit_eps) {
+  // mu [2, 1] and logvar [3] broadcast to [2, 3]
+  const at::Tensor mu = tensor({1.0, -1.0}, at::kDouble).reshape({2, 1});
+  const at::Tensor lv = tensor({0.0, kLn4, -kLn4}, at::kDouble);
+  const at::Tensor eps = tensor({1, 2, 3, 4, 5, 6}, at::kDouble).reshape({2, 3});
+  const auto [z, used] = rsample(mu, lv, eps, std::nullopt);
+  FR_CHECK(z.sizes() == at::IntArrayRef({2, 3}));
+  check_values(z, {2.0, 5.0, 2.5, 3.0, 9.0, 2.0}, 1e-12);
+}
+
+FR_TEST(stream_matches_header) {
+  const uint64_t seed = 0x9e3779b97f4a7c15ull, offset = (1ull << 32) + 12345;  // above 2^32
+  const at::Tensor so = seed_offset(seed, offset);
+  for (at::ScalarType t : {at::kFloat, at::kDouble}) {
+    const at::Tensor zeros = at::zeros({37}, at::TensorOptions().dtype(t));  // odd: a tail
+    const auto [z, used] = rsample(zeros, zeros, std::nullopt, so);
+    FR_CHECK(used.equal(so));
+    const at::Tensor zd = z.to(at::kDouble);
+    for (int64_t i = 0; i < 37; ++i) {
+      if (t == at::kFloat) {
+        // SIMD Sleef math vs the scalar libm math of the header
+        FR_CHECK_NEAR(zd[i].item<double>(), fused_reparam::stream_normal_at<float>(seed, offset, i),
+                      1e-5);
+      } else {
+        FR_CHECK_NEAR(zd[i].item<double>(),
+                      fused_reparam::stream_normal_at<double>(seed, offset, i), 1e-12);
+      }
+    }
+    // the backward regenerates the same eps: grad_logvar = 0.5 * 1 * 1 * eps
+    const at::Tensor ones = at::ones({37}, at::TensorOptions().dtype(t));
+    const auto [glv, unused] = rsample_backward(ones, zeros, std::nullopt, used, false);
+    FR_CHECK(at::allclose(glv.to(at::kDouble), 0.5 * zd, 1e-6, 1e-6));
+  }
+}
+
+FR_TEST(same_seed_same_z) {
+  const at::Tensor mu = at::randn({1000}), lv = at::randn({1000});
+  const auto [a, ua] = rsample(mu, lv, std::nullopt, seed_offset(7, 3));
+  const auto [b, ub] = rsample(mu, lv, std::nullopt, seed_offset(7, 3));
+  const auto [c, uc] = rsample(mu, lv, std::nullopt, seed_offset(8, 3));
+  FR_CHECK(a.equal(b));
+  FR_CHECK(!a.equal(c));
+}
+
+FR_TEST(bad_input_errors) {
+  const at::Tensor lv = at::zeros({4});
+  const at::Tensor mu_int = at::zeros({4}, at::TensorOptions().dtype(at::kInt));
+  FR_CHECK_THROWS(rsample(mu_int, lv, std::nullopt, std::nullopt), c10::Error, "mu");
+  FR_CHECK_THROWS(rsample(lv, lv, std::nullopt, at::zeros({3}, at::kLong)), c10::Error,
+                  "seed_offset");
+  FR_CHECK_THROWS(rsample(lv, at::zeros({3}), std::nullopt, std::nullopt), c10::Error,
+                  "broadcastable");
+}
+
+// Runs the tests under one kernel build; returns 77 (ctest's skip code) if this CPU lacks it.
+int run_build(const std::string& isa) {
+  try {
+    cpu_kernel_isa(isa);
+  } catch (const c10::Error& e) {
+    std::printf("[ SKIP ] build %s: %s\n", isa.c_str(), e.what_without_backtrace());
+    return 77;
+  }
+  const std::string active = cpu_kernel_isa("");
+  if (active != isa) {
+    std::printf("[ FAIL ] forced %s but %s is active\n", isa.c_str(), active.c_str());
+    return 1;
+  }
+  const int failed = fr_check::run_all(isa);
+  cpu_kernel_isa("best");
+  return failed == 0 ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1) return run_build(argv[1]);
+  int rc = 0;
+  for (const char* isa : {"default", "avx2", "avx512"}) {
+    const int r = run_build(isa);
+    if (r != 0 && r != 77) rc = 1;
+  }
+  return rc;
+}

@@ -1,0 +1,88 @@
+"""The registered ops: schema tags, torch.library.opcheck, torch.compile(fullgraph=True)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import DEVICE_BACKENDS, DTYPES, FUSED_DEVICE_BACKENDS, randn
+
+import fused_reparam
+from fused_reparam import sample_diag
+
+pytestmark = pytest.mark.skipif(not fused_reparam.has_extension(), reason="no compiled extension")
+FUSED_DEVICES = sorted({d for d, _ in FUSED_DEVICE_BACKENDS})
+
+
+def test_random_op_carries_the_nondeterministic_seeded_tag():
+    assert torch.Tag.nondeterministic_seeded in torch.ops.fused_reparam.diag_rsample.default.tags
+
+
+def _seed_offset(device, seed=5, offset=9):
+    return torch.tensor([seed, offset], dtype=torch.int64, device=device)
+
+
+@pytest.mark.parametrize("device", FUSED_DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_opcheck_forward(device, dtype, gen):
+    op = torch.ops.fused_reparam.diag_rsample.default
+    mu = randn((3, 5), dtype, device, gen).requires_grad_()
+    lv = randn((5,), dtype, device, gen).requires_grad_()
+    eps = randn((3, 5), dtype, device, gen).requires_grad_()
+    torch.library.opcheck(op, (mu, lv, None, _seed_offset(device), None))
+    torch.library.opcheck(op, (mu, lv, eps, None, None))
+    torch.library.opcheck(op, (mu, lv), {"seed_offset": _seed_offset(device, 2**40, 2**33)})
+
+
+@pytest.mark.parametrize("device", FUSED_DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_opcheck_backward(device, dtype, gen):
+    op = torch.ops.fused_reparam.diag_rsample_backward.default
+    g = randn((3, 5), dtype, device, gen).requires_grad_()
+    lv = randn((5,), dtype, device, gen).requires_grad_()
+    eps = randn((3, 5), dtype, device, gen).requires_grad_()
+    torch.library.opcheck(op, (g, lv, None, _seed_offset(device), False))
+    torch.library.opcheck(op, (g, lv, eps, _seed_offset(device), True))
+    torch.library.opcheck(op, (g, lv, eps, _seed_offset(device), False))
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_compile_fullgraph_forward_and_backward_equal_eager(device, backend, gen):
+    torch._dynamo.reset()
+
+    def loss_fn(mu, logvar):
+        z = sample_diag(mu, logvar, seed=31, offset=4, backend=backend)
+        return (z * z).sum()
+
+    compiled = torch.compile(loss_fn, fullgraph=True)
+    mu = randn((6, 19), torch.float32, device, gen).requires_grad_()
+    logvar = randn((19,), torch.float32, device, gen, scale=0.5).requires_grad_()
+    loss_c = compiled(mu, logvar)
+    gc = torch.autograd.grad(loss_c, (mu, logvar))
+    loss_e = loss_fn(mu, logvar)
+    ge = torch.autograd.grad(loss_e, (mu, logvar))
+    torch.testing.assert_close(loss_c, loss_e)
+    torch.testing.assert_close(gc, ge)
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_compile_draws_fresh_noise_each_call(device, backend, gen):
+    torch._dynamo.reset()
+    f = torch.compile(lambda m, lv: sample_diag(m, lv, backend=backend), fullgraph=True)
+    mu = randn((64,), torch.float32, device, gen)
+    logvar = randn((64,), torch.float32, device, gen)
+    torch.manual_seed(3)
+    a, b = f(mu, logvar), f(mu, logvar)
+    torch.manual_seed(3)
+    a_eager = sample_diag(mu, logvar, backend=backend)
+    assert not torch.isclose(a, b).any()
+    assert torch.equal(a, a_eager)
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+def test_op_returns_the_seed_offset_it_used(device, backend, gen):
+    if backend == "reference":
+        pytest.skip("the reference is not a registered op")
+    mu = randn((10,), torch.float32, device, gen)
+    z, used = torch.ops.fused_reparam.diag_rsample(mu, mu)
+    seed, offset = (v % 2**64 for v in used.tolist())
+    assert torch.equal(z, sample_diag(mu, mu, seed=seed, offset=offset, backend=backend))
