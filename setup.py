@@ -35,7 +35,14 @@ def _rel(paths: list[str]) -> list[str]:
 # PyTorch does for its own kernels). Chosen at run time by the CPU's capability.
 ISA_FLAGS = {
     "avx2": ["-mavx2", "-mfma", "-mf16c", "-Wno-maybe-uninitialized"],
-    "avx512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c",
+    "avx512": [
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx512dq",
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
         "-Wno-maybe-uninitialized",
     ],
 }
@@ -49,7 +56,7 @@ def isa_source(name: str) -> str:
 def cpu_sources() -> list[str]:
     csrc = os.path.join(ROOT, "csrc")
     first = [os.path.join(ROOT, isa_source("default"))]
-    rest = [os.path.join(csrc, "ops.cpp")] + sorted(glob.glob(os.path.join(csrc, "cpu", "*.cpp")))
+    rest = [os.path.join(csrc, "ops.cpp"), *sorted(glob.glob(os.path.join(csrc, "cpu", "*.cpp")))]
     return _rel(first + rest)
 
 
@@ -114,7 +121,7 @@ def extensions() -> tuple[list, dict]:
             "fused_reparam._C",
             cpu_sources() + cuda_sources(),
             include_dirs=include_dirs,
-            define_macros=macros + [("FUSED_REPARAM_WITH_CUDA", None)],
+            define_macros=[*macros, ("FUSED_REPARAM_WITH_CUDA", None)],
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
             extra_link_args=link,
             py_limited_api=True,

@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 
 
-def median_ms(fn: Callable[[], object], *, warmup: int = 2, reps: int = 7,
-              budget_s: float = 20.0) -> float:
+def median_ms(
+    fn: Callable[[], object], *, warmup: int = 2, reps: int = 7, budget_s: float = 20.0
+) -> float:
     """Median wall time of fn() in milliseconds (fewer reps if one call is slow)."""
     for _ in range(warmup):
         fn()

@@ -17,9 +17,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import median_ms  # noqa: E402
-
-import fused_reparam  # noqa: E402
+import fused_reparam
+from _timing import median_ms
 
 
 def eager(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -71,15 +70,19 @@ def main() -> None:
         row: dict[str, float | int] = {"log2_n": k}
         for name, fn in impls.items():
             with torch.no_grad():
-                row[f"{name}_fwd_ms"] = median_ms(lambda fn=fn: fn(mu, logvar))
+                row[f"{name}_fwd_ms"] = median_ms(
+                    lambda fn=fn, mu=mu, logvar=logvar: fn(mu, logvar)
+                )
             row[f"{name}_fwdbwd_ms"] = median_ms(fwd_bwd(fn, mu, logvar, grad))
         for name in impls:
             if name != "fused":
                 for kind in ("fwd", "fwdbwd"):
                     row[f"{kind}_x_vs_{name}"] = row[f"{name}_{kind}_ms"] / row[f"fused_{kind}_ms"]
         rows.append(row)
-        print(json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()}),
-              flush=True)
+        print(
+            json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()}),
+            flush=True,
+        )
 
     meta = {
         "benchmark": "diag forward / forward+backward, float32, CPU",
@@ -106,11 +109,17 @@ def write_results(meta: dict, rows: list[dict], impls: list[str], stem: str | No
     lines += [f"- {key}: {value}" for key, value in meta.items() if key != "benchmark"]
     header = ["N"] + [f"{i} {k} ms" for k in ("fwd", "fwd+bwd") for i in impls]
     ratios = [f"{k} x vs {i}" for k in ("fwd", "fwdbwd") for i in impls if i != "fused"]
-    lines += ["", "| " + " | ".join(header + ratios) + " |", "|" + "---|" * (len(header) + len(ratios))]
+    lines += [
+        "",
+        "| " + " | ".join(header + ratios) + " |",
+        "|" + "---|" * (len(header) + len(ratios)),
+    ]
     for r in rows:
         cells = [f"2^{r['log2_n']}"]
         cells += [f"{r[f'{i}_{k}_ms']:.2f}" for k in ("fwd", "fwdbwd") for i in impls]
-        cells += [f"{r[f'{k}_x_vs_{i}']:.1f}x" for k in ("fwd", "fwdbwd") for i in impls if i != "fused"]
+        cells += [
+            f"{r[f'{k}_x_vs_{i}']:.1f}x" for k in ("fwd", "fwdbwd") for i in impls if i != "fused"
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     with open(os.path.join(out_dir, stem + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")

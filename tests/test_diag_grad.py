@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DEVICE_BACKENDS, DTYPES, randn
 
+from conftest import DEVICE_BACKENDS, DTYPES, randn
 from fused_reparam import sample_diag
 
 GRAD_SHAPES = [((3, 7), (3, 7)), ((2, 5), (5,)), ((5,), (4, 5)), ((1, 3, 1), (2, 1, 3))]
@@ -103,7 +103,9 @@ def test_nothing_but_the_inputs_is_saved_for_backward(device, gen):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         z = sample_diag(mu, logvar, backend=backend)
     new_bytes = sum(
-        t.numel() * t.element_size() for t in saved if t.data_ptr() not in (mu.data_ptr(), logvar.data_ptr())
+        t.numel() * t.element_size()
+        for t in saved
+        if t.data_ptr() not in (mu.data_ptr(), logvar.data_ptr())
     )
     assert new_bytes <= 16, f"{new_bytes} bytes saved beyond the inputs"
     z.sum().backward()

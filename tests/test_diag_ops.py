@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DEVICE_BACKENDS, DTYPES, FUSED_DEVICE_BACKENDS, randn
 
 import fused_reparam
+from conftest import DEVICE_BACKENDS, DTYPES, FUSED_DEVICE_BACKENDS, randn
 from fused_reparam import sample_diag
 
 pytestmark = pytest.mark.skipif(not fused_reparam.has_extension(), reason="no compiled extension")
@@ -86,3 +86,18 @@ def test_op_returns_the_seed_offset_it_used(device, backend, gen):
     z, used = torch.ops.fused_reparam.diag_rsample(mu, mu)
     seed, offset = (v % 2**64 for v in used.tolist())
     assert torch.equal(z, sample_diag(mu, mu, seed=seed, offset=offset, backend=backend))
+
+
+@pytest.mark.parametrize("device", FUSED_DEVICES)
+def test_strided_seed_offset_is_read_correctly(device, gen):
+    """A non-contiguous [seed, offset] view gives the same noise forward and backward."""
+    mu = randn((41,), torch.float32, device, gen).requires_grad_()
+    lv = randn((41,), torch.float32, device, gen).requires_grad_()
+    strided = torch.tensor([7, -1, 2**40, -1], dtype=torch.int64, device=device)[::2]
+    dense = strided.contiguous()
+    z_s, _ = torch.ops.fused_reparam.diag_rsample(mu, lv, None, strided)
+    z_d, _ = torch.ops.fused_reparam.diag_rsample(mu, lv, None, dense)
+    assert torch.equal(z_s, z_d)
+    g = randn((41,), torch.float32, device, gen)
+    back = torch.ops.fused_reparam.diag_rsample_backward
+    assert torch.equal(back(g, lv, None, strided, False)[0], back(g, lv, None, dense, False)[0])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from _stats import correlation, ks_normal, lag1_correlation, normal_moments_ok, tail_fraction_ok
 from conftest import DEVICE_BACKENDS
-
 from fused_reparam import sample_diag
 
 N = 1 << 20

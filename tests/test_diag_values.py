@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DEVICE_BACKENDS, DTYPES, FUSED_DEVICE_BACKENDS, cpu_isas, randn
 
+from conftest import DEVICE_BACKENDS, DTYPES, FUSED_DEVICE_BACKENDS, cpu_isas, randn
 from fused_reparam import sample_diag
 from fused_reparam.reference import diag as ref
 from fused_reparam.reference.philox import standard_normal
@@ -61,7 +61,9 @@ def test_seeded_noise_equals_reference_stream(device, backend, dtype, numel):
     seed, offset = 0x1234_5678_9ABC_DEF1, 0xFEDC_BA98_7654_3211  # both above 2^32 and 2^63
     zeros = torch.zeros(numel, dtype=dtype, device=device)
     z = sample_diag(zeros, zeros, seed=seed, offset=offset, backend=backend)
-    expected = standard_normal((numel,), seed, offset, dtype=ref.compute_dtype(dtype), device=device)
+    expected = standard_normal(
+        (numel,), seed, offset, dtype=ref.compute_dtype(dtype), device=device
+    )
     if dtype in (torch.float32, torch.float64):
         # Library transcendental functions differ in the last bits: 1e-5 relative (contract).
         torch.testing.assert_close(z, expected.to(dtype), rtol=1e-5, atol=1e-5)
@@ -151,12 +153,12 @@ def _layouts(device, gen):
     """(mu, logvar) pairs that are non-contiguous, sliced, transposed or expanded."""
     base = randn((8, 12, 10), torch.float32, device, gen)
     lv = randn((12, 8, 10), torch.float32, device, gen)
-    yield base.transpose(0, 1), lv                                   # permuted
-    yield base[:, ::3, 1::2], lv.transpose(0, 1)[:, ::3, 1::2]       # strided slices
-    yield base[..., 3], lv[..., 5].t()                               # inner stride != 1
+    yield base.transpose(0, 1), lv  # permuted
+    yield base[:, ::3, 1::2], lv.transpose(0, 1)[:, ::3, 1::2]  # strided slices
+    yield base[..., 3], lv[..., 5].t()  # inner stride != 1
     yield randn((1, 12, 1), torch.float32, device, gen).expand(8, 12, 10), base  # stride 0
     storage = randn((1000,), torch.float32, device, gen)
-    yield storage[1:301].view(10, 30), storage[301:331]              # storage offset 1
+    yield storage[1:301].view(10, 30), storage[301:331]  # storage offset 1
 
 
 @pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
@@ -171,7 +173,8 @@ def test_non_contiguous_inputs(device, backend, gen):
         assert torch.equal(zs, zc), "layout must not change the noise"
         # Non-contiguous eps too.
         eps_t = randn(tuple(reversed(shape)), torch.float32, device, gen).permute(
-            *reversed(range(len(shape))))
+            *reversed(range(len(shape)))
+        )
         z = sample_diag(mu, logvar, eps=eps_t, backend=backend)
         torch.testing.assert_close(z, mu + torch.exp(0.5 * logvar) * eps_t, rtol=1e-6, atol=1e-6)
 
@@ -195,3 +198,20 @@ def test_non_finite_values_propagate_as_in_the_reference(device, backend):
     z = sample_diag(mu, logvar, seed=11, backend=backend)
     z_ref = sample_diag(mu, logvar, seed=11, backend="reference")
     torch.testing.assert_close(z, z_ref, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_random_seeds_offsets_and_sizes_match_the_reference_stream(device, backend, gen):
+    """Fresh (seed, offset) pairs over the whole 64-bit range and sizes not a multiple of 4."""
+    for _ in range(12):
+        seed = int(torch.randint(0, 2**62, (), generator=gen)) * 4 + int(
+            torch.randint(0, 4, (), generator=gen)
+        )
+        offset = int(torch.randint(0, 2**62, (), generator=gen)) << int(
+            torch.randint(0, 3, (), generator=gen)
+        )
+        numel = int(torch.randint(1, 3000, (), generator=gen))
+        zeros = torch.zeros(numel, device=device)
+        z = sample_diag(zeros, zeros, seed=seed, offset=offset, backend=backend)
+        expected = standard_normal((numel,), seed, offset, dtype=torch.float32, device=device)
+        torch.testing.assert_close(z, expected, rtol=1e-5, atol=1e-5)

@@ -41,7 +41,8 @@ SCRIPT = textwrap.dedent(
 def test_package_works_without_the_compiled_extension():
     env = dict(os.environ)
     env.pop("FUSED_REPARAM_BACKEND", None)
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("OK")

@@ -10,6 +10,7 @@
 
 #include "common/diag_checks.h"
 #include "cpu/diag_cpu_kernels.h"
+#include "cpu/huge_pages.h"
 #include "cpu/strided_loop.h"
 
 namespace fused_reparam {
@@ -73,12 +74,13 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
   if (eps.has_value()) {
     used = at::zeros({2}, at::TensorOptions().dtype(at::kLong));
   } else if (seed_offset.has_value()) {
-    used = seed_offset->reshape({2}).clone();
+    used = seed_offset->reshape({2}).clone(at::MemoryFormat::Contiguous);
   } else {
     used = draw_seed_offset(generator);
   }
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   if (z.numel() == 0) return {z, used};
+  advise_huge_pages(z);
 
   std::array<at::Tensor, 3> keep;
   DiagLoop d = make_diag_loop(shape, {&mu, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
@@ -98,6 +100,8 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
   at::Tensor grad_logvar = at::empty(grad_z.sizes(), opts);
   at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
   if (grad_z.numel() == 0) return {grad_logvar, grad_eps};
+  advise_huge_pages(grad_logvar);
+  if (need_grad_eps) advise_huge_pages(grad_eps);
 
   std::array<at::Tensor, 3> keep;
   DiagLoop d = make_diag_loop(grad_z.sizes(),
@@ -105,7 +109,7 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
   d.out[0] = grad_logvar.mutable_data_ptr();
   d.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   if (!eps.has_value()) {
-    const at::Tensor so = seed_offset.reshape({2});
+    const at::Tensor so = seed_offset.reshape({2}).contiguous();
     d.seed = as_u64(so.const_data_ptr<int64_t>()[0]);
     d.offset = as_u64(so.const_data_ptr<int64_t>()[1]);
   }

@@ -18,8 +18,9 @@ def check_float_tensor(t: object, name: str, where: str) -> torch.Tensor:
     return t
 
 
-def check_same_dtype_device(ref: torch.Tensor, ref_name: str, t: torch.Tensor, name: str,
-                            where: str) -> None:
+def check_same_dtype_device(
+    ref: torch.Tensor, ref_name: str, t: torch.Tensor, name: str, where: str
+) -> None:
     """Raise unless `t` has the dtype and device of `ref`."""
     if t.dtype != ref.dtype:
         raise TypeError(
@@ -33,16 +34,28 @@ def check_same_dtype_device(ref: torch.Tensor, ref_name: str, t: torch.Tensor, n
         )
 
 
-def broadcast_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str,
-                    where: str) -> torch.Size:
-    """The broadcast shape of two tensors, or a clear error naming both."""
-    try:
-        return torch.broadcast_shapes(a.shape, b.shape)
-    except RuntimeError:
-        raise ValueError(
-            f"{where}: {a_name} (shape {list(a.shape)}) and {b_name} (shape {list(b.shape)}) "
-            "are not broadcastable"
-        ) from None
+def broadcast_shape(
+    a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str, where: str
+) -> torch.Size:
+    """The broadcast shape of two tensors, or a clear error naming both.
+
+    Written out rather than torch.broadcast_shapes, which costs tens of microseconds a call.
+    """
+    sa, sb = a.shape, b.shape
+    if sa == sb:
+        return sa
+    n = max(len(sa), len(sb))
+    pa = (1,) * (n - len(sa)) + tuple(sa)
+    pb = (1,) * (n - len(sb)) + tuple(sb)
+    out = []
+    for da, db in zip(pa, pb, strict=True):
+        if da != db and da != 1 and db != 1:
+            raise ValueError(
+                f"{where}: {a_name} (shape {list(sa)}) and {b_name} (shape {list(sb)}) "
+                "are not broadcastable"
+            )
+        out.append(db if da == 1 else da)
+    return torch.Size(out)
 
 
 def check_generator(generator: object, device: torch.device, where: str) -> None:

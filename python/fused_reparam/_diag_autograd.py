@@ -32,12 +32,12 @@ def register_diag_op_pair(fwd_name: str, bwd_name: str) -> None:
     bwd_op = getattr(getattr(torch.ops, namespace), bwd_name.split("::")[1]).default
 
     @torch.library.register_fake(fwd_name)
-    def _fwd_fake(mu, logvar, eps=None, seed_offset=None, generator=None):  # noqa: ANN001, ANN202
+    def _fwd_fake(mu, logvar, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
         shape = torch.broadcast_shapes(mu.shape, logvar.shape)
         return mu.new_empty(shape), mu.new_empty((2,), dtype=torch.int64)
 
     @torch.library.register_fake(bwd_name)
-    def _bwd_fake(grad_z, logvar, eps, seed_offset, need_grad_eps):  # noqa: ANN001, ANN202
+    def _bwd_fake(grad_z, logvar, eps, seed_offset, need_grad_eps):  # noqa: ANN001
         grad_eps_shape = grad_z.shape if need_grad_eps else (0,)
         return grad_z.new_empty(grad_z.shape), grad_z.new_empty(grad_eps_shape)
 
@@ -58,7 +58,7 @@ def _fwd_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
 
 
 def _make_fwd_backward(bwd_op: Callable) -> Callable:
-    def backward(ctx, grad_z, _grad_used):  # noqa: ANN001, ANN202
+    def backward(ctx, grad_z, _grad_used):  # noqa: ANN001
         logvar, eps, used = ctx.saved_tensors
         need_mu, need_logvar, need_eps = needs_grad(ctx, 3)
         grad_mu = sum_to(grad_z, ctx.mu_shape) if need_mu else None
@@ -81,7 +81,7 @@ def _make_bwd_backward(bwd_op: Callable) -> Callable:
     # Outputs: G = 0.5 * g * sigma * eps and E = g * sigma (sigma = exp(0.5 * logvar)).
     # With upstream grads (a, b):  d/dg = 0.5 * a * sigma * eps + b * sigma,
     # d/dlogvar = 0.5 * g * (d/dg),  d/deps = 0.5 * a * g * sigma.
-    def backward(ctx, grad_g, grad_e):  # noqa: ANN001, ANN202
+    def backward(ctx, grad_g, grad_e):  # noqa: ANN001
         grad_z, logvar, eps, seed_offset = ctx.saved_tensors
         need_gz, need_logvar, need_eps = needs_grad(ctx, 3)
         d_gz = None

@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> None:
         (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).sum().backward()
 
     print(f"{'':<22}{'fused ms':>10}{'eager ms':>10}{'speed-up':>10}")
-    for name, f, e in (("forward", fused_fwd, eager_fwd), ("forward+backward", fused_step, eager_step)):
+    for name, f, e in (
+        ("forward", fused_fwd, eager_fwd),
+        ("forward+backward", fused_step, eager_step),
+    ):
         tf = _median_ms(f, args.repeats, sync)
         te = _median_ms(e, args.repeats, sync)
         print(f"{name:<22}{tf:>10.2f}{te:>10.2f}{te / tf:>9.1f}x")

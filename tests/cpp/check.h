@@ -34,7 +34,7 @@ struct Register {
 };
 
 inline void fail(const char* file, int line, const std::string& what) {
-  std::fprintf(stderr, "  FAILED %s:%d: %s\n", file, line, what.c_str());
+  std::printf("  FAILED %s:%d: %s\n", file, line, what.c_str());
   ++Registry::get().failures;
 }
 

@@ -62,7 +62,14 @@ void check_values(const at::Tensor& t, std::initializer_list<double> want, doubl
   FR_CHECK_EQ(d.numel(), static_cast<int64_t>(want.size()));
   if (d.numel() != static_cast<int64_t>(want.size())) return;
   int64_t i = 0;
-  for (double w : want) FR_CHECK_NEAR(d.data_ptr<double>()[i++], w, tol);
+  for (double w : want) {
+    const double got = d.data_ptr<double>()[i];
+    if (!(std::fabs(got - w) <= tol * std::fmax(1.0, std::fabs(w)))) {
+      fr_check::fail(__FILE__, __LINE__, "element " + std::to_string(i) + ": " +
+                                             fr_check::describe("got vs want", got, w));
+    }
+    ++i;
+  }
 }
 
 constexpr double kLn4 = 1.3862943611198906;  // sigma = exp(0.5 * ln 4) = 2

@@ -25,7 +25,7 @@ void check_kat(const uint32_t c[4], const uint32_t k[2], const uint32_t want[4])
 
 // Element `index` of stream (seed, offset), derived here from the contract: counter
 // (lo, hi of index / 4, lo, hi of offset), key (lo, hi of seed); float uniforms
-// (w + 0.5) * 2^-32 in float; Box-Muller in double.
+// (w + 0.5) * 2^-32 and t = 2 pi u1 in float; log, sqrt, sin, cos in double.
 double hand_normal(uint64_t seed, uint64_t offset, uint64_t index) {
   const uint64_t q = index >> 2;
   const Words4<uint32_t> w = philox4x32_10<uint32_t>(
@@ -36,7 +36,9 @@ double hand_normal(uint64_t seed, uint64_t offset, uint64_t index) {
   const float u0 = (float(words[2 * pair]) + 0.5f) * 0x1p-32f;
   const float u1 = (float(words[2 * pair + 1]) + 0.5f) * 0x1p-32f;
   const double r = std::sqrt(-2.0 * std::log(double(u0)));
-  const double t = 6.283185307179586 * double(u1);
+  // t = 2 pi u1 rounds in float, as the contract says; with t in double the float path
+  // differs by up to 1.6e-6 over 4M draws, with it by < 6e-7.
+  const double t = double(6.2831855f * u1);
   return (index & 1) ? r * std::sin(t) : r * std::cos(t);
 }
 

@@ -17,8 +17,9 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def diag_noise(shape: torch.Size, seed: int, offset: int, dtype: torch.dtype,
-               device: torch.device) -> torch.Tensor:
+def diag_noise(
+    shape: torch.Size, seed: int, offset: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     """eps of stream (seed, offset) for a sample of `shape`, in the compute dtype of `dtype`."""
     return standard_normal(shape, seed, offset, dtype=compute_dtype(dtype), device=device)
 
