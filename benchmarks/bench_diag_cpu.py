@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--max-log2", type=int, default=24)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
     parser.add_argument("--out", default=None, help="results file stem (default: dated)")
+    parser.add_argument(
+        "--out-dir", default=None, help="results folder (default: benchmarks/results)"
+    )
     args = parser.parse_args()
 
     impls = {"fused": fused, "eager": eager}
@@ -96,11 +99,13 @@ def main() -> None:
         "compile: torch.compile(eager, dynamic=True)",
         "timing": "median wall time of repeated calls after 2 warm-up calls",
     }
-    write_results(meta, rows, list(impls), args.out)
+    write_results(meta, rows, list(impls), args.out, args.out_dir)
 
 
-def write_results(meta: dict, rows: list[dict], impls: list[str], stem: str | None) -> None:
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+def write_results(
+    meta: dict, rows: list[dict], impls: list[str], stem: str | None, out_dir: str | None
+) -> None:
+    out_dir = out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
     stem = stem or f"cpu_diag_{meta['date']}"
     with open(os.path.join(out_dir, stem + ".json"), "w") as f:
@@ -123,7 +128,7 @@ def write_results(meta: dict, rows: list[dict], impls: list[str], stem: str | No
         lines.append("| " + " | ".join(cells) + " |")
     with open(os.path.join(out_dir, stem + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"wrote benchmarks/results/{stem}.md and .json")
+    print(f"wrote {stem}.md and .json in {out_dir}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
 #include "common/diag_checks.h"
 #include "cpu/diag_cpu_kernels.h"
 #include "cpu/huge_pages.h"
-#include "cpu/strided_loop.h"
+#include "common/diag_loop_builder.h"
 
 namespace fused_reparam {
 namespace cpu {

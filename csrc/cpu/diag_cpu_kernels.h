@@ -5,28 +5,13 @@
 
 #include <cstdint>
 
+#include "common/diag_loop.h"
+
 namespace fused_reparam {
 namespace cpu {
 
-// Enough for any shape once adjacent dims are merged; beyond it the op makes its inputs
-// contiguous (one dim).
-constexpr int kMaxDims = 16;
-
-// A row-major elementwise problem over `sizes` (dims merged where every operand allows).
-// Outputs are fresh contiguous tensors, indexed by the linear element index, which is also
-// the element's index in the noise stream. Inputs are strided views (stride 0 = broadcast).
-struct DiagLoop {
-  int ndim = 0;
-  int64_t sizes[kMaxDims] = {};
-  int64_t numel = 0;
-  // forward: mu, logvar, eps-or-null; backward: grad_z, logvar, eps-or-null
-  const void* in[3] = {nullptr, nullptr, nullptr};
-  int64_t in_strides[3][kMaxDims] = {};
-  // forward: z; backward: grad_logvar, grad_eps-or-null
-  void* out[2] = {nullptr, nullptr};
-  uint64_t seed = 0;
-  uint64_t offset = 0;
-};
+using fused_reparam::DiagLoop;
+using fused_reparam::kMaxDims;
 
 // Ranges handed to a kernel start at multiples of this (so each starts on a Philox group).
 constexpr int64_t kRangeAlign = 512;

@@ -8,10 +8,9 @@
 #include <optional>
 #include <vector>
 
-#include "cpu/diag_cpu_kernels.h"
+#include "common/diag_loop.h"
 
 namespace fused_reparam {
-namespace cpu {
 
 // `inputs` are broadcastable to `shape` (null entries are absent operands). May replace an
 // input by a contiguous copy only when the merged shape would exceed kMaxDims.
@@ -68,5 +67,4 @@ inline DiagLoop make_diag_loop(at::IntArrayRef shape,
   return d;
 }
 
-}  // namespace cpu
 }  // namespace fused_reparam

@@ -1,0 +1,298 @@
+// CUDA kernels of the diagonal op: one launch forward, one backward, one pass over memory.
+//
+// Each thread takes groups of four elements, the four normals of one Philox call, in a
+// grid-stride loop over groups, so the noise depends on the element index only, never on the
+// launch configuration. Contiguous inputs (or broadcast scalars) whose pointers are aligned
+// take 4-wide vector loads and stores; everything else goes through the strided offsets.
+//
+// RNG: the forward reserves a Philox offset from torch's CUDA generator under its mutex and
+// unpacks it in the kernel (at::cuda::philox::unpack), so under CUDA-graph capture each replay
+// reads the advanced offset and draws fresh noise; the kernel writes the [seed, offset] it used
+// into a small int64 tensor on the device, which the backward reads.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <ATen/cuda/PhiloxUtils.cuh>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <array>
+#include <atomic>
+#include <mutex>
+
+#include "common/diag_checks.h"
+#include "common/diag_loop.h"
+#include "common/diag_loop_builder.h"
+#include "fused_reparam/diag_math.h"
+#include "fused_reparam/normal.h"
+#include "fused_reparam/philox.h"
+
+namespace fused_reparam {
+namespace cuda {
+namespace {
+
+// Streams drawn from torch's generator set the top bit of the offset: torch's own Philox ops
+// put their thread index (< 2^32) in counter words 2-3, so their counters never equal ours.
+constexpr uint64_t kGeneratorStreamTag = uint64_t{1} << 63;
+constexpr int kThreads = 256;
+
+template <class T>
+using Acc = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
+
+// Four consecutive elements, aligned so one (or two, for double) vector instruction moves them.
+template <class T>
+struct alignas(sizeof(T) * 4) Vec4 {
+  T v[4];
+};
+
+// Where a call's stream comes from: an explicit [seed, offset] on the device, or the
+// generator's Philox state (graph-safe), or nowhere (explicit eps).
+struct StreamSource {
+  const int64_t* seed_offset_in = nullptr;
+  at::PhiloxCudaState philox;
+  bool from_generator = false;
+  int64_t* seed_offset_out = nullptr;  // written by thread 0 of block 0 (may be null)
+};
+
+__device__ __forceinline__ void resolve_stream(const StreamSource& src, uint64_t& seed,
+                                               uint64_t& offset) {
+  if (src.from_generator) {
+    const auto so = at::cuda::philox::unpack(src.philox);
+    seed = std::get<0>(so);
+    offset = std::get<1>(so) | kGeneratorStreamTag;
+  } else if (src.seed_offset_in != nullptr) {
+    seed = static_cast<uint64_t>(src.seed_offset_in[0]);
+    offset = static_cast<uint64_t>(src.seed_offset_in[1]);
+  } else {
+    seed = offset = 0;
+  }
+  if (src.seed_offset_out != nullptr && blockIdx.x == 0 && threadIdx.x == 0) {
+    src.seed_offset_out[0] = static_cast<int64_t>(seed);
+    src.seed_offset_out[1] = static_cast<int64_t>(offset);
+  }
+}
+
+struct ForwardOp {
+  static constexpr int kOutputs = 1;
+  template <class F>
+  __device__ __forceinline__ static void apply(F mu, F logvar, F eps, F& z, F& /*unused*/) {
+    z = diag::sample<F>(mu, diag::sigma<F, F>(logvar), eps);
+  }
+};
+
+template <bool kGradEps>
+struct BackwardOp {
+  static constexpr int kOutputs = kGradEps ? 2 : 1;
+  template <class F>
+  __device__ __forceinline__ static void apply(F dz, F logvar, F eps, F& dlogvar, F& deps) {
+    const F s = diag::sigma<F, F>(logvar);
+    dlogvar = diag::grad_logvar<F, F>(dz, s, eps);
+    if (kGradEps) deps = diag::grad_eps<F>(dz, s);
+  }
+};
+
+// How each input is read. kContig: offset = linear index; kRow: offset = index % inner (a row
+// broadcast over all outer dims, e.g. logvar [D] with mu [B, D]); kScalar: one value; kStrided:
+// offsets from the strides. `vec`: 4-wide loads are legal (aligned, and rows of whole groups).
+enum InputMode : int { kStrided = 0, kContig = 1, kRow = 2, kScalar = 3 };
+
+struct LoadPlan {
+  int mode[3] = {kStrided, kStrided, kStrided};
+  bool vec[3] = {false, false, false};
+  int64_t inner = 1;  // size of the innermost dim
+};
+
+// The four values of input k for elements i0 .. i0+3 (those < numel), in compute type F.
+template <class T, class F>
+__device__ __forceinline__ void load4(const DiagLoop& d, const LoadPlan& plan, int k,
+                                      const T* p, int64_t i0, bool full, F x[4]) {
+  const int mode = plan.mode[k];
+  if (mode == kScalar) {
+    x[0] = x[1] = x[2] = x[3] = static_cast<F>(p[0]);
+    return;
+  }
+  if (mode != kStrided && full && plan.vec[k]) {
+    const int64_t at = mode == kContig ? i0 : i0 % plan.inner;
+    const Vec4<T> v = *reinterpret_cast<const Vec4<T>*>(p + at);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) x[j] = static_cast<F>(v.v[j]);
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int64_t i = i0 + j;
+    if (i >= d.numel) break;
+    const int64_t at =
+        mode == kContig ? i : (mode == kRow ? i % plan.inner : input_offset(d, k, i));
+    x[j] = static_cast<F>(p[at]);
+  }
+}
+
+template <class T, class Op>
+__global__ void __launch_bounds__(kThreads)
+    diag_kernel(DiagLoop d, StreamSource src, LoadPlan plan, bool has_eps) {
+  using F = Acc<T>;
+  uint64_t seed, offset;
+  resolve_stream(src, seed, offset);
+  const T* in[3] = {static_cast<const T*>(d.in[0]), static_cast<const T*>(d.in[1]),
+                    static_cast<const T*>(d.in[2])};
+  T* out0 = static_cast<T*>(d.out[0]);
+  T* out1 = static_cast<T*>(d.out[1]);
+  const int64_t groups = (d.numel + 3) / 4;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
+       g += stride) {
+    const int64_t i0 = 4 * g;
+    const bool full = i0 + 4 <= d.numel;
+    F a[4], b[4], eps[4];
+    load4<T, F>(d, plan, 0, in[0], i0, full, a);
+    load4<T, F>(d, plan, 1, in[1], i0, full, b);
+    if (has_eps) {
+      load4<T, F>(d, plan, 2, in[2], i0, full, eps);
+    } else {
+      stream_normals4<F>(seed, offset, static_cast<uint64_t>(g), eps);
+    }
+    Vec4<T> y0, y1;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      F r0, r1;
+      Op::template apply<F>(a[j], b[j], eps[j], r0, r1);
+      y0.v[j] = static_cast<T>(r0);
+      y1.v[j] = static_cast<T>(Op::kOutputs == 2 ? r1 : r0);
+    }
+    if (full) {  // outputs are fresh allocations: always aligned
+      *reinterpret_cast<Vec4<T>*>(out0 + i0) = y0;
+      if (Op::kOutputs == 2) *reinterpret_cast<Vec4<T>*>(out1 + i0) = y1;
+    } else {
+      for (int j = 0; i0 + j < d.numel; ++j) {
+        out0[i0 + j] = y0.v[j];
+        if (Op::kOutputs == 2) out1[i0 + j] = y1.v[j];
+      }
+    }
+  }
+}
+
+int multiprocessor_count(int device) {
+  static std::array<std::atomic<int>, 64> cache{};
+  if (device < 0 || device >= 64) return 132;
+  int n = cache[device].load(std::memory_order_relaxed);
+  if (n == 0) {
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    cache[device].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+LoadPlan make_plan(const DiagLoop& d, size_t elem_size) {
+  LoadPlan plan;
+  plan.inner = d.ndim > 0 ? d.sizes[d.ndim - 1] : 1;
+  for (int k = 0; k < 3; ++k) {
+    if (d.in[k] == nullptr) continue;
+    bool scalar = true, contig = true, row = d.ndim > 0 && d.in_strides[k][d.ndim - 1] == 1;
+    int64_t expect = 1;
+    for (int i = d.ndim - 1; i >= 0; --i) {
+      scalar = scalar && d.in_strides[k][i] == 0;
+      contig = contig && d.in_strides[k][i] == expect;
+      if (i < d.ndim - 1) row = row && d.in_strides[k][i] == 0;
+      expect *= d.sizes[i];
+    }
+    const bool aligned = reinterpret_cast<uintptr_t>(d.in[k]) % (4 * elem_size) == 0;
+    if (scalar) {
+      plan.mode[k] = kScalar;
+    } else if (contig) {
+      plan.mode[k] = kContig;
+      plan.vec[k] = aligned;
+    } else if (row) {
+      plan.mode[k] = kRow;
+      plan.vec[k] = aligned && plan.inner % 4 == 0;
+    }
+  }
+  return plan;
+}
+
+template <class Op>
+void launch(const DiagLoop& d, at::ScalarType dtype, const StreamSource& src, bool has_eps) {
+  const int device = c10::cuda::current_device();
+  const int64_t groups = (d.numel + 3) / 4;
+  // At least one block so the [seed, offset] output is written even for empty tensors.
+  const int64_t want = std::max<int64_t>(1, (groups + kThreads - 1) / kThreads);
+  const int blocks = static_cast<int>(std::min<int64_t>(want, 8LL * multiprocessor_count(device)));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "fused_reparam_diag_cuda", [&] {
+    const LoadPlan plan = make_plan(d, sizeof(scalar_t));
+    diag_kernel<scalar_t, Op><<<blocks, kThreads, 0, stream>>>(d, src, plan, has_eps);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu,
+                                                     const at::Tensor& logvar,
+                                                     const std::optional<at::Tensor>& eps,
+                                                     const std::optional<at::Tensor>& seed_offset,
+                                                     std::optional<at::Generator> generator) {
+  const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset);
+  const c10::cuda::CUDAGuard guard(mu.device());
+  at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
+
+  std::array<at::Tensor, 3> keep;
+  DiagLoop d = make_diag_loop(shape, {&mu, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
+  d.out[0] = z.mutable_data_ptr();
+
+  StreamSource src;
+  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
+  at::Tensor so_in;
+  if (!eps.has_value() && seed_offset.has_value()) {
+    so_in = seed_offset->reshape({2}).contiguous();
+    src.seed_offset_in = so_in.const_data_ptr<int64_t>();
+  } else if (!eps.has_value()) {
+    auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(
+        generator, at::cuda::detail::getDefaultCUDAGenerator(mu.device().index()));
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    // Any fresh offset is a fresh stream (the element index has its own counter words), so
+    // the smallest increment torch allows is enough.
+    src.philox = gen->philox_cuda_state(4);
+    src.from_generator = true;
+  }
+  launch<ForwardOp>(d, mu.scalar_type(), src, eps.has_value());
+  return {z, used};
+}
+
+std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cuda(
+    const at::Tensor& grad_z, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
+    const at::Tensor& seed_offset, bool need_grad_eps) {
+  check_diag_backward_args(grad_z, logvar, eps, seed_offset, need_grad_eps);
+  const c10::cuda::CUDAGuard guard(grad_z.device());
+  const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor grad_logvar = at::empty(grad_z.sizes(), opts);
+  at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
+  if (grad_z.numel() == 0) return {grad_logvar, grad_eps};
+
+  std::array<at::Tensor, 3> keep;
+  DiagLoop d = make_diag_loop(grad_z.sizes(),
+                              {&grad_z, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
+  d.out[0] = grad_logvar.mutable_data_ptr();
+  d.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
+  StreamSource src;
+  at::Tensor so_in;
+  if (!eps.has_value()) {
+    so_in = seed_offset.reshape({2}).contiguous();
+    src.seed_offset_in = so_in.const_data_ptr<int64_t>();
+  }
+  if (need_grad_eps) {
+    launch<BackwardOp<true>>(d, grad_z.scalar_type(), src, eps.has_value());
+  } else {
+    launch<BackwardOp<false>>(d, grad_z.scalar_type(), src, eps.has_value());
+  }
+  return {grad_logvar, grad_eps};
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace fused_reparam
+
+TORCH_LIBRARY_IMPL(fused_reparam, CUDA, m) {
+  m.impl("diag_rsample", &fused_reparam::cuda::diag_rsample_cuda);
+  m.impl("diag_rsample_backward", &fused_reparam::cuda::diag_rsample_backward_cuda);
+}

@@ -1,0 +1,180 @@
+"""CUDA-only behaviour of the diagonal op (the rest of the suite runs on CUDA too, through the
+device parametrization): graph capture and replay, int64 indexing, misaligned views, streams,
+one launch each way. Skipped without a GPU and the compiled CUDA kernels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fused_reparam
+from conftest import randn
+from fused_reparam import sample_diag
+from fused_reparam.reference.philox import box_muller, philox4x32_10, uniforms_from_words
+
+HAS_CUDA_OP = torch.cuda.is_available() and "cuda" in fused_reparam.available_backends("cuda")
+pytestmark = pytest.mark.skipif(not HAS_CUDA_OP, reason="needs a GPU and the CUDA kernels")
+DEV = "cuda"
+
+
+def eps_at(indices: torch.Tensor, seed: int, offset: int) -> torch.Tensor:
+    """The contract's float32 eps at the given element indices (reference Philox, per index)."""
+    q = indices // 4
+    counter = torch.stack(
+        [
+            q & 0xFFFFFFFF,
+            q >> 32,
+            torch.full_like(q, offset & 0xFFFFFFFF),
+            torch.full_like(q, offset >> 32),
+        ],
+        dim=-1,
+    )
+    key = torch.tensor([seed & 0xFFFFFFFF, seed >> 32], dtype=torch.int64)
+    n = box_muller(uniforms_from_words(philox4x32_10(counter, key), torch.float32))
+    return n.gather(-1, (indices % 4)[:, None])[:, 0]
+
+
+def test_graph_replay_draws_fresh_noise_with_right_gradients(gen):
+    mu = randn((4096,), torch.float32, DEV, gen).requires_grad_()
+    logvar = randn((4096,), torch.float32, DEV, gen, scale=0.3).requires_grad_()
+    weight = randn((4096,), torch.float32, DEV, gen)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # warm up outside the capture
+            (sample_diag(mu, logvar) * weight).sum().backward()
+    torch.cuda.current_stream().wait_stream(side)
+    mu.grad = logvar.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        z = sample_diag(mu, logvar)
+        (z * weight).sum().backward()
+    samples = []
+    for _ in range(3):
+        graph.replay()
+        torch.cuda.synchronize()
+        sigma = torch.exp(0.5 * logvar.detach())
+        eps = (z - mu.detach()) / sigma
+        torch.testing.assert_close(mu.grad, weight)
+        torch.testing.assert_close(logvar.grad, 0.5 * weight * sigma * eps, rtol=1e-4, atol=1e-5)
+        samples.append(z.clone())
+    assert not torch.isclose(samples[0], samples[1]).any()
+    assert not torch.isclose(samples[1], samples[2]).any()
+
+
+def test_graph_replay_with_explicit_seed_repeats_the_sample(gen):
+    mu = randn((1000,), torch.float32, DEV, gen)
+    logvar = randn((1000,), torch.float32, DEV, gen)
+    seed_offset = torch.tensor([5, 6], dtype=torch.int64, device=DEV)
+    op = torch.ops.fused_reparam.diag_rsample
+    op(mu, logvar, None, seed_offset)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        z, used = op(mu, logvar, None, seed_offset)
+    graph.replay()
+    first = z.clone()
+    seed_offset.copy_(torch.tensor([5, 7]))
+    graph.replay()
+    assert used.tolist() == [5, 7]
+    assert not torch.isclose(first, z).any()
+    torch.testing.assert_close(z, sample_diag(mu, logvar, seed=5, offset=7), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_half_tensor_over_2_31_elements():
+    n = 2**31 + 4101
+    try:
+        zeros = torch.zeros(1, dtype=torch.float16, device=DEV)
+        mu = zeros.expand(n)
+        logvar = zeros.clone().requires_grad_()
+        z = sample_diag(mu, logvar.expand(n), seed=3, offset=2**33)
+    except torch.OutOfMemoryError:
+        pytest.skip("not enough GPU memory")
+    idx = torch.tensor([0, 5, 2**31 - 1, 2**31, 2**31 + 3, n - 1], dtype=torch.int64)
+    expected = eps_at(idx, 3, 2**33)
+    got = z[idx.to(DEV)].float().cpu()
+    torch.testing.assert_close(got, expected.half().float(), rtol=0, atol=2e-3)
+    grad = torch.ones(1, dtype=torch.float16, device=DEV).expand(n)
+    z.backward(grad)  # grad_logvar = sum_i 0.5 * eps_i over 2^31 elements
+    assert torch.isfinite(logvar.grad).all()
+    del z
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_misaligned_views_match_aligned_copies(dtype, gen):
+    base = randn((4 * 1031 + 3,), dtype, DEV, gen)
+    mu, logvar, eps = base[1:1032], base[1033:2064], base[2065:3096]  # storage offsets 1, 1033, ...
+    for kw in ({"seed": 9}, {"eps": eps}):
+        a = sample_diag(mu, logvar, **kw)
+        kw2 = {"eps": eps.clone()} if "eps" in kw else kw
+        b = sample_diag(mu.clone(), logvar.clone(), **kw2)
+        assert torch.equal(a, b)
+    # Backward reads a misaligned logvar and a misaligned grad_z.
+    leaf = base.clone().requires_grad_()
+    g = randn((1032,), dtype, DEV, gen)[1:]
+    sample_diag(leaf[1:1032], leaf[1033:2064], seed=9).backward(g)
+    m2, l2 = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
+    sample_diag(m2, l2, seed=9).backward(g.clone())
+    assert torch.equal(leaf.grad[1:1032], m2.grad)
+    assert torch.equal(leaf.grad[1033:2064], l2.grad)
+
+
+def test_non_default_stream_gives_the_same_result(gen):
+    mu = randn((3, 4099), torch.float32, DEV, gen)
+    logvar = randn((3, 4099), torch.float32, DEV, gen)
+    expected = sample_diag(mu, logvar, seed=12)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        z = sample_diag(mu, logvar, seed=12)
+        torch.manual_seed(4)
+        a = sample_diag(mu, logvar)
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.manual_seed(4)
+    b = sample_diag(mu, logvar)
+    assert torch.equal(z, expected)
+    assert torch.equal(a, b)
+
+
+def _kernel_launches(fn) -> list[str]:
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return [
+        e.name
+        for e in prof.events()
+        if e.device_type == torch.autograd.DeviceType.CUDA
+        and "memcpy" not in e.name.lower()
+        and "memset" not in e.name.lower()
+    ]
+
+
+def test_one_launch_forward_and_one_backward_at_4096(gen):
+    mu = randn((4096,), torch.float32, DEV, gen).requires_grad_()
+    logvar = randn((4096,), torch.float32, DEV, gen).requires_grad_()
+    grad = randn((4096,), torch.float32, DEV, gen)
+    holder = {}
+
+    def forward():
+        holder["z"] = sample_diag(mu, logvar)
+
+    def backward():
+        holder["z"].backward(grad)
+
+    sample_diag(mu, logvar).backward(grad)  # warm up (lazy init kernels outside the count)
+    mu.grad = logvar.grad = None
+    fwd = _kernel_launches(forward)
+    bwd = _kernel_launches(backward)
+    assert len(fwd) == 1 and "diag_kernel" in fwd[0], fwd
+    assert len(bwd) == 1 and "diag_kernel" in bwd[0], bwd
+
+
+def test_cuda_and_cpu_draw_the_same_eps_for_one_seed(gen):
+    for n in (1, 7, 4097):
+        zeros_c = torch.zeros(n)
+        a = sample_diag(zeros_c.cuda(), zeros_c.cuda(), seed=2**40 + 1, offset=2**63 + 5)
+        b = sample_diag(zeros_c, zeros_c, seed=2**40 + 1, offset=2**63 + 5)
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-5)
