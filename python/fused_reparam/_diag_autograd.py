@@ -27,9 +27,8 @@ def needs_grad(ctx, count: int) -> tuple[bool, ...]:  # noqa: ANN001
 
 def register_diag_op_pair(fwd_name: str, bwd_name: str) -> None:
     """Registers fake kernels and autograd for one backend's (forward, backward) op pair."""
-    namespace, fwd_short = fwd_name.split("::")
-    fwd_op = getattr(getattr(torch.ops, namespace), fwd_short).default
-    bwd_op = getattr(getattr(torch.ops, namespace), bwd_name.split("::")[1]).default
+    namespace, bwd_short = bwd_name.split("::")
+    bwd_op = getattr(getattr(torch.ops, namespace), bwd_short).default
 
     @torch.library.register_fake(fwd_name)
     def _fwd_fake(mu, logvar, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
@@ -47,7 +46,6 @@ def register_diag_op_pair(fwd_name: str, bwd_name: str) -> None:
     torch.library.register_autograd(
         bwd_name, _make_bwd_backward(bwd_op), setup_context=_bwd_setup_context
     )
-    del fwd_op
 
 
 def _fwd_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from .philox import standard_normal
+from .philox import compute_dtype, standard_normal
 
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 for float64 inputs, float32 otherwise (half types compute in float32)."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+__all__ = ["compute_dtype", "diag_noise", "diag_rsample"]
 
 
 def diag_noise(
