@@ -153,7 +153,9 @@ def _kernel_launches(fn) -> list[str]:
 
 
 def test_one_launch_forward_and_one_backward_at_4096(gen):
-    mu = randn((4096,), torch.float32, DEV, gen).requires_grad_()
+    # Only logvar needs a gradient here: autograd's AccumulateGrad would copy a grad_z that the
+    # caller still holds into mu.grad (its launch, not ours); dmu is checked below.
+    mu = randn((4096,), torch.float32, DEV, gen)
     logvar = randn((4096,), torch.float32, DEV, gen).requires_grad_()
     grad = randn((4096,), torch.float32, DEV, gen)
     holder = {}
@@ -165,11 +167,19 @@ def test_one_launch_forward_and_one_backward_at_4096(gen):
         holder["z"].backward(grad)
 
     sample_diag(mu, logvar).backward(grad)  # warm up (lazy init kernels outside the count)
-    mu.grad = logvar.grad = None
+    logvar.grad = None
     fwd = _kernel_launches(forward)
     bwd = _kernel_launches(backward)
     assert len(fwd) == 1 and "diag_kernel" in fwd[0], fwd
     assert len(bwd) == 1 and "diag_kernel" in bwd[0], bwd
+
+
+def test_grad_mu_costs_no_kernel_without_broadcast(gen):
+    mu = randn((4096,), torch.float32, DEV, gen).requires_grad_()
+    logvar = randn((4096,), torch.float32, DEV, gen)
+    grad = randn((4096,), torch.float32, DEV, gen)
+    (g_mu,) = torch.autograd.grad(sample_diag(mu, logvar), mu, grad)
+    assert g_mu.data_ptr() == grad.data_ptr()
 
 
 def test_cuda_and_cpu_draw_the_same_eps_for_one_seed(gen):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import DEVICE_BACKENDS, DTYPES, randn
+from conftest import DEVICE_BACKENDS, DTYPES, FUSED_DEVICE_BACKENDS, randn
 from fused_reparam import sample_diag
 
 GRAD_SHAPES = [((3, 7), (3, 7)), ((2, 5), (5,)), ((5,), (4, 5)), ((1, 3, 1), (2, 1, 3))]
@@ -109,3 +109,13 @@ def test_nothing_but_the_inputs_is_saved_for_backward(device, gen):
     )
     assert new_bytes <= 16, f"{new_bytes} bytes saved beyond the inputs"
     z.sum().backward()
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_grad_mu_is_grad_z_itself_without_broadcast(device, backend, gen):
+    """dmu costs no kernel: without broadcasting, the op hands grad_z straight back."""
+    mu = randn((64, 33), torch.float32, device, gen).requires_grad_()
+    logvar = randn((64, 33), torch.float32, device, gen)
+    grad = randn((64, 33), torch.float32, device, gen)
+    (g_mu,) = torch.autograd.grad(sample_diag(mu, logvar, backend=backend), mu, grad)
+    assert g_mu.data_ptr() == grad.data_ptr()
