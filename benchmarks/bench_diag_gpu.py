@@ -1,7 +1,8 @@
 """GPU benchmark of the diagonal op (DESIGN.md section 8).
 
 For N = 2^12 .. 2^28 elements, float32 and bfloat16: forward, backward and forward+backward of
-the fused op against eager torch, torch.compile of the same, torch.distributions.Normal and a
+the fused op (its best backend, and the Triton backend beside it when both run) against eager
+torch, torch.compile of the same, torch.distributions.Normal and a
 device-to-device copy of the same bytes, all in one run. Reports ms (median of CUDA-event
 timings with the L2 cache flushed, triton.testing.do_bench), GB/s by the bytes model (forward:
 mu, logvar in, z out; backward: grad_z, logvar in, grad_logvar out; eps never in memory), the
@@ -43,6 +44,10 @@ def distributions(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def fused(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return fused_reparam.sample_diag(mu, logvar)
+
+
+def fused_triton(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return fused_reparam.sample_diag(mu, logvar, backend="triton")
 
 
 def make_timer(device: str) -> Callable[[Callable[[], object]], float]:
@@ -133,6 +138,10 @@ def main() -> None:
 
     timer = make_timer(args.device)
     impls: dict[str, Callable] = {"fused": fused, "eager": eager, "distributions": distributions}
+    backends = fused_reparam.available_backends(args.device)
+    if "triton" in backends and backends[0] != "triton":
+        # Triton rows beside the compiled kernels ("fused" is the best backend, auto).
+        impls["triton"] = fused_triton
     if not args.no_compile:
         # Timing the backward alone replays one graph (retain_graph), which donated buffers
         # forbid; they only let the compiled backward reuse memory in place.
@@ -214,6 +223,7 @@ def write(out_dir: str, stem: str, meta: dict, rows: list[dict], impls: list[str
                 f"{name} kept MB",
             ]
         head += ["fwd+bwd x vs compile", "fwd+bwd x vs eager"] if "compile" in impls else []
+        head += ["triton fwd / fused fwd", "triton bwd / fused bwd"] if "triton" in impls else []
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in (r for r in rows if r["dtype"] == dtype):
             cells = [f"2^{r['log2_n']}", f"{r['copy_gbs']:.0f}"]
@@ -230,6 +240,11 @@ def write(out_dir: str, stem: str, meta: dict, rows: list[dict], impls: list[str
                 cells += [
                     f"{r['compile_fwdbwd_ms'] / r['fused_fwdbwd_ms']:.2f}x",
                     f"{r['eager_fwdbwd_ms'] / r['fused_fwdbwd_ms']:.2f}x",
+                ]
+            if "triton" in impls:
+                cells += [
+                    f"{r['triton_fwd_ms'] / r['fused_fwd_ms']:.2f}",
+                    f"{r['triton_bwd_ms'] / r['fused_bwd_ms']:.2f}",
                 ]
             lines.append("| " + " | ".join(cells) + " |")
     with open(os.path.join(out_dir, stem + ".md"), "w") as f:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs and builds, then runs ruff, the
-# nvcc compile check of the CUDA code, the C++ tests (ctest) and the Python tests (pytest).
+# nvcc compile check of the CUDA code, the Triton compile check, the C++ tests (ctest) and the
+# Python tests (pytest; without a GPU the Triton kernels run in the Triton interpreter).
 # Fails on the first failure. Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +26,16 @@ else
   echo "nvcc not found: skipped (CI runs it)"
 fi
 
+step "Triton compile check (sm_80, sm_90)"
+env -u TRITON_INTERPRET "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_compile.py
+
 step "C++ tests (CMake + ctest)"
 bash scripts/run_ctest.sh
 
 step "pytest"
-"$PY" -m pytest -q "$@"
+if "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  "$PY" -m pytest -q "$@"
+else
+  # No GPU: the Triton backend runs on CPU tensors in the Triton interpreter.
+  TRITON_INTERPRET=1 "$PY" -m pytest -q "$@"
+fi

@@ -22,6 +22,17 @@ DEVICE_BACKENDS = [(d, b) for d in DEVICES for b in backends_for(d)]
 FUSED_DEVICE_BACKENDS = [(d, b) for d, b in DEVICE_BACKENDS if b != "reference"]
 
 
+def diag_op_pair(backend: str) -> tuple:
+    """The registered (forward, backward) ops of a fused backend.
+
+    The C++ forward takes a trailing Generator argument, the Triton forward does not.
+    """
+    ops = torch.ops.fused_reparam
+    if backend == "triton":
+        return ops.triton_diag_rsample.default, ops.triton_diag_rsample_backward.default
+    return ops.diag_rsample.default, ops.diag_rsample_backward.default
+
+
 def cpu_isas() -> list[str]:
     """The CPU kernel builds this machine can run (empty without the extension)."""
     if not fused_reparam.has_extension():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fused_reparam
-from conftest import DEVICE_BACKENDS
+from conftest import DEVICE_BACKENDS, FUSED_DEVICE_BACKENDS, diag_op_pair
 from fused_reparam import sample_diag
 
 F = torch.float32
@@ -143,7 +143,10 @@ def test_device_mismatch(device, backend):
         sample_diag(torch.zeros(3, device=device), torch.zeros(3, device=other), backend=backend)
 
 
-@pytest.mark.parametrize("backend", ["cuda", "triton"])
+@pytest.mark.parametrize(
+    "backend",
+    ["cuda"] + ([] if "triton" in fused_reparam.available_backends("cpu") else ["triton"]),
+)
 def test_backend_that_cannot_run_on_cpu_tensors_raises(backend):
     with pytest.raises(RuntimeError, match=f"backend '{backend}' is not available"):
         sample_diag(torch.zeros(3), torch.zeros(3), backend=backend)
@@ -161,16 +164,18 @@ def test_env_var_forces_a_backend(monkeypatch):
     assert torch.equal(z, sample_diag(torch.zeros(5), torch.zeros(5), seed=1, backend="reference"))
 
 
-# The C++ ops check their arguments too (libtorch callers, direct torch.ops calls).
+# The registered ops check their arguments too (libtorch callers, direct torch.ops calls).
 CPP = pytest.mark.skipif(not fused_reparam.has_extension(), reason="no compiled extension")
+OP_BACKENDS = sorted({b for d, b in FUSED_DEVICE_BACKENDS if d == "cpu"})
+ERRORS = (RuntimeError, TypeError, ValueError)  # C++ TORCH_CHECK raises RuntimeError
 
 
-@CPP
+@pytest.mark.parametrize("backend", OP_BACKENDS)
 @pytest.mark.parametrize(
     ("args", "msg"),
     [
         ((torch.zeros(3, dtype=torch.int64), torch.zeros(3)), "mu must be float32"),
-        ((torch.zeros(3), torch.zeros(3, dtype=torch.float64)), "logvar has dtype Double"),
+        ((torch.zeros(3), torch.zeros(3, dtype=torch.float64)), "logvar has dtype"),
         ((torch.zeros(3, 4), torch.zeros(5)), r"mu \(shape \[3, 4\]\) and logvar \(shape \[5\]\)"),
         ((torch.zeros(3), torch.zeros(3), torch.zeros(4)), r"eps must have shape \[3\]"),
         (
@@ -180,26 +185,24 @@ CPP = pytest.mark.skipif(not fused_reparam.has_extension(), reason="no compiled 
         ((torch.zeros(3), torch.zeros(3), None, torch.zeros(2)), "seed_offset must be an int64"),
     ],
 )
-def test_cpp_forward_op_checks(args, msg):
-    with pytest.raises(RuntimeError, match=msg):
-        torch.ops.fused_reparam.diag_rsample(*args)
+def test_forward_op_checks(backend, args, msg):
+    op, _ = diag_op_pair(backend)
+    with pytest.raises(ERRORS, match=msg):
+        op(*args)
 
 
-@CPP
-def test_cpp_backward_op_checks():
+@pytest.mark.parametrize("backend", OP_BACKENDS)
+def test_backward_op_checks(backend):
+    _, op = diag_op_pair(backend)
     so = torch.zeros(2, dtype=torch.int64)
-    with pytest.raises(RuntimeError, match="must broadcast to grad_z's shape"):
-        torch.ops.fused_reparam.diag_rsample_backward(
-            torch.zeros(3), torch.zeros(2, 3), None, so, False
-        )
-    with pytest.raises(RuntimeError, match="need_grad_eps requires an explicit eps"):
-        torch.ops.fused_reparam.diag_rsample_backward(
-            torch.zeros(3), torch.zeros(3), None, so, True
-        )
-    with pytest.raises(RuntimeError, match="grad_z must be float32"):
-        torch.ops.fused_reparam.diag_rsample_backward(
-            torch.zeros(3, dtype=torch.int32), torch.zeros(3), None, so, False
-        )
+    with pytest.raises(ERRORS, match="must broadcast to grad_z's shape"):
+        op(torch.zeros(3), torch.zeros(2, 3), None, so, False)
+    with pytest.raises(ERRORS, match="need_grad_eps requires an explicit eps"):
+        op(torch.zeros(3), torch.zeros(3), None, so, True)
+    with pytest.raises(ERRORS, match="grad_z must be float32"):
+        op(torch.zeros(3, dtype=torch.int32), torch.zeros(3), None, so, False)
+    with pytest.raises(ERRORS, match="seed_offset must be an int64 tensor of 2 elements"):
+        op(torch.zeros(3), torch.zeros(3), None, torch.zeros(3, dtype=torch.int64), False)
 
 
 @CPP

@@ -1,4 +1,5 @@
-"""The registered ops: schema tags, torch.library.opcheck, torch.compile(fullgraph=True)."""
+"""The registered ops of every fused backend: schema tags, torch.library.opcheck,
+torch.compile(fullgraph=True)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import pytest
 import torch
 
 import fused_reparam
-from conftest import DEVICE_BACKENDS, DTYPES, FUSED_DEVICE_BACKENDS, randn
+from conftest import DTYPES, FUSED_DEVICE_BACKENDS, diag_op_pair, randn
 from fused_reparam import sample_diag
 
-pytestmark = pytest.mark.skipif(not fused_reparam.has_extension(), reason="no compiled extension")
-FUSED_DEVICES = sorted({d for d, _ in FUSED_DEVICE_BACKENDS})
+CPP = pytest.mark.skipif(not fused_reparam.has_extension(), reason="no compiled extension")
 
 
+@CPP
 def test_random_op_carries_the_nondeterministic_seeded_tag():
     assert torch.Tag.nondeterministic_seeded in torch.ops.fused_reparam.diag_rsample.default.tags
 
@@ -21,22 +22,27 @@ def _seed_offset(device, seed=5, offset=9):
     return torch.tensor([seed, offset], dtype=torch.int64, device=device)
 
 
-@pytest.mark.parametrize("device", FUSED_DEVICES)
+def _fwd_args(backend, mu, lv, eps, seed_offset):
+    """Forward op arguments: the C++ op takes a trailing Generator, the Triton op does not."""
+    return (mu, lv, eps, seed_offset) + (() if backend == "triton" else (None,))
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_opcheck_forward(device, dtype, gen):
-    op = torch.ops.fused_reparam.diag_rsample.default
+def test_opcheck_forward(device, backend, dtype, gen):
+    op, _ = diag_op_pair(backend)
     mu = randn((3, 5), dtype, device, gen).requires_grad_()
     lv = randn((5,), dtype, device, gen).requires_grad_()
     eps = randn((3, 5), dtype, device, gen).requires_grad_()
-    torch.library.opcheck(op, (mu, lv, None, _seed_offset(device), None))
-    torch.library.opcheck(op, (mu, lv, eps, None, None))
+    torch.library.opcheck(op, _fwd_args(backend, mu, lv, None, _seed_offset(device)))
+    torch.library.opcheck(op, _fwd_args(backend, mu, lv, eps, None))
     torch.library.opcheck(op, (mu, lv), {"seed_offset": _seed_offset(device, 2**40, 2**33)})
 
 
-@pytest.mark.parametrize("device", FUSED_DEVICES)
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_opcheck_backward(device, dtype, gen):
-    op = torch.ops.fused_reparam.diag_rsample_backward.default
+def test_opcheck_backward(device, backend, dtype, gen):
+    _, op = diag_op_pair(backend)
     g = randn((3, 5), dtype, device, gen).requires_grad_()
     lv = randn((5,), dtype, device, gen).requires_grad_()
     eps = randn((3, 5), dtype, device, gen).requires_grad_()
@@ -70,34 +76,56 @@ def test_compile_draws_fresh_noise_each_call(device, backend, gen):
     f = torch.compile(lambda m, lv: sample_diag(m, lv, backend=backend), fullgraph=True)
     mu = randn((64,), torch.float32, device, gen)
     logvar = randn((64,), torch.float32, device, gen)
-    torch.manual_seed(3)
-    a, b = f(mu, logvar), f(mu, logvar)
+    # The Triton path draws its [seed, offset] with a torch random op outside its kernel, which
+    # Inductor replaces by its own RNG unless told to keep torch's (fallback_random).
+    with torch._inductor.config.patch(fallback_random=True):
+        torch.manual_seed(3)
+        a, b = f(mu, logvar), f(mu, logvar)
     torch.manual_seed(3)
     a_eager = sample_diag(mu, logvar, backend=backend)
     assert not torch.isclose(a, b).any()
     assert torch.equal(a, a_eager)
 
 
-@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
 def test_op_returns_the_seed_offset_it_used(device, backend, gen):
-    if backend == "reference":
-        pytest.skip("the reference is not a registered op")
+    op, _ = diag_op_pair(backend)
     mu = randn((10,), torch.float32, device, gen)
-    z, used = torch.ops.fused_reparam.diag_rsample(mu, mu)
+    so = None if backend != "triton" else _seed_offset(device, -3, 2**62)  # C++ ops draw it
+    z, used = op(*_fwd_args(backend, mu, mu, None, so))
     seed, offset = (v % 2**64 for v in used.tolist())
     assert torch.equal(z, sample_diag(mu, mu, seed=seed, offset=offset, backend=backend))
+    if so is not None:
+        assert torch.equal(used, so) and used.data_ptr() != so.data_ptr()
 
 
-@pytest.mark.parametrize("device", FUSED_DEVICES)
-def test_strided_seed_offset_is_read_correctly(device, gen):
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_strided_seed_offset_is_read_correctly(device, backend, gen):
     """A non-contiguous [seed, offset] view gives the same noise forward and backward."""
+    op, back = diag_op_pair(backend)
     mu = randn((41,), torch.float32, device, gen).requires_grad_()
     lv = randn((41,), torch.float32, device, gen).requires_grad_()
     strided = torch.tensor([7, -1, 2**40, -1], dtype=torch.int64, device=device)[::2]
     dense = strided.contiguous()
-    z_s, _ = torch.ops.fused_reparam.diag_rsample(mu, lv, None, strided)
-    z_d, _ = torch.ops.fused_reparam.diag_rsample(mu, lv, None, dense)
+    z_s, _ = op(*_fwd_args(backend, mu, lv, None, strided))
+    z_d, _ = op(*_fwd_args(backend, mu, lv, None, dense))
     assert torch.equal(z_s, z_d)
     g = randn((41,), torch.float32, device, gen)
-    back = torch.ops.fused_reparam.diag_rsample_backward
     assert torch.equal(back(g, lv, None, strided, False)[0], back(g, lv, None, dense, False)[0])
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_op_with_explicit_eps_returns_zero_seed_offset(device, backend, gen):
+    op, _ = diag_op_pair(backend)
+    mu = randn((3, 7), torch.float32, device, gen)
+    eps = randn((3, 7), torch.float32, device, gen)
+    z, used = op(*_fwd_args(backend, mu, mu, eps, _seed_offset(device)))
+    torch.testing.assert_close(z, mu + torch.exp(0.5 * mu) * eps, rtol=1e-6, atol=1e-6)
+    assert used.tolist() == [0, 0]
+
+
+def test_triton_forward_needs_a_stream_or_eps():
+    if "triton" not in fused_reparam.available_backends("cpu"):
+        pytest.skip("the Triton backend cannot run on CPU tensors here")
+    with pytest.raises(ValueError, match="seed_offset is required when eps is not given"):
+        torch.ops.fused_reparam.triton_diag_rsample(torch.zeros(3), torch.zeros(3))

@@ -28,7 +28,8 @@ SCRIPT = textwrap.dedent(
         fused_reparam.sample_diag(mu, torch.zeros(4)).sum().backward()
     msgs = [str(w.message) for w in caught if "fused_reparam" in str(w.message)]
     assert not fused_reparam.has_extension()
-    assert fused_reparam.available_backends("cpu") == ["reference"]
+    # Triton may serve CPU tensors under TRITON_INTERPRET=1; the C++ CPU backend is gone.
+    assert [b for b in fused_reparam.available_backends("cpu") if b != "triton"] == ["reference"]
     assert torch.equal(z, z2)
     assert torch.equal(mu.grad, torch.ones(4))
     assert len(msgs) == 1, msgs

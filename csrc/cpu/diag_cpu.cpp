@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <atomic>
+#include <limits>
 #include <string>
 
 #include "common/diag_checks.h"
@@ -58,10 +59,11 @@ void parallel_ranges(const DiagLoop& d, RangeFn fn) {
   });
 }
 
-// [seed, offset] drawn from the generator: Tensor.random_ on int64 gives 63 random bits each,
-// and the pure-PyTorch reference draws the same way, so both give the same z for one seed.
+// [seed, offset] drawn from the generator: randint(2^63 - 1) on int64, as the pure-PyTorch
+// reference and the Triton path draw it, so all three give the same z after manual_seed.
 at::Tensor draw_seed_offset(const std::optional<at::Generator>& generator) {
-  return at::empty({2}, at::TensorOptions().dtype(at::kLong)).random_(generator);
+  return at::randint(std::numeric_limits<int64_t>::max(), {2}, generator,
+                     at::TensorOptions().dtype(at::kLong));
 }
 
 std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,

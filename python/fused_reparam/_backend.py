@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from . import _extension
+from . import _extension, _triton
 
 BACKENDS = ("auto", "cuda", "triton", "cpu", "reference")
 ENV_VAR = "FUSED_REPARAM_BACKEND"
@@ -26,7 +26,7 @@ def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | No
     if backend == "reference":
         return None
     if backend == "triton":
-        return "the Triton backend is not part of this version of fused_reparam yet"
+        return _triton.unavailable_reason(device)
     want = "CUDA" if backend == "cuda" else "CPU"
     if device.type != backend:
         return f"it runs on {backend} tensors and the inputs are on {device}"

@@ -25,20 +25,27 @@ def needs_grad(ctx, count: int) -> tuple[bool, ...]:  # noqa: ANN001
     return (flags + (False,) * count)[:count]
 
 
-def register_diag_op_pair(fwd_name: str, bwd_name: str) -> None:
-    """Registers fake kernels and autograd for one backend's (forward, backward) op pair."""
+def register_diag_op_pair(fwd_name: str, bwd_name: str, *, register_fakes: bool = True) -> None:
+    """Registers autograd (and fake kernels) for one backend's (forward, backward) op pair.
+
+    The forward's inputs start (mu, logvar, eps, seed_offset); more may follow (the C++ ops
+    take a Generator). Ops that bring their own fake kernel (torch.library.triton_op) pass
+    register_fakes=False.
+    """
     namespace, bwd_short = bwd_name.split("::")
     bwd_op = getattr(getattr(torch.ops, namespace), bwd_short).default
 
-    @torch.library.register_fake(fwd_name)
-    def _fwd_fake(mu, logvar, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
-        shape = torch.broadcast_shapes(mu.shape, logvar.shape)
-        return mu.new_empty(shape), mu.new_empty((2,), dtype=torch.int64)
+    if register_fakes:
 
-    @torch.library.register_fake(bwd_name)
-    def _bwd_fake(grad_z, logvar, eps, seed_offset, need_grad_eps):  # noqa: ANN001
-        grad_eps_shape = grad_z.shape if need_grad_eps else (0,)
-        return grad_z.new_empty(grad_z.shape), grad_z.new_empty(grad_eps_shape)
+        @torch.library.register_fake(fwd_name)
+        def _fwd_fake(mu, logvar, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
+            shape = torch.broadcast_shapes(mu.shape, logvar.shape)
+            return mu.new_empty(shape), mu.new_empty((2,), dtype=torch.int64)
+
+        @torch.library.register_fake(bwd_name)
+        def _bwd_fake(grad_z, logvar, eps, seed_offset, need_grad_eps):  # noqa: ANN001
+            grad_eps_shape = grad_z.shape if need_grad_eps else (0,)
+            return grad_z.new_empty(grad_z.shape), grad_z.new_empty(grad_eps_shape)
 
     torch.library.register_autograd(
         fwd_name, _make_fwd_backward(bwd_op), setup_context=_fwd_setup_context
@@ -49,9 +56,10 @@ def register_diag_op_pair(fwd_name: str, bwd_name: str) -> None:
 
 
 def _fwd_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
-    mu, logvar, eps, _seed_offset, _generator = inputs
+    mu, logvar, eps = inputs[:3]
     _z, used = output
     ctx.mu_shape = mu.shape
+    ctx.num_inputs = len(inputs)
     ctx.save_for_backward(logvar, eps, used)
 
 
@@ -65,7 +73,7 @@ def _make_fwd_backward(bwd_op: Callable) -> Callable:
             g_logvar, g_eps = bwd_op(grad_z, logvar, eps, used, bool(need_eps))
             grad_logvar = sum_to(g_logvar, logvar.shape) if need_logvar else None
             grad_eps = g_eps if need_eps else None
-        return grad_mu, grad_logvar, grad_eps, None, None
+        return (grad_mu, grad_logvar, grad_eps) + (None,) * (ctx.num_inputs - 3)
 
     return backward
 

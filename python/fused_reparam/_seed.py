@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 _U64 = 1 << 64
+_I64_MAX = (1 << 63) - 1
 
 
 def check_u64(value: object, name: str, where: str) -> int:
@@ -34,13 +35,21 @@ def seed_offset_tensor(seed: int, offset: int, device: torch.device) -> torch.Te
     return torch.tensor([to_int64(seed), to_int64(offset)], dtype=torch.int64, device=device)
 
 
-def draw_seed_offset(generator: torch.Generator | None, device: torch.device) -> tuple[int, int]:
-    """(seed, offset) drawn from `generator` (default: the device's), as the C++ CPU op does.
+def draw_seed_offset_tensor(
+    generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """[seed, offset] drawn from `generator` (default: the device's), on the generator's device.
 
-    Tensor.random_ on int64 gives 63 random bits per value; the CPU kernels draw their stream
-    the same way, so the reference and the CPU op give the same z after torch.manual_seed.
+    Two values in [0, 2**63 - 1) from torch.randint. The C++ CPU op, the Triton path and the
+    reference all draw their stream this way, so they give the same z after
+    torch.manual_seed. It is an out-of-place torch random op: graph-safe under CUDA-graph
+    capture, and traced by torch.compile (Tensor.random_ is not).
     """
     draw_device = generator.device if generator is not None else device
-    values = torch.empty(2, dtype=torch.int64, device=draw_device).random_(generator=generator)
-    seed, offset = values.tolist()
+    return torch.randint(_I64_MAX, (2,), dtype=torch.int64, device=draw_device, generator=generator)
+
+
+def draw_seed_offset(generator: torch.Generator | None, device: torch.device) -> tuple[int, int]:
+    """(seed, offset) drawn as by draw_seed_offset_tensor, as Python ints."""
+    seed, offset = draw_seed_offset_tensor(generator, device).tolist()
     return to_uint64(seed), to_uint64(offset)

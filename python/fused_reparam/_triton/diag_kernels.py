@@ -1,0 +1,123 @@
+"""Triton kernels of the diagonal op: one pass forward, one pass backward.
+
+Each program covers 4 * GROUPS consecutive output elements as a [GROUPS, 4] block, so one
+Philox call feeds the four elements of a group. Inputs are read through the collapsed
+layouts of layout.py: contiguous inputs at the element index itself, others through at most
+three divisions. IDX64 switches all index math to int64 (tensors of 2**31 elements or more).
+The formulas are those of csrc/include/fused_reparam/diag_math.h.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .noise import stream_normals
+
+
+@triton.jit
+def _offset(idx, s1, s2, s3, t0, t1, t2, t3, CONTIG: tl.constexpr, NDIM: tl.constexpr):
+    """Memory offset of element `idx` of an input with collapsed sizes (.., s1, s2, s3) and
+    strides (t0, t1, t2, t3), NDIM of them real (counted from the inner end)."""
+    if CONTIG:
+        off = idx
+    elif NDIM == 1:
+        off = idx * t3
+    else:
+        off = (idx % s3) * t3
+        rest = idx // s3
+        if NDIM == 2:
+            off += rest * t2
+        else:
+            off += (rest % s2) * t2
+            rest = rest // s2
+            if NDIM == 3:
+                off += rest * t1
+            else:
+                off += (rest % s1) * t1 + (rest // s1) * t0
+    return off
+
+
+@triton.jit
+def _block_indices(GROUPS: tl.constexpr, IDX64: tl.constexpr):
+    """(element indices [GROUPS, 4], group indices [GROUPS]) of this program's block."""
+    pid = tl.program_id(0)
+    if IDX64:
+        pid = pid.to(tl.int64)
+    group = pid * GROUPS + tl.arange(0, GROUPS)
+    idx = group[:, None] * 4 + tl.arange(0, 4)[None, :]
+    return idx, group
+
+
+@triton.jit
+def _read_seed_offset(so_ptr, so_stride):
+    return tl.load(so_ptr), tl.load(so_ptr + so_stride)
+
+
+@triton.jit
+def diag_forward_kernel(
+    z_ptr, mu_ptr, lv_ptr, eps_ptr, so_ptr, used_ptr,
+    numel, so_stride, s1, s2, s3,
+    mu_t0, mu_t1, mu_t2, mu_t3,
+    lv_t0, lv_t1, lv_t2, lv_t3,
+    eps_t0, eps_t1, eps_t2, eps_t3,
+    NDIM: tl.constexpr, MU_CONTIG: tl.constexpr, LV_CONTIG: tl.constexpr,
+    EPS_CONTIG: tl.constexpr, HAS_EPS: tl.constexpr, IDX64: tl.constexpr,
+    GROUPS: tl.constexpr, F64: tl.constexpr,
+):  # fmt: skip
+    """z = mu + exp(0.5 * logvar) * eps; eps is read, or made from the stream at so_ptr."""
+    ct: tl.constexpr = tl.float64 if F64 else tl.float32
+    idx, group = _block_indices(GROUPS, IDX64)
+    mask = idx < numel
+    mu_off = _offset(idx, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, MU_CONTIG, NDIM)
+    lv_off = _offset(idx, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM)
+    mu = tl.load(mu_ptr + mu_off, mask=mask).to(ct)
+    lv = tl.load(lv_ptr + lv_off, mask=mask).to(ct)
+    if HAS_EPS:
+        eps_off = _offset(idx, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, NDIM)
+        eps = tl.load(eps_ptr + eps_off, mask=mask).to(ct)
+        seed = tl.zeros((), tl.int64)
+        offset = seed
+    else:
+        seed, offset = _read_seed_offset(so_ptr, so_stride)
+        eps = stream_normals(seed, offset, group, GROUPS, F64)
+    if tl.program_id(0) == 0:
+        # The stream used (zeros for an explicit eps), so backward regenerates the same eps;
+        # written here rather than by a separate fill or copy launch.
+        tl.store(used_ptr, seed)
+        tl.store(used_ptr + 1, offset)
+    sigma = tl.exp(0.5 * lv)
+    z = mu + sigma * eps
+    tl.store(z_ptr + idx, z.to(z_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def diag_backward_kernel(
+    glv_ptr, geps_ptr, g_ptr, lv_ptr, eps_ptr, so_ptr,
+    numel, so_stride, s1, s2, s3,
+    g_t0, g_t1, g_t2, g_t3,
+    lv_t0, lv_t1, lv_t2, lv_t3,
+    eps_t0, eps_t1, eps_t2, eps_t3,
+    NDIM: tl.constexpr, G_CONTIG: tl.constexpr, LV_CONTIG: tl.constexpr,
+    EPS_CONTIG: tl.constexpr, HAS_EPS: tl.constexpr, NEED_GRAD_EPS: tl.constexpr,
+    IDX64: tl.constexpr, GROUPS: tl.constexpr, F64: tl.constexpr,
+):  # fmt: skip
+    """dlogvar = 0.5 * (dz * sigma) * eps and, when asked, deps = dz * sigma, with eps read
+    or regenerated from the stream at so_ptr."""
+    ct: tl.constexpr = tl.float64 if F64 else tl.float32
+    idx, group = _block_indices(GROUPS, IDX64)
+    mask = idx < numel
+    g_off = _offset(idx, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, G_CONTIG, NDIM)
+    lv_off = _offset(idx, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM)
+    g = tl.load(g_ptr + g_off, mask=mask).to(ct)
+    lv = tl.load(lv_ptr + lv_off, mask=mask).to(ct)
+    if HAS_EPS:
+        eps_off = _offset(idx, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, NDIM)
+        eps = tl.load(eps_ptr + eps_off, mask=mask).to(ct)
+    else:
+        seed, offset = _read_seed_offset(so_ptr, so_stride)
+        eps = stream_normals(seed, offset, group, GROUPS, F64)
+    g_sigma = g * tl.exp(0.5 * lv)
+    tl.store(glv_ptr + idx, (0.5 * g_sigma * eps).to(glv_ptr.dtype.element_ty), mask=mask)
+    if NEED_GRAD_EPS:
+        tl.store(geps_ptr + idx, g_sigma.to(geps_ptr.dtype.element_ty), mask=mask)

@@ -1,0 +1,164 @@
+"""The Triton op pair of the diagonal op, as torch.library.triton_op: torch.compile sees the
+kernels themselves (no graph break, no opaque call).
+
+    fused_reparam::triton_diag_rsample(mu, logvar, eps=None, seed_offset=None) -> (z, used)
+    fused_reparam::triton_diag_rsample_backward(grad_z, logvar, eps, seed_offset,
+                                                need_grad_eps) -> (grad_logvar, grad_eps)
+
+The same contract as the C++ ops (csrc/ops.cpp) except that the forward takes no Generator
+(triton_op schemas cannot hold one) and needs seed_offset when eps is not given: sample_diag
+draws [seed, offset] from the generator with a torch random op (graph-safe, traced by
+torch.compile) and passes it in. So both ops are pure functions of their inputs.
+
+Under the Triton interpreter (TRITON_INTERPRET=1, CPU tensors in CI) torch cannot trace into
+an interpreted kernel, so there the ops are plain opaque custom ops with fake kernels: the same
+Python and kernels, and torch.compile still traces them without a graph break.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+from torch.library import custom_op, triton_op, wrap_triton
+
+from .. import _checks
+from .._diag_autograd import register_diag_op_pair
+from . import layout as _layout
+from .diag_kernels import diag_backward_kernel, diag_forward_kernel
+
+FORWARD = "fused_reparam::triton_diag_rsample"
+BACKWARD = "fused_reparam::triton_diag_rsample_backward"
+
+
+def interpreted() -> bool:
+    """True when the kernels were built by the Triton interpreter (TRITON_INTERPRET=1)."""
+    return not isinstance(diag_forward_kernel, triton.runtime.JITFunction)
+
+
+# Elements per program: 4 * GROUPS. The interpreter runs one program at a time, in numpy, so
+# it gets big blocks; the stream is indexed by element, so this changes no number.
+_GROUPS = 4096 if interpreted() else 512
+_NUM_WARPS = 4
+_define_op = custom_op if interpreted() else triton_op
+
+
+def _grid(numel: int) -> tuple[int]:
+    return (triton.cdiv(numel, 4 * _GROUPS),)
+
+
+def _check_seed_offset(seed_offset: torch.Tensor, like: torch.Tensor, where: str) -> None:
+    if seed_offset.dtype != torch.int64 or seed_offset.numel() != 2:
+        raise RuntimeError(
+            f"{where}: seed_offset must be an int64 tensor of 2 elements [seed, offset], got "
+            f"{seed_offset.dtype} of shape {list(seed_offset.shape)}"
+        )
+    if seed_offset.device != like.device:
+        raise RuntimeError(
+            f"{where}: seed_offset is on {seed_offset.device} but the inputs are on {like.device}"
+        )
+
+
+def _check_inputs(
+    a: torch.Tensor, a_name: str, logvar: torch.Tensor, eps: torch.Tensor | None, where: str
+) -> torch.Size:
+    _checks.check_float_tensor(a, a_name, where)
+    _checks.check_float_tensor(logvar, "logvar", where)
+    _checks.check_same_dtype_device(a, a_name, logvar, "logvar", where)
+    shape = _checks.broadcast_shape(a, a_name, logvar, "logvar", where)
+    if eps is not None:
+        _checks.check_float_tensor(eps, "eps", where)
+        _checks.check_same_dtype_device(a, a_name, eps, "eps", where)
+        if eps.shape != shape:
+            raise ValueError(f"{where}: eps must have shape {list(shape)}, got {list(eps.shape)}")
+    return shape
+
+
+def _seed_offset_view(seed_offset: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """[seed, offset] as a 1-D view and the stride between its two elements."""
+    flat = seed_offset.reshape(2)
+    return flat, flat.stride(0)
+
+
+@_define_op(FORWARD, mutates_args=())
+def triton_diag_rsample(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    eps: torch.Tensor | None = None,
+    seed_offset: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = mu + exp(0.5 * logvar) * eps, and the [seed, offset] used (zeros when eps given)."""
+    shape = _check_inputs(mu, "mu", logvar, eps, FORWARD)
+    if seed_offset is not None:
+        _check_seed_offset(seed_offset, mu, FORWARD)
+    elif eps is None:
+        raise ValueError(
+            f"{FORWARD}: seed_offset is required when eps is not given (sample_diag draws it "
+            "from the generator)"
+        )
+    z = torch.empty(shape, dtype=mu.dtype, device=mu.device)
+    if z.numel() == 0:
+        used = seed_offset.reshape(2).clone() if eps is None else mu.new_zeros(2, dtype=torch.int64)
+        return z, used
+    used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
+    has_eps = eps is not None
+    so, so_stride = _seed_offset_view(seed_offset) if not has_eps else (used, 1)
+    inputs = [mu, logvar] + ([eps] if has_eps else [])
+    lay, inputs = _layout.make_layout(shape, inputs)
+    eps_in = inputs[2] if has_eps else z
+    eps_strides = lay.padded_strides(2) if has_eps else (0, 0, 0, 0)
+    wrap_triton(diag_forward_kernel)[_grid(z.numel())](
+        z, inputs[0], inputs[1], eps_in, so, used,
+        z.numel(), so_stride, *lay.padded_sizes()[1:],
+        *lay.padded_strides(0), *lay.padded_strides(1), *eps_strides,
+        NDIM=max(lay.ndim, 1), MU_CONTIG=lay.contiguous[0], LV_CONTIG=lay.contiguous[1],
+        EPS_CONTIG=has_eps and lay.contiguous[2], HAS_EPS=has_eps,
+        IDX64=lay.needs_int64(z.numel(), 4 * _GROUPS), GROUPS=_GROUPS,
+        F64=mu.dtype == torch.float64, num_warps=_NUM_WARPS,
+    )  # fmt: skip
+    return z, used
+
+
+@_define_op(BACKWARD, mutates_args=())
+def triton_diag_rsample_backward(
+    grad_z: torch.Tensor,
+    logvar: torch.Tensor,
+    eps: torch.Tensor | None,
+    seed_offset: torch.Tensor,
+    need_grad_eps: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(0.5 * grad_z * sigma * eps, grad_z * sigma), the second empty unless need_grad_eps."""
+    shape = _check_inputs(grad_z, "grad_z", logvar, eps, BACKWARD)
+    if shape != grad_z.shape:
+        raise ValueError(
+            f"{BACKWARD}: logvar (shape {list(logvar.shape)}) must broadcast to grad_z's shape "
+            f"{list(grad_z.shape)}"
+        )
+    has_eps = eps is not None
+    if not has_eps:
+        if need_grad_eps:
+            raise ValueError(f"{BACKWARD}: need_grad_eps requires an explicit eps")
+        _check_seed_offset(seed_offset, grad_z, BACKWARD)
+    grad_logvar = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
+    grad_eps = torch.empty(shape if need_grad_eps else (0,), dtype=grad_z.dtype,
+                           device=grad_z.device)  # fmt: skip
+    if grad_logvar.numel() == 0:
+        return grad_logvar, grad_eps
+    so, so_stride = _seed_offset_view(seed_offset) if not has_eps else (grad_logvar, 1)
+    inputs = [grad_z, logvar] + ([eps] if has_eps else [])
+    lay, inputs = _layout.make_layout(shape, inputs)
+    eps_in = inputs[2] if has_eps else grad_logvar
+    eps_strides = lay.padded_strides(2) if has_eps else (0, 0, 0, 0)
+    wrap_triton(diag_backward_kernel)[_grid(grad_logvar.numel())](
+        grad_logvar, grad_eps if need_grad_eps else grad_logvar, inputs[0], inputs[1], eps_in,
+        so, grad_logvar.numel(), so_stride, *lay.padded_sizes()[1:],
+        *lay.padded_strides(0), *lay.padded_strides(1), *eps_strides,
+        NDIM=max(lay.ndim, 1), G_CONTIG=lay.contiguous[0], LV_CONTIG=lay.contiguous[1],
+        EPS_CONTIG=has_eps and lay.contiguous[2], HAS_EPS=has_eps,
+        NEED_GRAD_EPS=need_grad_eps, IDX64=lay.needs_int64(grad_logvar.numel(), 4 * _GROUPS),
+        GROUPS=_GROUPS, F64=grad_z.dtype == torch.float64, num_warps=_NUM_WARPS,
+    )  # fmt: skip
+    return grad_logvar, grad_eps
+
+
+# A triton_op is its own fake kernel (its Python runs on fake tensors); a custom_op needs one.
+register_diag_op_pair(FORWARD, BACKWARD, register_fakes=interpreted())
