@@ -50,8 +50,29 @@ def _block_indices(GROUPS: tl.constexpr, IDX64: tl.constexpr):
 
 
 @triton.jit
-def _read_seed_offset(so_ptr, so_stride):
-    return tl.load(so_ptr), tl.load(so_ptr + so_stride)
+def _load(ptr, idx, mask, s1, s2, s3, t0, t1, t2, t3, CONTIG: tl.constexpr,
+          NDIM: tl.constexpr, F64: tl.constexpr):  # fmt: skip
+    """One input at elements `idx`, in the compute type."""
+    ct: tl.constexpr = tl.float64 if F64 else tl.float32
+    off = _offset(idx, s1, s2, s3, t0, t1, t2, t3, CONTIG, NDIM)
+    return tl.load(ptr + off, mask=mask).to(ct)
+
+
+@triton.jit
+def _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3, t0, t1, t2, t3,
+         EPS_CONTIG: tl.constexpr, HAS_EPS: tl.constexpr, NDIM: tl.constexpr,
+         GROUPS: tl.constexpr, F64: tl.constexpr):  # fmt: skip
+    """(eps, seed, offset): eps read from eps_ptr (then seed = offset = 0), or made from the
+    stream [seed, offset] at so_ptr."""
+    if HAS_EPS:
+        eps = _load(eps_ptr, idx, mask, s1, s2, s3, t0, t1, t2, t3, EPS_CONTIG, NDIM, F64)
+        seed = tl.zeros((), tl.int64)
+        offset = seed
+    else:
+        seed = tl.load(so_ptr)
+        offset = tl.load(so_ptr + so_stride)
+        eps = stream_normals(seed, offset, group, GROUPS, F64)
+    return eps, seed, offset
 
 
 @triton.jit
@@ -66,28 +87,19 @@ def diag_forward_kernel(
     GROUPS: tl.constexpr, F64: tl.constexpr,
 ):  # fmt: skip
     """z = mu + exp(0.5 * logvar) * eps; eps is read, or made from the stream at so_ptr."""
-    ct: tl.constexpr = tl.float64 if F64 else tl.float32
     idx, group = _block_indices(GROUPS, IDX64)
     mask = idx < numel
-    mu_off = _offset(idx, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, MU_CONTIG, NDIM)
-    lv_off = _offset(idx, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM)
-    mu = tl.load(mu_ptr + mu_off, mask=mask).to(ct)
-    lv = tl.load(lv_ptr + lv_off, mask=mask).to(ct)
-    if HAS_EPS:
-        eps_off = _offset(idx, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, NDIM)
-        eps = tl.load(eps_ptr + eps_off, mask=mask).to(ct)
-        seed = tl.zeros((), tl.int64)
-        offset = seed
-    else:
-        seed, offset = _read_seed_offset(so_ptr, so_stride)
-        eps = stream_normals(seed, offset, group, GROUPS, F64)
+    mu = _load(mu_ptr, idx, mask, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, MU_CONTIG, NDIM, F64)
+    lv = _load(lv_ptr, idx, mask, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM, F64)
+    eps, seed, offset = _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3,
+                             eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, HAS_EPS, NDIM,
+                             GROUPS, F64)  # fmt: skip
     if tl.program_id(0) == 0:
         # The stream used (zeros for an explicit eps), so backward regenerates the same eps;
         # written here rather than by a separate fill or copy launch.
         tl.store(used_ptr, seed)
         tl.store(used_ptr + 1, offset)
-    sigma = tl.exp(0.5 * lv)
-    z = mu + sigma * eps
+    z = mu + tl.exp(0.5 * lv) * eps
     tl.store(z_ptr + idx, z.to(z_ptr.dtype.element_ty), mask=mask)
 
 
@@ -104,19 +116,13 @@ def diag_backward_kernel(
 ):  # fmt: skip
     """dlogvar = 0.5 * (dz * sigma) * eps and, when asked, deps = dz * sigma, with eps read
     or regenerated from the stream at so_ptr."""
-    ct: tl.constexpr = tl.float64 if F64 else tl.float32
     idx, group = _block_indices(GROUPS, IDX64)
     mask = idx < numel
-    g_off = _offset(idx, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, G_CONTIG, NDIM)
-    lv_off = _offset(idx, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM)
-    g = tl.load(g_ptr + g_off, mask=mask).to(ct)
-    lv = tl.load(lv_ptr + lv_off, mask=mask).to(ct)
-    if HAS_EPS:
-        eps_off = _offset(idx, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, NDIM)
-        eps = tl.load(eps_ptr + eps_off, mask=mask).to(ct)
-    else:
-        seed, offset = _read_seed_offset(so_ptr, so_stride)
-        eps = stream_normals(seed, offset, group, GROUPS, F64)
+    g = _load(g_ptr, idx, mask, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, G_CONTIG, NDIM, F64)
+    lv = _load(lv_ptr, idx, mask, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM, F64)
+    eps, _seed, _offset_used = _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3,
+                                    eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, HAS_EPS, NDIM,
+                                    GROUPS, F64)  # fmt: skip
     g_sigma = g * tl.exp(0.5 * lv)
     tl.store(glv_ptr + idx, (0.5 * g_sigma * eps).to(glv_ptr.dtype.element_ty), mask=mask)
     if NEED_GRAD_EPS:

@@ -73,10 +73,38 @@ def _check_inputs(
     return shape
 
 
-def _seed_offset_view(seed_offset: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """[seed, offset] as a 1-D view and the stride between its two elements."""
-    flat = seed_offset.reshape(2)
-    return flat, flat.stride(0)
+class _KernelArgs:
+    """What both kernels take for (first input, logvar, eps?, [seed, offset]) with output
+    `shape`: the inputs to read (after layout.make_layout), their collapsed sizes and strides
+    padded to four dims, contiguity flags, and the 1-D [seed, offset] view and its stride.
+    `placeholder` stands in for absent tensors (never read)."""
+
+    def __init__(
+        self,
+        shape: torch.Size,
+        first: torch.Tensor,
+        logvar: torch.Tensor,
+        eps: torch.Tensor | None,
+        seed_offset: torch.Tensor | None,
+        placeholder: torch.Tensor,
+    ) -> None:
+        self.has_eps = eps is not None
+        lay, inputs = _layout.make_layout(shape, [first, logvar] + ([eps] if self.has_eps else []))
+        self.first, self.logvar = inputs[0], inputs[1]
+        self.eps = inputs[2] if self.has_eps else placeholder
+        self.sizes = lay.padded_sizes()[1:]  # the outermost size is never needed
+        eps_strides = lay.padded_strides(2) if self.has_eps else (0,) * _layout.MAX_DIMS
+        self.strides = lay.padded_strides(0) + lay.padded_strides(1) + eps_strides
+        self.contig = (lay.contiguous[0], lay.contiguous[1], self.has_eps and lay.contiguous[2])
+        self.ndim = max(lay.ndim, 1)
+        numel = shape.numel()
+        self.idx64 = lay.needs_int64(numel, 4 * _GROUPS)
+        self.f64 = first.dtype == torch.float64
+        if self.has_eps or seed_offset is None:
+            self.so, self.so_stride = placeholder, 1
+        else:
+            self.so = seed_offset.reshape(2)
+            self.so_stride = self.so.stride(0)
 
 
 @_define_op(FORWARD, mutates_args=())
@@ -100,20 +128,11 @@ def triton_diag_rsample(
         used = seed_offset.reshape(2).clone() if eps is None else mu.new_zeros(2, dtype=torch.int64)
         return z, used
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
-    has_eps = eps is not None
-    so, so_stride = _seed_offset_view(seed_offset) if not has_eps else (used, 1)
-    inputs = [mu, logvar] + ([eps] if has_eps else [])
-    lay, inputs = _layout.make_layout(shape, inputs)
-    eps_in = inputs[2] if has_eps else z
-    eps_strides = lay.padded_strides(2) if has_eps else (0, 0, 0, 0)
+    a = _KernelArgs(shape, mu, logvar, eps, seed_offset, placeholder=used)
     wrap_triton(diag_forward_kernel)[_grid(z.numel())](
-        z, inputs[0], inputs[1], eps_in, so, used,
-        z.numel(), so_stride, *lay.padded_sizes()[1:],
-        *lay.padded_strides(0), *lay.padded_strides(1), *eps_strides,
-        NDIM=max(lay.ndim, 1), MU_CONTIG=lay.contiguous[0], LV_CONTIG=lay.contiguous[1],
-        EPS_CONTIG=has_eps and lay.contiguous[2], HAS_EPS=has_eps,
-        IDX64=lay.needs_int64(z.numel(), 4 * _GROUPS), GROUPS=_GROUPS,
-        F64=mu.dtype == torch.float64, num_warps=_NUM_WARPS,
+        z, a.first, a.logvar, a.eps, a.so, used, z.numel(), a.so_stride, *a.sizes, *a.strides,
+        NDIM=a.ndim, MU_CONTIG=a.contig[0], LV_CONTIG=a.contig[1], EPS_CONTIG=a.contig[2],
+        HAS_EPS=a.has_eps, IDX64=a.idx64, GROUPS=_GROUPS, F64=a.f64, num_warps=_NUM_WARPS,
     )  # fmt: skip
     return z, used
 
@@ -143,19 +162,13 @@ def triton_diag_rsample_backward(
                            device=grad_z.device)  # fmt: skip
     if grad_logvar.numel() == 0:
         return grad_logvar, grad_eps
-    so, so_stride = _seed_offset_view(seed_offset) if not has_eps else (grad_logvar, 1)
-    inputs = [grad_z, logvar] + ([eps] if has_eps else [])
-    lay, inputs = _layout.make_layout(shape, inputs)
-    eps_in = inputs[2] if has_eps else grad_logvar
-    eps_strides = lay.padded_strides(2) if has_eps else (0, 0, 0, 0)
+    a = _KernelArgs(shape, grad_z, logvar, eps, seed_offset, placeholder=grad_logvar)
     wrap_triton(diag_backward_kernel)[_grid(grad_logvar.numel())](
-        grad_logvar, grad_eps if need_grad_eps else grad_logvar, inputs[0], inputs[1], eps_in,
-        so, grad_logvar.numel(), so_stride, *lay.padded_sizes()[1:],
-        *lay.padded_strides(0), *lay.padded_strides(1), *eps_strides,
-        NDIM=max(lay.ndim, 1), G_CONTIG=lay.contiguous[0], LV_CONTIG=lay.contiguous[1],
-        EPS_CONTIG=has_eps and lay.contiguous[2], HAS_EPS=has_eps,
-        NEED_GRAD_EPS=need_grad_eps, IDX64=lay.needs_int64(grad_logvar.numel(), 4 * _GROUPS),
-        GROUPS=_GROUPS, F64=grad_z.dtype == torch.float64, num_warps=_NUM_WARPS,
+        grad_logvar, grad_eps if need_grad_eps else grad_logvar, a.first, a.logvar, a.eps, a.so,
+        grad_logvar.numel(), a.so_stride, *a.sizes, *a.strides,
+        NDIM=a.ndim, G_CONTIG=a.contig[0], LV_CONTIG=a.contig[1], EPS_CONTIG=a.contig[2],
+        HAS_EPS=a.has_eps, NEED_GRAD_EPS=need_grad_eps, IDX64=a.idx64, GROUPS=_GROUPS,
+        F64=a.f64, num_warps=_NUM_WARPS,
     )  # fmt: skip
     return grad_logvar, grad_eps
 
