@@ -28,6 +28,19 @@ TORCH_LIBRARY(fused_reparam, m) {
   m.def(
       "diag_rsample_backward(Tensor grad_z, Tensor logvar, Tensor? eps, Tensor seed_offset, "
       "bool need_grad_eps) -> (Tensor, Tensor)");
+  // z = mu + L eps for mu [..., D] and scale_tril L [..., D, D] (lower triangle read only;
+  // batch dims broadcast), eps [*batch, D] from the stream as for diag_rsample (element i of
+  // the sample in row-major order), or given. Returns z and the [seed, offset] used.
+  m.def(
+      "chol_rsample(Tensor mu, Tensor scale_tril, Tensor? eps=None, Tensor? seed_offset=None, "
+      "Generator? generator=None) -> (Tensor, Tensor)",
+      {at::Tag::nondeterministic_seeded});
+  // grad_L = tril(grad_z eps^T) over grad_z's batch shape ([*batch, D, D], zeros above the
+  // diagonal; the caller reduces broadcast dims); grad_eps = L^T grad_z when need_grad_eps,
+  // else an empty tensor.
+  m.def(
+      "chol_rsample_backward(Tensor grad_z, Tensor scale_tril, Tensor? eps, Tensor seed_offset, "
+      "bool need_grad_eps) -> (Tensor, Tensor)");
   // Which CPU kernel build runs ("default", "avx2", "avx512"); a non-empty name forces one
   // (for tests and benchmarks). Returns the build in use after the call.
   m.def("_cpu_kernel_isa(str force=\"\") -> str");

@@ -121,6 +121,8 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
 
 }  // namespace
 
+const DiagKernels* active_cpu_kernels() { return active_kernels().load(); }
+
 // Not in the anonymous namespace: the CompositeExplicitAutograd registration in ops.cpp's
 // library needs only the op; this is registered below.
 std::string cpu_kernel_isa(c10::string_view force) {

@@ -20,11 +20,20 @@ enum DtypeIndex { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3, kNumD
 
 using RangeFn = void (*)(const DiagLoop&, int64_t begin, int64_t end);
 
+// float32 normals of stream elements [first, first + len) (first % 4 == 0) into buf, which
+// must hold kNoisePad more floats than len rounded up to 4 (whole vector steps are written).
+using NoiseFn = void (*)(float* buf, uint64_t seed, uint64_t offset, int64_t first, int64_t len);
+constexpr int64_t kNoisePad = 256;
+
 struct DiagKernels {
   const char* isa;
   RangeFn forward[kNumDtypes];
   RangeFn backward[kNumDtypes];
+  NoiseFn noise_f32;  // the vectorized noise, for the other CPU ops (Cholesky)
 };
+
+// The table in use (the best this CPU runs unless _cpu_kernel_isa forced one).
+const DiagKernels* active_cpu_kernels();
 
 // One table per instruction set; null where that set was not compiled in.
 const DiagKernels* diag_kernels_default();

@@ -68,6 +68,7 @@ struct VecIO<c10::BFloat16> : VecIO16<c10::BFloat16> {};
 constexpr int64_t kBlock = 512;
 static_assert(kRangeAlign % kBlock == 0, "ranges start on block boundaries");
 static_assert(kBlock % (8 * kLanes) == 0, "a block is whole pairs of vector Philox groups");
+static_assert(kNoisePad >= 8 * kLanes, "fill_noise writes whole pairs of vector groups");
 
 // Normals of groups [group, group + kLanes) stored to out in element order: Philox lane j
 // serves group + j, and its four normals are interleaved back to elements 4j .. 4j+3.
@@ -262,6 +263,7 @@ inline const DiagKernels* make_diag_kernels(const char* isa) {
        &run_range<c10::Half, ForwardOp>, &run_range<c10::BFloat16, ForwardOp>},
       {&backward_range<float>, &backward_range<double>, &backward_range<c10::Half>,
        &backward_range<c10::BFloat16>},
+      static_cast<NoiseFn>(&fill_noise),
   };
   return &table;
 }

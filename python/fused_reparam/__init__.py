@@ -1,13 +1,22 @@
 """fused_reparam: reparameterized Gaussian sampling as single fused kernels for PyTorch.
 
-``sample_diag(mu, logvar)`` draws ``z = mu + exp(0.5 * logvar) * eps`` with the noise made
-inside the kernel and regenerated in backward. See README.md and DESIGN.md.
+``sample_diag(mu, logvar)`` draws ``z = mu + exp(0.5 * logvar) * eps`` and
+``sample_chol(mu, scale_tril)`` draws ``z = mu + L @ eps``, with the noise made inside the
+kernel and regenerated in backward. See README.md and DESIGN.md.
 """
 
 from ._backend import BACKENDS, available_backends
 from ._extension import has_extension
+from .chol import sample_chol
 from .diag import sample_diag
 
 __version__ = "0.1.0"
 
-__all__ = ["BACKENDS", "__version__", "available_backends", "has_extension", "sample_diag"]
+__all__ = [
+    "BACKENDS",
+    "__version__",
+    "available_backends",
+    "has_extension",
+    "sample_chol",
+    "sample_diag",
+]

@@ -26,6 +26,8 @@ def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | No
     if backend == "reference":
         return None
     if backend == "triton":
+        if op != "diag_rsample":
+            return f"the Triton backend has no {op} kernels yet"
         return _triton.unavailable_reason(device)
     want = "CUDA" if backend == "cuda" else "CPU"
     if device.type != backend:
@@ -33,7 +35,7 @@ def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | No
     if not _extension.has_extension():
         return f"the compiled extension is not available ({_extension.load_error()})"
     if not _extension.has_kernel(op, want):
-        return f"fused_reparam._C was built without {want} kernels"
+        return f"fused_reparam._C has no {want} kernel for {op}"
     return None
 
 

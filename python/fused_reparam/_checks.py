@@ -70,3 +70,29 @@ def check_generator(generator: object, device: torch.device, where: str) -> None
         raise ValueError(
             f"{where}: generator is for {generator.device} but the inputs are on {device}"
         )
+
+
+def chol_sample_shape(
+    mu: torch.Tensor, scale_tril: torch.Tensor, where: str, mu_name: str = "mu"
+) -> torch.Size:
+    """The sample shape [*batch, D] of mu [..., D] and scale_tril [..., D, D], or a clear
+    error naming the argument."""
+    if scale_tril.dim() < 2:
+        raise ValueError(
+            f"{where}: scale_tril must have shape [..., D, D], got {list(scale_tril.shape)}"
+        )
+    d = scale_tril.shape[-1]
+    if scale_tril.shape[-2] != d:
+        raise ValueError(
+            f"{where}: scale_tril must be square in its last two dims, got {list(scale_tril.shape)}"
+        )
+    if mu.dim() < 1:
+        raise ValueError(f"{where}: {mu_name} must have shape [..., D], got a scalar")
+    if mu.shape[-1] != d:
+        raise ValueError(
+            f"{where}: {mu_name} has D = {mu.shape[-1]} (shape {list(mu.shape)}) but scale_tril "
+            f"has D = {d} (shape {list(scale_tril.shape)})"
+        )
+    batch = broadcast_shape(mu[..., 0], f"{mu_name} batch", scale_tril[..., 0, 0],
+                            "scale_tril batch", where)  # fmt: skip
+    return torch.Size((*batch, d))

@@ -1,0 +1,244 @@
+"""The Cholesky op z = mu + L eps on every backend that has it: values against a float64
+reference, the noise contract, gradients (gradcheck, gradgradcheck), opcheck, torch.compile,
+Monte-Carlo covariance, the upper triangle never read, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fused_reparam
+from conftest import DEVICES, DTYPES, randn
+from fused_reparam import sample_chol, sample_diag
+from fused_reparam.reference import chol as ref
+
+OP = "chol_rsample"
+DEVICE_BACKENDS = [(d, b) for d in DEVICES for b in fused_reparam.available_backends(d, OP)]
+FUSED = [(d, b) for d, b in DEVICE_BACKENDS if b != "reference"]
+# (mu shape, L shape): odd and prime D, broadcast batch dims both ways, D = 1, D = 65.
+SHAPES = [
+    ((7,), (7, 7)),
+    ((5, 3), (3, 3)),
+    ((4, 1, 13), (3, 13, 13)),
+    ((13,), (2, 13, 13)),
+    ((9, 1), (1, 1)),
+    ((2, 65), (2, 65, 65)),
+]
+
+
+def _half_tolerance(dtype, mu, L, eps, z):
+    """Error bound for half types: 2x torch's own half matmul error on the same data."""
+    exact = mu.double() + (torch.tril(L.double()) @ eps.double()[..., None])[..., 0]
+    torch_half = mu + (torch.tril(L) @ eps.to(dtype)[..., None])[..., 0]
+    return 2 * (torch_half.double() - exact).abs().max().item() + torch.finfo(dtype).eps
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("mu_shape", "l_shape"), SHAPES)
+def test_explicit_eps_matches_float64_reference(device, backend, dtype, mu_shape, l_shape, gen):
+    mu = randn(mu_shape, dtype, device, gen)
+    L = randn(l_shape, dtype, device, gen, scale=0.3)
+    shape = torch.Size((*torch.broadcast_shapes(mu_shape[:-1], l_shape[:-2]), mu_shape[-1]))
+    eps = randn(shape, dtype, device, gen)
+    z = sample_chol(mu, L, eps=eps, backend=backend)
+    assert z.shape == shape and z.dtype == dtype
+    exact = mu.double() + (torch.tril(L.double()) @ eps.double()[..., None])[..., 0]
+    if dtype in (torch.float32, torch.float64):
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(z.double(), exact, rtol=tol, atol=tol)
+    else:
+        err = (z.double() - exact).abs().max().item()
+        assert err <= _half_tolerance(dtype, mu, L, eps, z), err
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("mu_shape", "l_shape"), SHAPES)
+def test_seeded_sample_matches_reference_backend(device, backend, dtype, mu_shape, l_shape, gen):
+    mu = randn(mu_shape, dtype, device, gen)
+    L = randn(l_shape, dtype, device, gen, scale=0.3)
+    z = sample_chol(mu, L, seed=2**63 + 5, offset=2**40 + 3, backend=backend)
+    z_ref = sample_chol(mu, L, seed=2**63 + 5, offset=2**40 + 3, backend="reference")
+    tol = {torch.float32: 2e-5, torch.float64: 1e-10}.get(dtype, 4 * torch.finfo(dtype).eps)
+    torch.testing.assert_close(z.double(), z_ref.double(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+def test_noise_is_the_contract_stream_shared_with_the_diagonal_op(device, backend, gen):
+    """L = I: z - mu is the stream's eps, the same numbers sample_diag draws for that shape."""
+    mu = randn((6, 11), torch.float32, device, gen)
+    z = sample_chol(mu, torch.eye(11, device=device), seed=77, offset=5, backend=backend)
+    eps = sample_diag(torch.zeros_like(mu), torch.zeros_like(mu), seed=77, offset=5)
+    torch.testing.assert_close(z - mu, eps, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+def test_upper_triangle_is_never_read(device, backend, gen):
+    mu = randn((5, 9), torch.float32, device, gen)
+    L = randn((5, 9, 9), torch.float32, device, gen).tril()
+    poisoned = L + torch.triu(torch.full_like(L, float("nan")), diagonal=1)
+    a = sample_chol(mu, L, seed=3, backend=backend)
+    b = sample_chol(mu, poisoned, seed=3, backend=backend)
+    assert torch.equal(a, b)
+    m = mu.clone().requires_grad_()
+    p = poisoned.clone().requires_grad_()
+    sample_chol(m, p, seed=3, backend=backend).sum().backward()
+    assert torch.isfinite(p.grad).all() and torch.isfinite(m.grad).all()
+    assert torch.equal(p.grad.triu(1), torch.zeros_like(p.grad))
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+def test_gradcheck_and_gradgradcheck_float64(device, backend, gen):
+    mu = randn((3, 5), torch.float64, device, gen).requires_grad_()
+    L = randn((2, 1, 5, 5), torch.float64, device, gen).requires_grad_()
+    eps = randn((2, 3, 5), torch.float64, device, gen).requires_grad_()
+
+    def seeded(m, lt):
+        return sample_chol(m, lt, seed=9, backend=backend)
+
+    def explicit(m, lt, e):
+        return sample_chol(m, lt, eps=e, backend=backend)
+
+    assert torch.autograd.gradcheck(seeded, (mu, L))
+    assert torch.autograd.gradgradcheck(seeded, (mu, L))
+    assert torch.autograd.gradcheck(explicit, (mu, L, eps))
+    assert torch.autograd.gradgradcheck(explicit, (mu, L, eps))
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+def test_monte_carlo_covariance_is_l_l_transpose(device, backend, gen):
+    d, n = 4, 1 << 17
+    L = torch.tensor(
+        [[1.0, 0, 0, 0], [0.5, 0.8, 0, 0], [-0.3, 0.2, 0.6, 0], [0.1, -0.4, 0.3, 0.9]],
+        device=device,
+    )
+    mu = torch.tensor([1.0, -2.0, 0.5, 0.0], device=device).expand(n, d)
+    z = sample_chol(mu, L, seed=123, backend=backend).double().cpu()
+    cov = torch.cov(z.T)
+    # Entries of a sample covariance have standard error <= sqrt(2/n) * max variance.
+    torch.testing.assert_close(cov, (L @ L.T).double().cpu(), rtol=0, atol=6 * (2 / n) ** 0.5)
+    torch.testing.assert_close(z.mean(0), mu[0].double().cpu(), rtol=0, atol=6 / n**0.5)
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+def test_manual_seed_generator_and_fresh_draws(device, backend, gen):
+    mu = randn((4, 6), torch.float32, device, gen)
+    L = randn((6, 6), torch.float32, device, gen)
+    torch.manual_seed(5)
+    a = sample_chol(mu, L, backend=backend)
+    b = sample_chol(mu, L, backend=backend)
+    torch.manual_seed(5)
+    assert torch.equal(a, sample_chol(mu, L, backend=backend))
+    assert not torch.isclose(a, b).all()
+    g1 = torch.Generator(device=device).manual_seed(1)
+    g2 = torch.Generator(device=device).manual_seed(1)
+    assert torch.equal(
+        sample_chol(mu, L, generator=g1, backend=backend),
+        sample_chol(mu, L, generator=g2, backend=backend),
+    )
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+def test_non_contiguous_and_empty_inputs(device, backend, gen):
+    base = randn((7, 6, 9), torch.float32, device, gen)
+    mu = base[:, ::2, 3]  # [7, 3] strided
+    L = randn((3, 3, 7), torch.float32, device, gen).transpose(0, 2)  # [7, 3, 3] transposed
+    eps = randn((3, 7), torch.float32, device, gen).t()
+    z = sample_chol(mu, L, eps=eps, backend=backend)
+    expected = sample_chol(mu.contiguous(), L.contiguous(), eps=eps.contiguous(), backend=backend)
+    assert torch.equal(z, expected)
+    zs = sample_chol(mu, L, seed=8, backend=backend)
+    assert torch.equal(zs, sample_chol(mu.contiguous(), L.contiguous(), seed=8, backend=backend))
+    empty = sample_chol(torch.zeros(0, 4, device=device), torch.eye(4, device=device), seed=1)
+    assert empty.shape == (0, 4)
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_opcheck(device, backend, dtype, gen):
+    fwd = torch.ops.fused_reparam.chol_rsample.default
+    bwd = torch.ops.fused_reparam.chol_rsample_backward.default
+    mu = randn((3, 5), dtype, device, gen).requires_grad_()
+    L = randn((5, 5), dtype, device, gen).requires_grad_()
+    eps = randn((3, 5), dtype, device, gen).requires_grad_()
+    so = torch.tensor([5, 9], dtype=torch.int64, device=device)
+    torch.library.opcheck(fwd, (mu, L, None, so, None))
+    torch.library.opcheck(fwd, (mu, L, eps, None, None))
+    g = randn((3, 5), dtype, device, gen).requires_grad_()
+    torch.library.opcheck(bwd, (g, L, None, so, False))
+    torch.library.opcheck(bwd, (g, L, eps, so, True))
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED)
+def test_compile_fullgraph_equals_eager(device, backend, gen):
+    torch._dynamo.reset()
+
+    def loss_fn(mu, L):
+        return (sample_chol(mu, L, seed=4, backend=backend) ** 2).sum()
+
+    mu = randn((6, 5), torch.float32, device, gen).requires_grad_()
+    L = randn((5, 5), torch.float32, device, gen).requires_grad_()
+    loss_c = torch.compile(loss_fn, fullgraph=True)(mu, L)
+    gc = torch.autograd.grad(loss_c, (mu, L))
+    loss_e = loss_fn(mu, L)
+    ge = torch.autograd.grad(loss_e, (mu, L))
+    torch.testing.assert_close(loss_c, loss_e)
+    torch.testing.assert_close(gc, ge)
+
+
+def test_reference_is_tril_matmul():
+    mu, L, eps = torch.randn(3, 4), torch.randn(3, 4, 4), torch.randn(3, 4)
+    expected = mu + torch.einsum("bij,bj->bi", torch.tril(L), eps)
+    torch.testing.assert_close(ref.chol_rsample(mu, L, eps), expected)
+
+
+def _bad(device):
+    mu, L = torch.zeros(3, 4, device=device), torch.eye(4, device=device)
+    return [
+        (lambda b: sample_chol(mu, torch.zeros(4, device=device), backend=b), ValueError,
+         r"scale_tril must have shape \[\.\.\., D, D\]"),
+        (lambda b: sample_chol(mu, torch.zeros(4, 3, device=device), backend=b), ValueError,
+         "scale_tril must be square"),
+        (lambda b: sample_chol(mu, torch.eye(5, device=device), backend=b), ValueError,
+         "mu has D = 4"),
+        (lambda b: sample_chol(torch.zeros((), device=device), L, backend=b), ValueError,
+         r"mu must have shape \[\.\.\., D\]"),
+        (lambda b: sample_chol(mu, torch.zeros(2, 4, 4, device=device), backend=b), ValueError,
+         "not broadcastable"),
+        (lambda b: sample_chol(mu, L.double(), backend=b), TypeError, "scale_tril has dtype"),
+        (lambda b: sample_chol(mu.long(), L, backend=b), TypeError, "mu must be float32"),
+        (lambda b: sample_chol(mu, L, eps=torch.zeros(4, device=device), backend=b),
+         ValueError, r"eps must have shape \[3, 4\]"),
+        (lambda b: sample_chol(mu, L, seed=-1, backend=b), ValueError, "seed must be in"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+@pytest.mark.parametrize("case", range(9))
+def test_bad_input_raises_clear_error(device, backend, case):
+    call, exc, msg = _bad(device)[case]
+    with pytest.raises(exc, match=msg):
+        call(backend)
+
+
+@pytest.mark.skipif(not FUSED, reason="no compiled Cholesky kernels")
+def test_cpp_op_checks():
+    fwd = torch.ops.fused_reparam.chol_rsample
+    with pytest.raises(RuntimeError, match="scale_tril must be square"):
+        fwd(torch.zeros(3), torch.zeros(3, 2))
+    with pytest.raises(RuntimeError, match="mu has D = 3"):
+        fwd(torch.zeros(3), torch.zeros(4, 4))
+    with pytest.raises(RuntimeError, match="seed_offset must be an int64 tensor of 2 elements"):
+        fwd(torch.zeros(3), torch.eye(3), None, torch.zeros(3, dtype=torch.int64))
+    bwd = torch.ops.fused_reparam.chol_rsample_backward
+    so = torch.zeros(2, dtype=torch.int64)
+    with pytest.raises(RuntimeError, match="need_grad_eps requires an explicit eps"):
+        bwd(torch.zeros(3), torch.eye(3), None, so, True)
+    with pytest.raises(RuntimeError, match="must broadcast to grad_z's batch shape"):
+        bwd(torch.zeros(3), torch.zeros(2, 3, 3), None, so, False)
+
+
+def test_triton_and_cuda_say_why_they_cannot_run_the_op():
+    with pytest.raises(RuntimeError, match="backend 'triton' is not available"):
+        sample_chol(torch.zeros(2), torch.eye(2), backend="triton")
