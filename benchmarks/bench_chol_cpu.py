@@ -1,0 +1,121 @@
+"""CPU benchmark of the Cholesky op: fused C++ kernel vs eager torch, torch.distributions and
+torch.compile, forward and forward+backward, for the (B, D) of issue 5, in one run.
+
+Peers: eager `mu + (L @ torch.randn_like(mu)[..., None])[..., 0]`,
+`torch.distributions.MultivariateNormal(mu, scale_tril=L).rsample()` (validate_args off) and
+torch.compile of the eager line. Writes a table (machine, versions, date) to
+benchmarks/results/. Run: python benchmarks/bench_chol_cpu.py [--no-compile] [--dtype float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fused_reparam
+from _timing import median_ms
+from bench_diag_cpu import cpu_name
+
+SIZES = [(65536, 8), (65536, 32), (16384, 64), (256, 512), (64, 1024)]
+
+
+def eager(mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    return mu + (L @ torch.randn_like(mu)[..., None])[..., 0]
+
+
+def distributions(mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    return torch.distributions.MultivariateNormal(mu, scale_tril=L, validate_args=False).rsample()
+
+
+def fused(mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    return fused_reparam.sample_chol(mu, L, backend="cpu")
+
+
+def time_fwd_and_fwdbwd(fn, mu, L, grad) -> tuple[float, float]:
+    """Median ms of fn(mu, L) without grad, and of forward + backward with grad."""
+    with torch.no_grad():
+        fwd = median_ms(lambda: fn(mu, L), reps=5)
+
+    def step() -> None:
+        mu.grad = L.grad = None
+        fn(mu, L).backward(grad)
+
+    return fwd, median_ms(step, reps=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--sizes", default=None, help="e.g. 1024x8,256x32 (default: issue 5's)")
+    parser.add_argument("--out", default=None, help="results file stem (default: dated)")
+    parser.add_argument("--out-dir", default=None, help="results folder")
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
+    sizes = SIZES
+    if args.sizes:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    impls = {"fused": fused, "eager": eager, "distributions": distributions}
+    if not args.no_compile:
+        impls["compile"] = torch.compile(eager, dynamic=True)
+    rows = []
+    for b, d in sizes:
+        gen = torch.Generator().manual_seed(b * 1000 + d)
+        mu = torch.randn(b, d, generator=gen).to(dtype).requires_grad_()
+        base = torch.randn(b, d, d, generator=gen) / d**0.5
+        L = base.tril(-1) + torch.diag_embed(1 + base.diagonal(dim1=-2, dim2=-1).abs())
+        L = L.to(dtype).requires_grad_()
+        grad = torch.randn(b, d, generator=gen).to(dtype)
+        row: dict[str, float | int] = {"B": b, "D": d}
+        for name, fn in impls.items():
+            row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = time_fwd_and_fwdbwd(fn, mu, L, grad)
+        for name in impls:
+            if name != "fused":
+                for kind in ("fwd", "fwdbwd"):
+                    row[f"{kind}_x_vs_{name}"] = row[f"{name}_{kind}_ms"] / row[f"fused_{kind}_ms"]
+        rows.append(row)
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+    meta = {
+        "benchmark": f"chol forward / forward+backward, {args.dtype}, CPU",
+        "date": datetime.date.today().isoformat(),
+        "cpu": cpu_name(),
+        "threads": torch.get_num_threads(),
+        "cpu_kernel_build": torch.ops.fused_reparam._cpu_kernel_isa(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "timing": "median wall time of 5 calls after 2 warm-up calls",
+    }
+    write(meta, rows, list(impls), args)
+
+
+def write(meta: dict, rows: list[dict], impls: list[str], args: argparse.Namespace) -> None:
+    out_dir = args.out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    os.makedirs(out_dir, exist_ok=True)
+    stem = args.out or f"cpu_chol_{meta['date']}"
+    with open(os.path.join(out_dir, stem + ".json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    lines = [f"# {meta['benchmark']}", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items() if k != "benchmark"]
+    kinds = ("fwd", "fwdbwd")
+    header = ["B", "D"] + [f"{i} {k} ms" for k in kinds for i in impls]
+    ratios = [f"{k} x vs {i}" for k in kinds for i in impls if i != "fused"]
+    lines += ["", "| " + " | ".join(header + ratios) + " |", "|" + "---|" * len(header + ratios)]
+    for r in rows:
+        cells = [str(r["B"]), str(r["D"])]
+        cells += [f"{r[f'{i}_{k}_ms']:.2f}" for k in kinds for i in impls]
+        cells += [f"{r[f'{k}_x_vs_{i}']:.1f}x" for k in kinds for i in impls if i != "fused"]
+        lines.append("| " + " | ".join(cells) + " |")
+    with open(os.path.join(out_dir, stem + ".md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {stem}.md and .json in {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
