@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from . import _checks
+
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 
@@ -53,3 +55,34 @@ def draw_seed_offset(generator: torch.Generator | None, device: torch.device) ->
     """(seed, offset) drawn as by draw_seed_offset_tensor, as Python ints."""
     seed, offset = draw_seed_offset_tensor(generator, device).tolist()
     return to_uint64(seed), to_uint64(offset)
+
+
+def check_stream_args(
+    mu: torch.Tensor,
+    eps: torch.Tensor | None,
+    shape: torch.Size,
+    shape_desc: str,
+    seed: int | None,
+    offset: int,
+    generator: torch.Generator | None,
+    where: str,
+) -> None:
+    """Checks a sampling call's noise arguments: an explicit eps (of `shape`, mu's dtype and
+    device), or a stream from seed/offset, or from a generator; never two of them."""
+    if eps is not None:
+        _checks.check_float_tensor(eps, "eps", where)
+        _checks.check_same_dtype_device(mu, "mu", eps, "eps", where)
+        if eps.shape != shape:
+            raise ValueError(
+                f"{where}: eps must have shape {list(shape)} ({shape_desc}), got {list(eps.shape)}"
+            )
+        if seed is not None or generator is not None:
+            raise ValueError(f"{where}: pass either eps or seed/generator, not both")
+    _checks.check_generator(generator, mu.device, where)
+    if seed is not None:
+        check_u64(seed, "seed", where)
+        check_u64(offset, "offset", where)
+        if generator is not None:
+            raise ValueError(f"{where}: pass either seed or generator, not both")
+    elif offset != 0:
+        raise ValueError(f"{where}: offset is only used together with seed")

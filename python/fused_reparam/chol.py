@@ -53,24 +53,9 @@ def sample_chol(
     scale_tril = _checks.check_float_tensor(scale_tril, "scale_tril", _WHERE)
     _checks.check_same_dtype_device(mu, "mu", scale_tril, "scale_tril", _WHERE)
     shape = _checks.chol_sample_shape(mu, scale_tril, _WHERE)
-    if eps is not None:
-        _checks.check_float_tensor(eps, "eps", _WHERE)
-        _checks.check_same_dtype_device(mu, "mu", eps, "eps", _WHERE)
-        if eps.shape != shape:
-            raise ValueError(
-                f"{_WHERE}: eps must have shape {list(shape)} (the sample's shape [*batch, D]), "
-                f"got {list(eps.shape)}"
-            )
-        if seed is not None or generator is not None:
-            raise ValueError(f"{_WHERE}: pass either eps or seed/generator, not both")
-    _checks.check_generator(generator, mu.device, _WHERE)
-    if seed is not None:
-        _seed.check_u64(seed, "seed", _WHERE)
-        _seed.check_u64(offset, "offset", _WHERE)
-        if generator is not None:
-            raise ValueError(f"{_WHERE}: pass either seed or generator, not both")
-    elif offset != 0:
-        raise ValueError(f"{_WHERE}: offset is only used together with seed")
+    _seed.check_stream_args(
+        mu, eps, shape, "the sample's shape [*batch, D]", seed, offset, generator, _WHERE
+    )
 
     which = _backend.resolve_backend(backend, mu.device, "chol_rsample")
     if which == "reference":
