@@ -13,6 +13,7 @@
 #include "common/chol_problem.h"
 #include "cpu/diag_cpu_kernels.h"
 #include "cpu/huge_pages.h"
+#include "cpu/stream_cpu.h"
 #include "fused_reparam/chol_math.h"
 #include "fused_reparam/normal.h"
 
@@ -132,26 +133,14 @@ void parallel_rows(const CholProblem& p, Fn fn) {
   at::parallel_for(0, p.rows, grain, [&](int64_t b, int64_t e) { fn(p, b, e); });
 }
 
-at::Tensor draw_seed_offset(const std::optional<at::Generator>& generator) {
-  return at::randint(std::numeric_limits<int64_t>::max(), {2}, generator,
-                     at::TensorOptions().dtype(at::kLong));
-}
-
 std::tuple<at::Tensor, at::Tensor> chol_rsample_cpu(const at::Tensor& mu,
                                                     const at::Tensor& scale_tril,
                                                     const std::optional<at::Tensor>& eps,
                                                     const std::optional<at::Tensor>& seed_offset,
                                                     std::optional<at::Generator> generator) {
   const std::vector<int64_t> shape = check_chol_args(kFwd, mu, "mu", scale_tril, eps);
-  at::Tensor used;
-  if (eps.has_value()) {
-    used = at::zeros({2}, at::TensorOptions().dtype(at::kLong));
-  } else if (seed_offset.has_value()) {
-    check_seed_offset(*seed_offset, mu, kFwd);
-    used = seed_offset->reshape({2}).clone(at::MemoryFormat::Contiguous);
-  } else {
-    used = draw_seed_offset(generator);
-  }
+  if (seed_offset.has_value() && !eps.has_value()) check_seed_offset(*seed_offset, mu, kFwd);
+  const at::Tensor used = stream_used(eps, seed_offset, generator);
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   if (z.numel() == 0) return {z, used};
   advise_huge_pages(z);

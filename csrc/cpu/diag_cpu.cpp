@@ -12,6 +12,7 @@
 #include "common/diag_checks.h"
 #include "cpu/diag_cpu_kernels.h"
 #include "cpu/huge_pages.h"
+#include "cpu/stream_cpu.h"
 #include "common/diag_loop_builder.h"
 
 namespace fused_reparam {
@@ -59,27 +60,13 @@ void parallel_ranges(const DiagLoop& d, RangeFn fn) {
   });
 }
 
-// [seed, offset] drawn from the generator: randint(2^63 - 1) on int64, as the pure-PyTorch
-// reference and the Triton path draw it, so all three give the same z after manual_seed.
-at::Tensor draw_seed_offset(const std::optional<at::Generator>& generator) {
-  return at::randint(std::numeric_limits<int64_t>::max(), {2}, generator,
-                     at::TensorOptions().dtype(at::kLong));
-}
-
 std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
                                                     const at::Tensor& logvar,
                                                     const std::optional<at::Tensor>& eps,
                                                     const std::optional<at::Tensor>& seed_offset,
                                                     std::optional<at::Generator> generator) {
   const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset);
-  at::Tensor used;
-  if (eps.has_value()) {
-    used = at::zeros({2}, at::TensorOptions().dtype(at::kLong));
-  } else if (seed_offset.has_value()) {
-    used = seed_offset->reshape({2}).clone(at::MemoryFormat::Contiguous);
-  } else {
-    used = draw_seed_offset(generator);
-  }
+  const at::Tensor used = stream_used(eps, seed_offset, generator);
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   if (z.numel() == 0) return {z, used};
   advise_huge_pages(z);
