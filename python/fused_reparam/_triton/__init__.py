@@ -53,8 +53,3 @@ def unavailable_reason(device: torch.device) -> str | None:
         f"it runs on CUDA tensors (or on CPU tensors under TRITON_INTERPRET=1), and the "
         f"inputs are on {device.type}"
     )
-
-
-def interpreted() -> bool:
-    """True when the kernels run in the Triton interpreter (TRITON_INTERPRET=1 at import)."""
-    return _INTERPRETED
