@@ -215,3 +215,18 @@ def test_random_seeds_offsets_and_sizes_match_the_reference_stream(device, backe
         z = sample_diag(zeros, zeros, seed=seed, offset=offset, backend=backend)
         expected = standard_normal((numel,), seed, offset, dtype=torch.float32, device=device)
         torch.testing.assert_close(z, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_outputs_round_to_nearest_even(device, backend, dtype):
+    """Exact float32 sums (sigma = 1) that need rounding up, ties to even, a carry into the
+    exponent, and negatives: z must have the bits of torch's own round-to-nearest-even cast."""
+    ulp = torch.finfo(dtype).eps  # spacing at 1.0
+    f64 = torch.float64
+    mu = torch.tensor([1.0, 1.0, 1.0 + ulp, 2.0 - ulp, -1.0, -(2.0 - ulp), 0.0], dtype=f64)
+    eps = torch.tensor([0.75, 0.5, 0.5, 0.75, -0.75, -0.75, 1.0], dtype=f64) * ulp
+    mu, eps = mu.to(dtype).to(device), eps.to(dtype).to(device)
+    z = sample_diag(mu, torch.zeros_like(mu), eps=eps, backend=backend)
+    expected = (mu.float() + eps.float()).to(dtype)
+    assert torch.equal(z.view(torch.int16), expected.view(torch.int16)), (z, expected)
