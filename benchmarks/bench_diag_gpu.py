@@ -16,10 +16,8 @@ Markdown table and a PNG plot of GB/s against N.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 from collections.abc import Callable
 
@@ -27,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
-from _timing import median_ms
+from _gpu_common import kept_for_backward, make_timer, versions
 
 KINDS = ("fwd", "bwd", "fwdbwd")
 
@@ -50,37 +48,6 @@ def fused_triton(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return fused_reparam.sample_diag(mu, logvar, backend="triton")
 
 
-def make_timer(device: str) -> Callable[[Callable[[], object]], float]:
-    if device == "cuda":
-        import triton.testing
-
-        return lambda fn: triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
-    return lambda fn: median_ms(fn, warmup=1, reps=5)
-
-
-def kept_for_backward(fn, mu: torch.Tensor, logvar: torch.Tensor) -> int:
-    """Bytes autograd keeps alive after the forward, beyond the inputs and the output."""
-    if mu.device.type != "cuda":
-        saved: list[int] = []
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            if t.data_ptr() not in (mu.data_ptr(), logvar.data_ptr()):
-                saved.append(t.untyped_storage().nbytes())
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            z = fn(mu, logvar)
-        out = z.untyped_storage().nbytes()
-        return max(0, sum(saved) - (out if any(s == out for s in saved) else 0))
-    torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
-    z = fn(mu, logvar)
-    torch.cuda.synchronize()
-    kept = torch.cuda.memory_allocated() - before - z.untyped_storage().nbytes()
-    del z
-    return max(0, kept)
-
-
 def bench_one(fn, timer, mu, logvar, grad) -> dict[str, float]:
     def fwd() -> None:
         with torch.no_grad():
@@ -98,28 +65,6 @@ def bench_one(fn, timer, mu, logvar, grad) -> dict[str, float]:
     graph.clear()
     result["kept_bytes"] = float(kept_for_backward(fn, mu, logvar))
     return result
-
-
-def versions(device: str) -> dict[str, str]:
-    info = {
-        "date": datetime.date.today().isoformat(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "fused_reparam": fused_reparam.__version__,
-        "backend": fused_reparam.available_backends(device)[0],
-    }
-    if device == "cuda":
-        info["device"] = torch.cuda.get_device_name()
-        info["cuda"] = str(torch.version.cuda)
-        try:
-            import triton
-
-            info["triton"] = triton.__version__
-        except ImportError:
-            info["triton"] = "not installed"
-    else:
-        info["device"] = platform.processor() or "cpu"
-    return info
 
 
 def main() -> None:

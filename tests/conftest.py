@@ -38,6 +38,17 @@ def diag_op_pair(backend: str) -> tuple:
     return ops.diag_rsample.default, ops.diag_rsample_backward.default
 
 
+def chol_op_pair(backend: str) -> tuple:
+    """The registered (forward, backward) Cholesky ops of a fused backend.
+
+    The C++ forward takes a trailing Generator argument, the Triton forward does not.
+    """
+    ops = torch.ops.fused_reparam
+    if backend == "triton":
+        return ops.triton_chol_rsample.default, ops.triton_chol_rsample_backward.default
+    return ops.chol_rsample.default, ops.chol_rsample_backward.default
+
+
 def cpu_isas() -> list[str]:
     """The CPU kernel builds this machine can run (empty without the extension)."""
     if not fused_reparam.has_extension():
@@ -50,6 +61,11 @@ def cpu_isas() -> list[str]:
 def pytest_report_header() -> str:
     """The run seed, so a failure on fresh data can be replayed."""
     return f"FUSED_REPARAM_TEST_SEED={RUN_SEED}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The run seed again at the end (the header is hidden under -q)."""
+    terminalreporter.write_line(f"test data: FUSED_REPARAM_TEST_SEED={RUN_SEED}")
 
 
 @pytest.fixture

@@ -79,3 +79,26 @@ def test_gpu_benchmark_script_in_cpu_smoke_mode(tmp_path):
     data = json.loads((tmp_path / "smoke.json").read_text())
     assert {r["dtype"] for r in data["rows"]} == {"float32", "bfloat16"}
     assert (tmp_path / "smoke.md").read_text().count("| 2^1") == 4
+
+
+def test_gpu_chol_benchmark_script_in_cpu_smoke_mode(tmp_path):
+    _run("bench_chol_gpu.py", "--smoke", "--sizes", "16384x4,8x17", "--out", str(tmp_path),
+         "--stem", "smoke")  # fmt: skip
+    data = json.loads((tmp_path / "smoke.json").read_text())
+    rows = data["rows"]
+    assert [(r["dtype"], r["B"], r["D"]) for r in rows] == [
+        (dtype, b, d) for dtype in ("float32", "bfloat16") for b, d in ((16384, 4), (8, 17))
+    ]
+    tri = 16384 * 4 * 5 // 2
+    assert rows[0]["fwd_bytes"] == 4 * (2 * 16384 * 4 + tri)
+    assert rows[0]["fwdbwd_bytes"] == 4 * (4 * 16384 * 4 + 3 * tri)
+    for r in rows:
+        for name in ("fused_cpu", "eager", "distributions"):
+            assert r[f"{name}_fwd_ms"] > 0 and r[f"{name}_fwdbwd_gbs"] > 0
+            assert r[f"{name}_fwd_x_vs_eager"] > 0
+        assert "compile_fwd_ms" not in r  # no compile in smoke mode unless --compile
+        assert r["fused_cpu_target_applies"] == (r["B"] == 16384)
+        assert r["eager_kept_bytes"] > 0 and r["fused_cpu_kept_bytes"] < r["eager_kept_bytes"]
+    md = (tmp_path / "smoke.md").read_text()
+    assert md.count("| fused_cpu |") == 4 + 2  # 4 sizes x dtypes, 2 of them in the targets table
+    assert "## Targets (issue 5)" in md

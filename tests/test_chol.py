@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import fused_reparam
-from conftest import DEVICES, DTYPES, randn
+from conftest import DEVICES, DTYPES, chol_op_pair, randn
 from fused_reparam import sample_chol, sample_diag
 from fused_reparam.reference import chol as ref
 
@@ -100,10 +100,13 @@ def test_gradcheck_and_gradgradcheck_float64(device, backend, gen):
     def explicit(m, lt, e):
         return sample_chol(m, lt, eps=e, backend=backend)
 
-    assert torch.autograd.gradcheck(seeded, (mu, L))
-    assert torch.autograd.gradgradcheck(seeded, (mu, L))
-    assert torch.autograd.gradcheck(explicit, (mu, L, eps))
-    assert torch.autograd.gradgradcheck(explicit, (mu, L, eps))
+    # Under the Triton interpreter a call costs about 50 ms: check random projections of the
+    # Jacobians there (test_triton_matches_the_cpp_cpu_op compares every gradient entry).
+    fast = backend == "triton" and not device.startswith("cuda")
+    assert torch.autograd.gradcheck(seeded, (mu, L), fast_mode=fast)
+    assert torch.autograd.gradgradcheck(seeded, (mu, L), fast_mode=fast)
+    assert torch.autograd.gradcheck(explicit, (mu, L, eps), fast_mode=fast)
+    assert torch.autograd.gradgradcheck(explicit, (mu, L, eps), fast_mode=fast)
 
 
 @pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
@@ -157,14 +160,14 @@ def test_non_contiguous_and_empty_inputs(device, backend, gen):
 @pytest.mark.parametrize(("device", "backend"), FUSED)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_opcheck(device, backend, dtype, gen):
-    fwd = torch.ops.fused_reparam.chol_rsample.default
-    bwd = torch.ops.fused_reparam.chol_rsample_backward.default
+    fwd, bwd = chol_op_pair(backend)
+    gen_arg = () if backend == "triton" else (None,)  # the C++ forward takes a Generator
     mu = randn((3, 5), dtype, device, gen).requires_grad_()
     L = randn((5, 5), dtype, device, gen).requires_grad_()
     eps = randn((3, 5), dtype, device, gen).requires_grad_()
     so = torch.tensor([5, 9], dtype=torch.int64, device=device)
-    torch.library.opcheck(fwd, (mu, L, None, so, None))
-    torch.library.opcheck(fwd, (mu, L, eps, None, None))
+    torch.library.opcheck(fwd, (mu, L, None, so, *gen_arg))
+    torch.library.opcheck(fwd, (mu, L, eps, None, *gen_arg))
     g = randn((3, 5), dtype, device, gen).requires_grad_()
     torch.library.opcheck(bwd, (g, L, None, so, False))
     torch.library.opcheck(bwd, (g, L, eps, so, True))
@@ -222,23 +225,140 @@ def test_bad_input_raises_clear_error(device, backend, case):
         call(backend)
 
 
-@pytest.mark.skipif(not FUSED, reason="no compiled Cholesky kernels")
-def test_cpp_op_checks():
-    fwd = torch.ops.fused_reparam.chol_rsample
-    with pytest.raises(RuntimeError, match="scale_tril must be square"):
-        fwd(torch.zeros(3), torch.zeros(3, 2))
-    with pytest.raises(RuntimeError, match="mu has D = 3"):
-        fwd(torch.zeros(3), torch.zeros(4, 4))
-    with pytest.raises(RuntimeError, match="seed_offset must be an int64 tensor of 2 elements"):
-        fwd(torch.zeros(3), torch.eye(3), None, torch.zeros(3, dtype=torch.int64))
-    bwd = torch.ops.fused_reparam.chol_rsample_backward
-    so = torch.zeros(2, dtype=torch.int64)
-    with pytest.raises(RuntimeError, match="need_grad_eps requires an explicit eps"):
-        bwd(torch.zeros(3), torch.eye(3), None, so, True)
-    with pytest.raises(RuntimeError, match="must broadcast to grad_z's batch shape"):
-        bwd(torch.zeros(3), torch.zeros(2, 3, 3), None, so, False)
+@pytest.mark.parametrize(("device", "backend"), FUSED)
+def test_op_checks(device, backend):
+    """The ops' own checks (the C++ ops raise RuntimeError, the Triton ops ValueError)."""
+    fwd, bwd = chol_op_pair(backend)
+    errors = (RuntimeError, ValueError)
+    z = torch.zeros(3, device=device)
+    with pytest.raises(errors, match="scale_tril must be square"):
+        fwd(z, torch.zeros(3, 2, device=device))
+    with pytest.raises(errors, match="mu has D = 3"):
+        fwd(z, torch.zeros(4, 4, device=device))
+    with pytest.raises(errors, match="seed_offset must be an int64 tensor of 2 elements"):
+        fwd(z, torch.eye(3, device=device), None, torch.zeros(3, dtype=torch.int64, device=device))
+    with pytest.raises(errors, match="eps must have shape"):
+        fwd(z, torch.eye(3, device=device), torch.zeros(2, device=device))
+    so = torch.zeros(2, dtype=torch.int64, device=device)
+    with pytest.raises(errors, match="need_grad_eps requires an explicit eps"):
+        bwd(z, torch.eye(3, device=device), None, so, True)
+    with pytest.raises(errors, match="must broadcast to grad_z's batch shape"):
+        bwd(z, torch.zeros(2, 3, 3, device=device), None, so, False)
+    if backend == "triton":
+        with pytest.raises(ValueError, match="seed_offset is required when eps is not given"):
+            fwd(z, torch.eye(3, device=device))
 
 
-def test_triton_and_cuda_say_why_they_cannot_run_the_op():
-    with pytest.raises(RuntimeError, match="backend 'triton' is not available"):
-        sample_chol(torch.zeros(2), torch.eye(2), backend="triton")
+def test_backends_say_why_they_cannot_run_the_op():
+    mu, L = torch.zeros(2), torch.eye(2)
+    with pytest.raises(RuntimeError, match="backend 'cuda' is not available: it runs on cuda"):
+        sample_chol(mu, L, backend="cuda")
+    if torch.cuda.is_available() and "cuda" not in fused_reparam.available_backends("cuda", OP):
+        with pytest.raises(RuntimeError, match="backend 'cuda' is not available"):
+            sample_chol(mu.cuda(), L.cuda(), backend="cuda")
+    if "triton" in fused_reparam.available_backends("cpu", OP):
+        expected = sample_chol(mu, L, seed=1, backend="reference")
+        torch.testing.assert_close(sample_chol(mu, L, seed=1, backend="triton"), expected)
+    else:
+        with pytest.raises(RuntimeError, match=r"backend 'triton' is not available: (no CUDA|Tri)"):
+            sample_chol(mu, L, backend="triton")
+
+
+# The Triton kernels against the C++ CPU op: same stream, same numbers.
+TRITON_AND_CPU = {"triton", "cpu"} <= set(fused_reparam.available_backends("cpu", OP))
+needs_triton_and_cpu = pytest.mark.skipif(
+    not TRITON_AND_CPU, reason="needs the Triton backend (TRITON_INTERPRET=1) and the C++ CPU op"
+)
+# (mu shape, L shape): a shared L, broadcast both ways, D % 4 == 0 (a Philox call feeds four
+# elements of a tile) and not, strided L.
+CPU_VS_TRITON = [
+    ((6, 8), (8, 8)),
+    ((4, 1, 5), (3, 5, 5)),
+    ((1, 3, 12), (2, 1, 12, 12)),
+    ((1,), (5, 1, 1)),
+]
+
+
+@needs_triton_and_cpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("mu_shape", "l_shape"), CPU_VS_TRITON)
+def test_triton_matches_the_cpp_cpu_op(dtype, mu_shape, l_shape, gen):
+    mu = randn(mu_shape, dtype, "cpu", gen)
+    L = randn(l_shape, dtype, "cpu", gen)
+    tol = 2e-6 if dtype == torch.float32 else 1e-13
+    z_t = sample_chol(mu, L, seed=2**64 - 3, offset=2**35 + 1, backend="triton")
+    z_c = sample_chol(mu, L, seed=2**64 - 3, offset=2**35 + 1, backend="cpu")
+    torch.testing.assert_close(z_t, z_c, rtol=tol, atol=tol)
+    # Backward, eps regenerated and given, through the ops.
+    (_, bwd_t), (_, bwd_c) = chol_op_pair("triton"), chol_op_pair("cpu")
+    g = randn(z_t.shape, dtype, "cpu", gen)
+    eps = randn(z_t.shape, dtype, "cpu", gen)
+    so = torch.tensor([7, -2], dtype=torch.int64)
+    torch.testing.assert_close(bwd_t(g, L, None, so, False), bwd_c(g, L, None, so, False),
+                               rtol=tol, atol=tol)  # fmt: skip
+    torch.testing.assert_close(bwd_t(g, L, eps, so, True), bwd_c(g, L, eps, so, True),
+                               rtol=tol, atol=tol)  # fmt: skip
+
+
+def _check_against_reference(mu, L, dtype, seed=11):
+    """Forward (seeded and explicit eps) and gradients of the Triton op against the reference
+    backend, with NaN above the diagonal of L (never read)."""
+    poisoned = L + torch.triu(torch.full_like(L, float("nan")), diagonal=1)
+    tol = 2e-5 if dtype == torch.float32 else 1e-11
+    grads = []
+    for backend, lt in (("triton", poisoned), ("reference", L)):
+        m, lt = mu.clone().requires_grad_(), lt.clone().requires_grad_()
+        z = sample_chol(m, lt, seed=seed, backend=backend)
+        w = torch.linspace(-1, 1, z.numel(), dtype=dtype).reshape(z.shape)
+        (z * w).sum().backward()
+        grads.append((z, m.grad, lt.grad))
+    torch.testing.assert_close(grads[0], grads[1], rtol=tol, atol=tol)
+    shape = grads[0][0].shape
+    eps = torch.randn(shape, dtype=dtype).requires_grad_()
+    e2 = eps.detach().clone().requires_grad_()
+    lt = poisoned.clone().requires_grad_()
+    z = sample_chol(mu, lt, eps=eps, backend="triton")
+    z_ref = sample_chol(mu, L, eps=e2, backend="reference")
+    torch.testing.assert_close(z, z_ref, rtol=tol, atol=tol)
+    z.sum().backward()
+    z_ref.sum().backward()
+    torch.testing.assert_close(eps.grad, e2.grad, rtol=tol, atol=tol)
+    assert torch.isfinite(lt.grad).all() and torch.equal(lt.grad.triu(1), torch.zeros_like(lt.grad))
+
+
+needs_triton = pytest.mark.skipif(
+    "triton" not in fused_reparam.available_backends("cpu", OP),
+    reason="needs the Triton backend on CPU tensors (TRITON_INTERPRET=1)",
+)
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_triton_large_d_loops_over_tiles(dtype, gen):
+    """D = 130: three 64-wide tiles, the programs' tile loops (forward columns, grad_L rows
+    and the zeros above the diagonal, grad_eps columns)."""
+    mu = randn((2, 130), dtype, "cpu", gen)
+    L = randn((130, 130), dtype, "cpu", gen, scale=0.1)
+    _check_against_reference(mu, L, dtype)
+
+
+@needs_triton
+@pytest.mark.parametrize(("d", "block_d"), [(21, 8), (24, 8), (9, 4)])
+def test_triton_small_tiles_forced(d, block_d, gen, monkeypatch):
+    """Tiles smaller than D for small D (cheap under the interpreter): unaligned and aligned
+    noise across tile boundaries, several rows a program, a broadcast batch."""
+    from fused_reparam._triton import chol_ops
+
+    monkeypatch.setattr(chol_ops, "MAX_BLOCK_D", block_d)
+    mu = randn((3, 1, d), torch.float32, "cpu", gen)
+    L = randn((2, d, d), torch.float32, "cpu", gen, scale=0.3)
+    _check_against_reference(mu, L, torch.float32)
+
+
+@needs_triton
+def test_triton_many_interleaved_batch_dims(gen):
+    """Five batch dims that do not merge: the kernel's four-dim batch index falls back to
+    dense copies of mu (and then L)."""
+    mu = randn((2, 1, 2, 1, 2, 3), torch.float64, "cpu", gen)
+    L = randn((1, 2, 1, 2, 1, 3, 3), torch.float64, "cpu", gen)
+    _check_against_reference(mu, L, torch.float64)

@@ -15,7 +15,7 @@ triton = pytest.importorskip("triton")
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from fused_reparam._triton import diag_kernels  # noqa: E402
+from fused_reparam._triton import chol_kernels, diag_kernels  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not isinstance(diag_kernels.diag_forward_kernel, triton.runtime.JITFunction),
@@ -89,3 +89,44 @@ def test_triton_kernels_compile_for_the_gpu(arch, which, dtype, has_eps, contig,
         # in 16-byte accesses.
         assert len(re.findall(r"ld\.global(?:\.nc)?\.v4\.b32", ptx)) >= 2, "no 16-byte loads"
         assert len(re.findall(r"st\.global\.v4\.b32", ptx)) >= 1, "no 16-byte stores"
+
+
+# The Cholesky kernels: (kernel, dtype, has_eps, block_r, block_d, aligned4, ndim, idx64).
+# block_d 64 with one row is the large-D tile loop's shape; smaller tiles with several rows a
+# program are the small-D path. Every output dtype path (float32, bfloat16 rounding, float64),
+# eps read and regenerated (with and without four elements per Philox call).
+CHOL_VARIANTS = [
+    ("forward", "f32", False, 32, 8, True, 1, False),
+    ("forward", "f32", True, 1, 64, False, 2, False),
+    ("forward", "bf16", False, 1, 64, False, 1, False),
+    ("forward", "bf16", True, 16, 16, True, 4, True),
+    ("forward", "f64", False, 4, 32, True, 3, True),
+    ("forward", "f16", False, 256, 4, False, 1, False),
+    ("backward", "f32", False, 32, 8, False, 1, False),
+    ("backward", "f32", True, 1, 64, True, 2, False),
+    ("backward", "bf16", False, 1, 64, True, 1, True),
+    ("backward", "bf16", True, 16, 16, False, 4, False),
+    ("backward", "f64", True, 1, 64, False, 3, True),
+    ("backward", "f64", False, 64, 8, True, 1, False),
+]
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+@pytest.mark.parametrize(
+    ("which", "dtype", "has_eps", "block_r", "block_d", "aligned4", "ndim", "idx64"), CHOL_VARIANTS
+)
+def test_chol_kernels_compile_for_the_gpu(
+    arch, which, dtype, has_eps, block_r, block_d, aligned4, ndim, idx64
+):
+    kernel = getattr(chol_kernels, f"chol_{which}_kernel")
+    constexprs = dict(
+        NDIM=ndim, HAS_EPS=has_eps, IDX64=idx64, BLOCK_R=block_r, BLOCK_D=block_d,
+        ALIGNED4=aligned4, F64=dtype == "f64",
+    )  # fmt: skip
+    if which == "backward":
+        constexprs["NEED_GRAD_EPS"] = has_eps
+    compiled = _compile(kernel, dtype, arch, idx64, constexprs)
+    assert compiled.asm["cubin"], "ptxas produced no cubin"
+    if not has_eps:
+        # The stream's Philox rounds are in the kernel (mul.hi of the Philox multipliers).
+        assert "mul.hi.u32" in compiled.asm["ptx"]

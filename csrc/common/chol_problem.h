@@ -1,7 +1,6 @@
-// The Cholesky op's problem as plain data, built from tensors: rows of the sample (the batch
-// shape flattened) with each operand's batch strides (0 = broadcast), D, L's row stride, and
-// the stream. Every operand has unit stride along its last dim (made so by the builder, which
-// copies only an operand's own storage, never a broadcast). Shared by the CPU and CUDA ops.
+// Checks of the Cholesky op's arguments and the builder of its plain-data problem
+// (common/chol_layout.h) from tensors. The builder makes every operand's last dim unit-stride,
+// copying only an operand's own storage, never a broadcast. Shared by the CPU and CUDA ops.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -10,37 +9,11 @@
 #include <optional>
 #include <vector>
 
+#include "common/chol_layout.h"
 #include "common/diag_checks.h"
 #include "common/diag_loop.h"
 
 namespace fused_reparam {
-
-struct CholProblem {
-  int64_t d = 0;     // event size D
-  int64_t rows = 0;  // number of sample rows (product of the batch shape)
-  int bdim = 0;      // batch dims (merged)
-  int64_t bsizes[kMaxDims] = {};
-  // Operands: 0 = mu (forward) or grad_z (backward), 1 = L, 2 = eps or null.
-  const void* in[3] = {nullptr, nullptr, nullptr};
-  int64_t bstrides[3][kMaxDims] = {};
-  int64_t l_row_stride = 0;  // elements between rows of one L
-  // forward: z [rows, D]; backward: grad_L [rows, D, D], grad_eps [rows, D] or null.
-  void* out[2] = {nullptr, nullptr};
-  uint64_t seed = 0;
-  uint64_t offset = 0;
-
-  // Element offsets of row `r`'s operands.
-  FR_HOST_DEVICE void row_offsets(int64_t r, int64_t off[3]) const {
-    off[0] = off[1] = off[2] = 0;
-    for (int k = bdim - 1; k >= 0; --k) {
-      const int64_t idx = r % bsizes[k];
-      r /= bsizes[k];
-      off[0] += idx * bstrides[0][k];
-      off[1] += idx * bstrides[1][k];
-      off[2] += idx * bstrides[2][k];
-    }
-  }
-};
 
 // Argument checks of the Cholesky op; returns the sample shape [*batch, D].
 inline std::vector<int64_t> check_chol_args(const char* op, const at::Tensor& first,
@@ -67,6 +40,20 @@ inline std::vector<int64_t> check_chol_args(const char* op, const at::Tensor& fi
     TORCH_CHECK(eps->sizes() == at::IntArrayRef(shape), op, ": eps must have shape ",
                 at::IntArrayRef(shape), " (the sample's shape), got ", eps->sizes());
   }
+  return shape;
+}
+
+// Argument checks of the Cholesky backward op; returns grad_z's shape [*batch, D].
+inline std::vector<int64_t> check_chol_backward_args(const char* op, const at::Tensor& grad_z,
+                                                     const at::Tensor& l,
+                                                     const std::optional<at::Tensor>& eps,
+                                                     const at::Tensor& seed_offset,
+                                                     bool need_grad_eps) {
+  std::vector<int64_t> shape = check_chol_args(op, grad_z, "grad_z", l, eps);
+  TORCH_CHECK(at::IntArrayRef(shape) == grad_z.sizes(), op, ": scale_tril (shape ", l.sizes(),
+              ") must broadcast to grad_z's batch shape, grad_z has shape ", grad_z.sizes());
+  TORCH_CHECK(eps.has_value() || !need_grad_eps, op, ": need_grad_eps requires an explicit eps");
+  if (!eps.has_value()) check_seed_offset(seed_offset, grad_z, op);
   return shape;
 }
 

@@ -12,6 +12,7 @@
 #include "common/diag_checks.h"
 #include "cpu/diag_cpu_kernels.h"
 #include "cpu/huge_pages.h"
+#include "cpu/dtype_index.h"
 #include "cpu/stream_cpu.h"
 #include "common/diag_loop_builder.h"
 
@@ -21,33 +22,18 @@ namespace {
 
 // The widest build this CPU runs, as PyTorch itself judges it (so ATEN_CPU_CAPABILITY=avx2
 // or =default in the environment narrows ours too).
-const DiagKernels* best_kernels() {
+const CpuKernels* best_kernels() {
   const std::string cap = at::get_cpu_capability();
-  if (cap == "AVX512" && diag_kernels_avx512() != nullptr) return diag_kernels_avx512();
-  if ((cap == "AVX512" || cap == "AVX2") && diag_kernels_avx2() != nullptr) {
-    return diag_kernels_avx2();
+  if (cap == "AVX512" && cpu_kernels_avx512() != nullptr) return cpu_kernels_avx512();
+  if ((cap == "AVX512" || cap == "AVX2") && cpu_kernels_avx2() != nullptr) {
+    return cpu_kernels_avx2();
   }
-  return diag_kernels_default();
+  return cpu_kernels_default();
 }
 
-std::atomic<const DiagKernels*>& active_kernels() {
-  static std::atomic<const DiagKernels*> active{best_kernels()};
+std::atomic<const CpuKernels*>& active_kernels() {
+  static std::atomic<const CpuKernels*> active{best_kernels()};
   return active;
-}
-
-int dtype_index(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return kFloat32;
-    case at::kDouble:
-      return kFloat64;
-    case at::kHalf:
-      return kFloat16;
-    case at::kBFloat16:
-      return kBFloat16;
-    default:
-      TORCH_CHECK(false, "fused_reparam: unsupported dtype ", t);
-  }
 }
 
 // Aligned ranges: every range starts on a noise block, so results do not depend on the
@@ -108,26 +94,26 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
 
 }  // namespace
 
-const DiagKernels* active_cpu_kernels() { return active_kernels().load(); }
+const CpuKernels* active_cpu_kernels() { return active_kernels().load(); }
 
 // Not in the anonymous namespace: the CompositeExplicitAutograd registration in ops.cpp's
 // library needs only the op; this is registered below.
 std::string cpu_kernel_isa(c10::string_view force) {
   if (!force.empty()) {
-    const DiagKernels* k = nullptr;
-    if (force == "default") k = diag_kernels_default();
-    if (force == "avx2") k = diag_kernels_avx2();
-    if (force == "avx512") k = diag_kernels_avx512();
+    const CpuKernels* k = nullptr;
+    if (force == "default") k = cpu_kernels_default();
+    if (force == "avx2") k = cpu_kernels_avx2();
+    if (force == "avx512") k = cpu_kernels_avx512();
     if (force == "best") k = best_kernels();
     TORCH_CHECK(force == "default" || force == "avx2" || force == "avx512" || force == "best",
                 "fused_reparam::_cpu_kernel_isa: unknown build '", force,
                 "'; expected default, avx2, avx512 or best");
     TORCH_CHECK(k != nullptr, "fused_reparam::_cpu_kernel_isa: the ", force,
                 " build was not compiled into this library");
-    const DiagKernels* best = best_kernels();
-    const int rank_k = k == diag_kernels_default() ? 0 : (k == diag_kernels_avx2() ? 1 : 2);
+    const CpuKernels* best = best_kernels();
+    const int rank_k = k == cpu_kernels_default() ? 0 : (k == cpu_kernels_avx2() ? 1 : 2);
     const int rank_best =
-        best == diag_kernels_default() ? 0 : (best == diag_kernels_avx2() ? 1 : 2);
+        best == cpu_kernels_default() ? 0 : (best == cpu_kernels_avx2() ? 1 : 2);
     TORCH_CHECK(rank_k <= rank_best, "fused_reparam::_cpu_kernel_isa: this CPU does not support ",
                 force, " (best available: ", best->isa, ")");
     active_kernels().store(k);

@@ -1,10 +1,12 @@
-// Interface between the CPU op (diag_cpu.cpp, plain ATen) and the vectorized range kernels
-// (diag_cpu_kernels_impl.h), which are compiled once per instruction set. Plain data only,
-// so the per-ISA translation units need no dispatcher headers.
+// Interface between the CPU ops (diag_cpu.cpp, chol_cpu.cpp: plain ATen) and their vectorized
+// kernels (diag_cpu_kernels_impl.h, chol_cpu_kernels_impl.h), which are compiled once per
+// instruction set into one table. Plain data only, so the per-ISA translation units need no
+// dispatcher headers.
 #pragma once
 
 #include <cstdint>
 
+#include "common/chol_layout.h"
 #include "common/diag_loop.h"
 
 namespace fused_reparam {
@@ -20,25 +22,28 @@ enum DtypeIndex { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3, kNumD
 
 using RangeFn = void (*)(const DiagLoop&, int64_t begin, int64_t end);
 
-// float32 normals of stream elements [first, first + len) (first % 4 == 0) into buf, which
-// must hold kNoisePad more floats than len rounded up to 4 (whole vector steps are written).
-using NoiseFn = void (*)(float* buf, uint64_t seed, uint64_t offset, int64_t first, int64_t len);
+// Sample rows [r0, r1) of a Cholesky problem.
+using RowsFn = void (*)(const CholProblem&, int64_t r0, int64_t r1);
+
+// Noise buffers hold this many elements more than they are asked for: the vectorized noise
+// writes whole vector steps.
 constexpr int64_t kNoisePad = 256;
 
-struct DiagKernels {
+struct CpuKernels {
   const char* isa;
-  RangeFn forward[kNumDtypes];
+  RangeFn forward[kNumDtypes];  // diagonal op
   RangeFn backward[kNumDtypes];
-  NoiseFn noise_f32;  // the vectorized noise, for the other CPU ops (Cholesky)
+  RowsFn chol_forward[kNumDtypes];  // Cholesky op
+  RowsFn chol_backward[kNumDtypes];
 };
 
 // The table in use (the best this CPU runs unless _cpu_kernel_isa forced one).
-const DiagKernels* active_cpu_kernels();
+const CpuKernels* active_cpu_kernels();
 
 // One table per instruction set; null where that set was not compiled in.
-const DiagKernels* diag_kernels_default();
-const DiagKernels* diag_kernels_avx2();
-const DiagKernels* diag_kernels_avx512();
+const CpuKernels* cpu_kernels_default();
+const CpuKernels* cpu_kernels_avx2();
+const CpuKernels* cpu_kernels_avx512();
 
 }  // namespace cpu
 }  // namespace fused_reparam

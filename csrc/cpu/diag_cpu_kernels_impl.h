@@ -256,18 +256,6 @@ void backward_range(const DiagLoop& d, int64_t begin, int64_t end) {
   }
 }
 
-inline const DiagKernels* make_diag_kernels(const char* isa) {
-  static const DiagKernels table = {
-      isa,
-      {&run_range<float, ForwardOp>, &run_range<double, ForwardOp>,
-       &run_range<c10::Half, ForwardOp>, &run_range<c10::BFloat16, ForwardOp>},
-      {&backward_range<float>, &backward_range<double>, &backward_range<c10::Half>,
-       &backward_range<c10::BFloat16>},
-      static_cast<NoiseFn>(&fill_noise),
-  };
-  return &table;
-}
-
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace fused_reparam

@@ -24,6 +24,7 @@
 #include "common/diag_checks.h"
 #include "common/diag_loop.h"
 #include "common/diag_loop_builder.h"
+#include "cuda/stream_cuda.cuh"
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/normal.h"
 #include "fused_reparam/philox.h"
@@ -32,46 +33,13 @@ namespace fused_reparam {
 namespace cuda {
 namespace {
 
-// Streams drawn from torch's generator set the top bit of the offset: torch's own Philox ops
-// put their thread index (< 2^32) in counter words 2-3, so their counters never equal ours.
-constexpr uint64_t kGeneratorStreamTag = uint64_t{1} << 63;
 constexpr int kThreads = 256;
-
-template <class T>
-using Acc = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
 
 // Four consecutive elements, aligned so one (or two, for double) vector instruction moves them.
 template <class T>
 struct alignas(sizeof(T) * 4) Vec4 {
   T v[4];
 };
-
-// Where a call's stream comes from: an explicit [seed, offset] on the device, or the
-// generator's Philox state (graph-safe), or nowhere (explicit eps).
-struct StreamSource {
-  const int64_t* seed_offset_in = nullptr;
-  at::PhiloxCudaState philox;
-  bool from_generator = false;
-  int64_t* seed_offset_out = nullptr;  // written by thread 0 of block 0 (may be null)
-};
-
-__device__ __forceinline__ void resolve_stream(const StreamSource& src, uint64_t& seed,
-                                               uint64_t& offset) {
-  if (src.from_generator) {
-    const auto so = at::cuda::philox::unpack(src.philox);
-    seed = std::get<0>(so);
-    offset = std::get<1>(so) | kGeneratorStreamTag;
-  } else if (src.seed_offset_in != nullptr) {
-    seed = static_cast<uint64_t>(src.seed_offset_in[0]);
-    offset = static_cast<uint64_t>(src.seed_offset_in[1]);
-  } else {
-    seed = offset = 0;
-  }
-  if (src.seed_offset_out != nullptr && blockIdx.x == 0 && threadIdx.x == 0) {
-    src.seed_offset_out[0] = static_cast<int64_t>(seed);
-    src.seed_offset_out[1] = static_cast<int64_t>(offset);
-  }
-}
 
 struct ForwardOp {
   static constexpr int kOutputs = 1;
@@ -240,21 +208,9 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu,
   DiagLoop d = make_diag_loop(shape, {&mu, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
   d.out[0] = z.mutable_data_ptr();
 
-  StreamSource src;
-  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
   at::Tensor so_in;
-  if (!eps.has_value() && seed_offset.has_value()) {
-    so_in = seed_offset->reshape({2}).contiguous();
-    src.seed_offset_in = so_in.const_data_ptr<int64_t>();
-  } else if (!eps.has_value()) {
-    auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(
-        generator, at::cuda::detail::getDefaultCUDAGenerator(mu.device().index()));
-    std::lock_guard<std::mutex> lock(gen->mutex_);
-    // Any fresh offset is a fresh stream (the element index has its own counter words), so
-    // the smallest increment torch allows is enough.
-    src.philox = gen->philox_cuda_state(4);
-    src.from_generator = true;
-  }
+  StreamSource src = stream_source(eps.has_value(), seed_offset, generator, mu.device(), so_in);
+  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
   launch<ForwardOp>(d, mu.scalar_type(), src, eps.has_value());
   return {z, used};
 }
@@ -274,12 +230,9 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cuda(
                               {&grad_z, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
   d.out[0] = grad_logvar.mutable_data_ptr();
   d.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
-  StreamSource src;
   at::Tensor so_in;
-  if (!eps.has_value()) {
-    so_in = seed_offset.reshape({2}).contiguous();
-    src.seed_offset_in = so_in.const_data_ptr<int64_t>();
-  }
+  const StreamSource src = stream_source(eps.has_value(), seed_offset, std::nullopt,
+                                         grad_z.device(), so_in);
   if (need_grad_eps) {
     launch<BackwardOp<true>>(d, grad_z.scalar_type(), src, eps.has_value());
   } else {

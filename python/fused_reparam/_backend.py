@@ -16,6 +16,7 @@ import torch
 from . import _extension, _triton
 
 BACKENDS = ("auto", "cuda", "triton", "cpu", "reference")
+_TRITON_OPS = ("diag_rsample", "chol_rsample")
 ENV_VAR = "FUSED_REPARAM_BACKEND"
 
 _warned: set[tuple[str, str]] = set()
@@ -26,7 +27,7 @@ def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | No
     if backend == "reference":
         return None
     if backend == "triton":
-        if op != "diag_rsample":
+        if op not in _TRITON_OPS:
             return f"the Triton backend has no {op} kernels yet"
         return _triton.unavailable_reason(device)
     want = "CUDA" if backend == "cuda" else "CPU"

@@ -1,4 +1,4 @@
-// The AVX-512 build of the CPU range kernels, compiled with -mavx512f -mavx512bw -mavx512vl
+// The AVX-512 build of the CPU kernels (both ops), compiled with -mavx512f -mavx512bw -mavx512vl
 // -mavx512dq (setup.py, CMakeLists.txt) and chosen at run time only on CPUs that have them.
 // Built without those flags (another architecture), it is an empty table.
 #include "cpu/diag_cpu_kernels.h"
@@ -7,13 +7,13 @@
     defined(__AVX512DQ__)
 #define CPU_CAPABILITY AVX512
 #define CPU_CAPABILITY_AVX512
-#include "cpu/diag_cpu_kernels_impl.h"
+#include "cpu/cpu_kernels_table_impl.h"
 
-const fused_reparam::cpu::DiagKernels* fused_reparam::cpu::diag_kernels_avx512() {
-  return make_diag_kernels("avx512");
+const fused_reparam::cpu::CpuKernels* fused_reparam::cpu::cpu_kernels_avx512() {
+  return make_cpu_kernels("avx512");
 }
 #else
-const fused_reparam::cpu::DiagKernels* fused_reparam::cpu::diag_kernels_avx512() {
+const fused_reparam::cpu::CpuKernels* fused_reparam::cpu::cpu_kernels_avx512() {
   return nullptr;
 }
 #endif

@@ -36,5 +36,15 @@ FR_HOST_DEVICE void add_lower_row_transposed(const T* l_row, int64_t i, F dz_i, 
   for (int64_t j = 0; j <= i; ++j) deps[j] += static_cast<F>(l_row[j]) * dz_i;
 }
 
+// A strided share of lower_row_dot, for kernels that split one row's sum across workers:
+// sum over j = first, first + step, ... while j <= last of L[i, j] * eps[j]. last = i covers
+// the row's lower triangle; a caller working on a chunk of columns passes the chunk's part.
+template <class F, class T, class I>
+FR_HOST_DEVICE F lower_row_dot_strided(const T* l_row, I last, const F* eps, I first, I step) {
+  F acc = F(0);
+  for (I j = first; j <= last; j += step) acc += static_cast<F>(l_row[j]) * eps[j];
+  return acc;
+}
+
 }  // namespace chol
 }  // namespace fused_reparam

@@ -32,6 +32,7 @@ def _load() -> None:
         return
     try:
         ops = importlib.import_module("fused_reparam._triton.diag_ops")
+        importlib.import_module("fused_reparam._triton.chol_ops")
     except ImportError as exc:
         _LOAD_ERROR = f"Triton is not importable ({exc})"
         return

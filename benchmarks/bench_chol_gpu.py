@@ -1,0 +1,398 @@
+"""GPU benchmark of the Cholesky op z = mu + L eps (issue 5, item 4; DESIGN.md section 8).
+
+For (B, D) in (65536, 8), (65536, 32), (16384, 64), (256, 512), (64, 1024), float32 and
+bfloat16, with a per-sample factor L [B, D, D] (random, lower-triangular, diagonal >= 1) and
+mu [B, D], all in one run:
+  - fused: fused_reparam.sample_chol with backend "cuda" and "triton", each when
+    available_backends("cuda", "chol_rsample") lists it (rows of a missing one are skipped);
+  - eager: mu + (L @ torch.randn_like(mu)[..., None])[..., 0];
+  - compile: torch.compile of that same line (dynamic=True, default mode: one graph per dtype
+    and grad mode for all sizes; compiled during a warm-up outside the timing);
+  - distributions: MultivariateNormal(mu, scale_tril=L, validate_args=False).rsample();
+  - copy: dst.copy_(src) of half the forward's bytes model (read + write = the forward's bytes),
+    the bandwidth yardstick, measured per size and dtype in the same run.
+Modes: forward (under no_grad) and forward+backward (torch.autograd.grad of z for mu and L with a
+fixed upstream grad, so the backward kernels run in every timed call).
+
+Bytes model (elements times the element size; eps is never in memory, L counted by its lower
+triangle T = B * D * (D + 1) / 2 elements, whatever an implementation really reads):
+  forward          = mu (B*D) read + L's lower triangle (T) read + z (B*D) written
+                   = 2*B*D + T
+  forward+backward = forward + dz (B*D) read + L's lower triangle (T) read again
+                     + dL's lower triangle (T) written + dmu (B*D) written
+                   = 4*B*D + 3*T
+The same numbers divide every implementation's time, so GB/s compares like with like. The fused
+op returns dz itself as dmu (no copy) and allocates dL as a full [B, D, D] tensor; the model
+counts dmu as written and dL by its lower triangle all the same. The eager, compiled and
+distributions peers read and write the whole D x D matrices, and their GB/s by this model is
+the useful work they do per second, not their real traffic.
+
+Reported per implementation: ms (median of do_bench CUDA-event timings, the L2 cache flushed
+before every timed call), GB/s by the model, the fraction of the copy's GB/s, the speedups
+against compile and eager, the memory autograd keeps for backward (growth of
+memory_allocated over one forward with grad, less z) and the peak memory one forward+backward
+adds above the inputs (grads included). Issue 5's targets, for D <= 64 at B >= 16384, are
+flags of each fused backend: forward >= 85% of the copy's GB/s, forward+backward >= 2x faster
+than compile. Writes gpu_chol_<date>.json and .md (device, driver, torch, CUDA, Triton, date,
+copy bandwidth) and a .png of GB/s per size and implementation (with matplotlib) under --out,
+rewriting the .json and .md after every size so a run cut short keeps what it finished. Exits
+with status 1 when an implementation raised (after writing; its cells read "-").
+
+    python benchmarks/bench_chol_gpu.py [--out DIR] [--dtypes float32,bfloat16] [--sizes 64x1024]
+    python benchmarks/bench_chol_gpu.py --smoke --out /tmp/chol_smoke   (CPU, tiny, seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fused_reparam
+from _gpu_common import driver_version, kept_for_backward, make_timer, versions
+from bench_chol_cpu import SIZES, distributions, eager
+
+SMOKE_SIZES = [(16384, 4), (64, 3), (8, 17)]
+KINDS = ("fwd", "fwdbwd")
+KIND_NAMES = {"fwd": "fwd", "fwdbwd": "fwd+bwd"}
+# Issue 5's targets, for the fused backends at D <= 64 and large B.
+TARGET_MAX_D = 64
+TARGET_MIN_B = 16384
+TARGET_FWD_OF_COPY = 0.85
+TARGET_FWDBWD_X_VS_COMPILE = 2.0
+
+
+def model_elements(b: int, d: int) -> dict[str, int]:
+    """Elements moved by the bytes model (module docstring) for each mode."""
+    tri = b * d * (d + 1) // 2
+    fwd = 2 * b * d + tri
+    return {"fwd": fwd, "fwdbwd": fwd + 2 * b * d + 2 * tri}
+
+
+def make_inputs(
+    b: int, d: int, dtype: torch.dtype, device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """mu [B, D], a well-conditioned lower-triangular L [B, D, D] (as bench_chol_cpu.py makes
+    it: off-diagonal N(0, 1/D), diagonal 1 + |N(0, 1/D)|), both leaves that need grad, and a
+    fixed upstream grad [B, D]."""
+    gen = torch.Generator(device=device).manual_seed(b * 1000 + d)
+    mu = torch.randn(b, d, generator=gen, device=device).to(dtype).requires_grad_()
+    base = torch.randn(b, d, d, generator=gen, device=device) / d**0.5
+    L = base.tril(-1) + torch.diag_embed(1 + base.diagonal(dim1=-2, dim2=-1).abs())
+    del base
+    L = L.to(dtype).requires_grad_()
+    grad = torch.randn(b, d, generator=gen, device=device).to(dtype)
+    return mu, L, grad
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_impl(fn: Callable, timer: Callable, mu, L, grad, device: str) -> dict[str, float]:
+    """Times fn forward and forward+backward, and measures the memory it keeps for backward."""
+
+    def fwd() -> None:
+        with torch.no_grad():
+            fn(mu, L)
+
+    def fwdbwd() -> None:
+        torch.autograd.grad(fn(mu, L), (mu, L), grad)
+
+    # Warm-up outside the timing: compiles torch.compile's inference and training graphs.
+    start = time.perf_counter()
+    fwd()
+    gmu, gL = torch.autograd.grad(fn(mu, L), (mu, L), grad)
+    sync(device)
+    warmup_s = time.perf_counter() - start
+    if gmu.shape != mu.shape or gL.shape != L.shape:
+        raise RuntimeError(f"grad shapes {tuple(gmu.shape)}, {tuple(gL.shape)}")
+    del gmu, gL
+    result = {"fwd_ms": timer(fwd), "fwdbwd_ms": timer(fwdbwd), "warmup_s": warmup_s}
+    result["kept_bytes"] = float(kept_for_backward(fn, mu, L))
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fwdbwd()
+        torch.cuda.synchronize()
+        result["peak_fwdbwd_bytes"] = float(torch.cuda.max_memory_allocated() - base)
+    return result
+
+
+def derive(row: dict, impls: list[str]) -> None:
+    """GB/s, fraction of copy, speedups and target flags from the timings in `row`."""
+    for name in impls:
+        for kind in KINDS:
+            ms = row.get(f"{name}_{kind}_ms")
+            gbs = row[f"{kind}_bytes"] / ms / 1e6 if ms else None
+            row[f"{name}_{kind}_gbs"] = gbs
+            row[f"{name}_{kind}_of_copy"] = gbs / row["copy_gbs"] if gbs else None
+            for peer in ("compile", "eager"):
+                peer_ms = row.get(f"{peer}_{kind}_ms")
+                row[f"{name}_{kind}_x_vs_{peer}"] = peer_ms / ms if ms and peer_ms else None
+        if not name.startswith("fused"):
+            continue
+        applies = row["D"] <= TARGET_MAX_D and row["B"] >= TARGET_MIN_B
+        row[f"{name}_target_applies"] = applies
+        of_copy = row[f"{name}_fwd_of_copy"]
+        x_compile = row[f"{name}_fwdbwd_x_vs_compile"]
+        row[f"{name}_meets_fwd_85pct_copy"] = (
+            of_copy >= TARGET_FWD_OF_COPY if applies and of_copy is not None else None
+        )
+        row[f"{name}_meets_fwdbwd_2x_compile"] = (
+            x_compile >= TARGET_FWDBWD_X_VS_COMPILE if applies and x_compile is not None else None
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes, backend cpu")
+    parser.add_argument("--sizes", default=None, help="BxD list, e.g. 65536x8,64x1024")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    compile_group = parser.add_mutually_exclusive_group()
+    compile_group.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    compile_group.add_argument("--compile", action="store_true", help="compile in --smoke too")
+    parser.add_argument("--warmup-ms", type=int, default=25, help="do_bench warm-up time")
+    parser.add_argument("--rep-ms", type=int, default=100, help="do_bench timed repetitions")
+    parser.add_argument(
+        "--out",
+        "--out-dir",
+        dest="out",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+        help="results folder (default: benchmarks/results/)",
+    )
+    parser.add_argument("--stem", default=None, help="results file name (default: dated)")
+    args = parser.parse_args()
+    device = "cpu" if args.smoke else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: use --smoke for a CPU smoke test of the script")
+    sizes = SMOKE_SIZES if args.smoke else SIZES
+    if args.sizes:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    use_compile = args.compile or not (args.no_compile or args.smoke)
+
+    timer = make_timer(device, warmup=args.warmup_ms, rep=args.rep_ms)
+    available = fused_reparam.available_backends(device, "chol_rsample")
+    wanted = ("cpu",) if args.smoke else ("cuda", "triton")
+    impls: dict[str, Callable] = {}
+    for backend in wanted:
+        if backend in available:
+            impls[f"fused_{backend}"] = functools.partial(
+                fused_reparam.sample_chol, backend=backend
+            )
+        else:
+            print(f"backend {backend!r} has no chol_rsample on {device}: its rows are skipped")
+    impls["eager"] = eager
+    if use_compile:
+        impls["compile"] = torch.compile(eager, dynamic=True)
+    impls["distributions"] = distributions
+
+    meta = versions(device, "chol_rsample")
+    meta["chol_backends"] = ", ".join(available)
+    if device == "cuda":
+        meta["driver"] = driver_version()
+    meta["method"] = (
+        f"median of do_bench CUDA-event timings (warmup {args.warmup_ms} ms, rep {args.rep_ms} "
+        "ms, L2 flushed before every timed call)"
+        if device == "cuda"
+        else "CPU smoke run: wall-clock median of 5 calls after one warm-up call"
+    )
+    meta["bytes_model"] = (
+        "T = B*D*(D+1)/2 (lower triangle); fwd = mu + L tri + z = 2BD + T; fwd+bwd = fwd + dz "
+        "+ L tri + dL tri + dmu = 4BD + 3T elements"
+    )
+    meta["copy"] = "dst.copy_(src) of (2BD + T)/2 elements (read + write = the fwd bytes model)"
+    meta["compile"] = "torch.compile(eager, dynamic=True)" if use_compile else "not run"
+    meta["targets"] = (
+        f"fused, D <= {TARGET_MAX_D} and B >= {TARGET_MIN_B}: fwd >= "
+        f"{100 * TARGET_FWD_OF_COPY:.0f}% of copy GB/s; fwd+bwd >= "
+        f"{TARGET_FWDBWD_X_VS_COMPILE:.0f}x faster than compile"
+    )
+    stem = args.stem or f"gpu_chol_{meta['date']}"
+    rows: list[dict] = []
+    failed = False
+    for dtype_name in args.dtypes.split(","):
+        dtype = getattr(torch, dtype_name)
+        elt = torch.empty((), dtype=dtype).element_size()
+        for b, d in sizes:
+            mu, L, grad = make_inputs(b, d, dtype, device)
+            elements = model_elements(b, d)
+            n_copy = elements["fwd"] // 2
+            src = torch.empty(n_copy, dtype=dtype, device=device).normal_()
+            dst = torch.empty_like(src)
+            copy_ms = timer(lambda dst=dst, src=src: dst.copy_(src))
+            row: dict[str, object] = {
+                "dtype": dtype_name,
+                "B": b,
+                "D": d,
+                "fwd_bytes": elements["fwd"] * elt,
+                "fwdbwd_bytes": elements["fwdbwd"] * elt,
+                "copy_ms": copy_ms,
+                "copy_gbs": 2 * n_copy * elt / copy_ms / 1e6,
+            }
+            del src, dst
+            for name, fn in impls.items():
+                try:
+                    r = bench_impl(fn, timer, mu, L, grad, device)
+                except Exception as exc:  # one failing implementation must not stop the run
+                    failed = True
+                    row[f"{name}_error"] = f"{type(exc).__name__}: {exc}"[:500]
+                    print(f"{dtype_name} B={b} D={d} {name}: {row[f'{name}_error']}", flush=True)
+                    continue
+                for key, value in r.items():
+                    row[f"{name}_{key}"] = value
+            derive(row, list(impls))
+            rows.append(row)
+            print(summary_line(row, impls), flush=True)
+            meta["copy_gbs_median"] = statistics.median(r["copy_gbs"] for r in rows)
+            write_tables(args.out, stem, meta, rows, list(impls))
+            del mu, L, grad
+            if device == "cuda":
+                torch.cuda.empty_cache()
+    plot(os.path.join(args.out, stem + ".png"), meta, rows, list(impls))
+    print(f"wrote {stem}.json, .md (and .png with matplotlib) in {args.out}")
+    if failed:
+        sys.exit(1)
+
+
+def fmt(value: float | None, spec: str, scale: float = 1.0, unit: str = "") -> str:
+    """value * scale formatted, with its unit; "-" when missing."""
+    return "-" if value is None else format(value * scale, spec) + unit
+
+
+def summary_line(row: dict, impls: dict) -> str:
+    parts = [f"{row['dtype']} B={row['B']} D={row['D']}: copy {row['copy_gbs']:.0f} GB/s"]
+    for name in impls:
+        parts.append(
+            f"{name} fwd {fmt(row.get(f'{name}_fwd_ms'), '.3f')} ms"
+            f" ({fmt(row[f'{name}_fwd_of_copy'], '.0f', 100)}%)"
+            f" fwd+bwd {fmt(row.get(f'{name}_fwdbwd_ms'), '.3f')} ms"
+        )
+    return " | ".join(parts)
+
+
+def flag(value: bool | None) -> str:
+    """A target's flag: yes, NO, or "-" when a timing it needs is missing."""
+    return "-" if value is None else ("yes" if value else "NO")
+
+
+def write_file(path: str, text: str) -> None:
+    """Writes whole or not at all (the run may be stopped by a timeout at any time)."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def write_tables(out_dir: str, stem: str, meta: dict, rows: list[dict], impls: list[str]) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    write_file(
+        os.path.join(out_dir, stem + ".json"), json.dumps({"meta": meta, "rows": rows}, indent=1)
+    )
+    lines = ["# Cholesky op on the GPU: fused vs peers", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items() if k != "copy_gbs_median"]
+    lines.append(f"- copy bandwidth: median {meta['copy_gbs_median']:.0f} GB/s over the sizes")
+    head = ["B", "D", "impl"]
+    for kind in KINDS:
+        k = KIND_NAMES[kind]
+        head += [f"{k} ms", f"{k} GB/s", f"{k} % copy", f"{k} x vs compile", f"{k} x vs eager"]
+    head += ["kept MB", "peak fwd+bwd MB"]
+    for dtype in dict.fromkeys(r["dtype"] for r in rows):
+        lines += ["", f"## {dtype}", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in (r for r in rows if r["dtype"] == dtype):
+            cells = [str(r["B"]), str(r["D"]), "copy", f"{r['copy_ms']:.4f}"]
+            cells += [f"{r['copy_gbs']:.0f}", "100%"] + [""] * (len(head) - 6)
+            lines.append("| " + " | ".join(cells) + " |")
+            for name in impls:
+                cells = [str(r["B"]), str(r["D"]), name]
+                for kind in KINDS:
+                    cells += [
+                        fmt(r.get(f"{name}_{kind}_ms"), ".4f"),
+                        fmt(r[f"{name}_{kind}_gbs"], ".0f"),
+                        fmt(r[f"{name}_{kind}_of_copy"], ".0f", 100, "%"),
+                        fmt(r[f"{name}_{kind}_x_vs_compile"], ".2f", unit="x"),
+                        fmt(r[f"{name}_{kind}_x_vs_eager"], ".2f", unit="x"),
+                    ]
+                cells += [
+                    fmt(r.get(f"{name}_kept_bytes"), ".2f", 2**-20),
+                    fmt(r.get(f"{name}_peak_fwdbwd_bytes"), ".1f", 2**-20),
+                ]
+                lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Targets (issue 5)", "", f"- {meta['targets']}", ""]
+    fused = [name for name in impls if name.startswith("fused")]
+    target_rows = [(r, name) for r in rows for name in fused if r.get(f"{name}_target_applies")]
+    if not fused:
+        lines.append("No fused backend ran.")
+    elif not target_rows:
+        lines.append(f"No size of this run has D <= {TARGET_MAX_D} and B >= {TARGET_MIN_B}.")
+    else:
+        head = ["dtype", "B", "D", "impl", "fwd % copy", ">= 85% copy"]
+        head += ["fwd+bwd x vs compile", ">= 2x compile"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r, name in target_rows:
+            cells = [r["dtype"], str(r["B"]), str(r["D"]), name]
+            cells += [
+                fmt(r[f"{name}_fwd_of_copy"], ".0f", 100, "%"),
+                flag(r[f"{name}_meets_fwd_85pct_copy"]),
+                fmt(r[f"{name}_fwdbwd_x_vs_compile"], ".2f", unit="x"),
+                flag(r[f"{name}_meets_fwdbwd_2x_compile"]),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    errors = [(r, k) for r in rows for k in r if k.endswith("_error")]
+    if errors:
+        lines += ["", "## Errors", ""]
+        lines += [f"- {r['dtype']} B={r['B']} D={r['D']} {k[:-6]}: {r[k]}" for r, k in errors]
+    write_file(os.path.join(out_dir, stem + ".md"), "\n".join(lines) + "\n")
+
+
+def plot(path: str, meta: dict, rows: list[dict], impls: list[str]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+    series = ["copy", *impls]
+    fig, axes = plt.subplots(len(dtypes), 2, figsize=(15, 4.5 * len(dtypes)), squeeze=False)
+    width = 0.8 / len(series)
+    for i, dtype in enumerate(dtypes):
+        rs = [r for r in rows if r["dtype"] == dtype]
+        xs = range(len(rs))
+        for j, kind in enumerate(KINDS):
+            ax = axes[i][j]
+            for s, name in enumerate(series):
+                key = "copy_gbs" if name == "copy" else f"{name}_{kind}_gbs"
+                ys = [math.nan if r.get(key) is None else r[key] for r in rs]
+                xpos = [x + (s - (len(series) - 1) / 2) * width for x in xs]
+                style = {"color": "0.6", "hatch": "//"} if name == "copy" else {}
+                ax.bar(xpos, ys, width, label=name, **style)
+            ax.set_xticks(list(xs), [f"{r['B']}x{r['D']}" for r in rs])
+            ax.set_xlabel("B x D")
+            ax.set_ylabel("GB/s (bytes model, lower triangle)")
+            ax.set_title(f"{dtype} {KIND_NAMES[kind]}")
+            ax.grid(alpha=0.3, axis="y")
+            ax.legend(fontsize=8)
+    fig.suptitle(f"fused_reparam chol on {meta.get('device')} (torch {meta.get('torch')})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

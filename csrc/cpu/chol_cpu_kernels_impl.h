@@ -1,0 +1,270 @@
+// The CPU row kernels of the Cholesky op z = mu + L eps, written once and compiled per
+// instruction set (isa/*.cpp, after diag_cpu_kernels_impl.h, whose noise they use). A task
+// takes a range of sample rows; noise is made for a chunk of rows at a time into an L1-sized
+// buffer. Row i of L is read over j <= i only, in vectors whose last one is a partial load,
+// so the upper triangle is never touched (tests put NaN there).
+#pragma once
+
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "common/chol_layout.h"
+#include "cpu/diag_cpu_kernels.h"
+#include "cpu/diag_cpu_kernels_impl.h"  // ComputeType, fill_noise of this instruction set
+
+namespace fused_reparam {
+namespace cpu {
+inline namespace CPU_CAPABILITY {
+namespace chol_rows {
+
+// Rows per noise chunk: about 2K elements of noise, which stay in L1.
+inline int64_t chunk_rows(const CholProblem& p) { return std::max<int64_t>(1, 2048 / p.d); }
+
+// Up to C::size() elements of T at p as a compute vector; lanes from `count` on are zero and
+// their memory is not read.
+template <class T, class C>
+C10_ALWAYS_INLINE C load(const T* p, int64_t count) {
+  constexpr int64_t kW = C::size();
+  if constexpr (std::is_same_v<T, typename C::value_type>) {
+    return count >= kW ? C::loadu(p) : C::loadu(p, count);
+  } else {  // 16-bit storage: a 16-bit vector holds two compute vectors
+    const auto h = count >= kW ? Vectorized<T>::loadu(p, kW) : Vectorized<T>::loadu(p, count);
+    return std::get<0>(at::vec::convert_to_float<T>(h));
+  }
+}
+
+// eps of rows [r0, r1) of the stream (elements r0*D .. r1*D - 1), in the compute type.
+template <class S>
+struct ChunkNoise {
+  std::vector<S> buf;
+  const S* rows = nullptr;  // eps of row r0 starts here
+
+  void fill(const CholProblem& p, int64_t r0, int64_t r1) {
+    const int64_t begin = r0 * p.d;
+    const int64_t first = begin & ~int64_t{3};
+    const int64_t len = r1 * p.d - first;
+    const size_t need = static_cast<size_t>(len + 4 + kNoisePad);
+    if (buf.size() < need) buf.resize(need);
+    fill_noise(buf.data(), p.seed, p.offset, first, len);
+    rows = buf.data() + (begin - first);
+  }
+};
+
+// Element offsets of consecutive sample rows: divisions only at the first row.
+struct RowCursor {
+  int64_t idx[kMaxDims] = {};
+  int64_t off[3] = {0, 0, 0};
+
+  RowCursor(const CholProblem& p, int64_t r) {
+    for (int k = p.bdim - 1; k >= 0; --k) {
+      idx[k] = r % p.bsizes[k];
+      r /= p.bsizes[k];
+      for (int o = 0; o < 3; ++o) off[o] += idx[k] * p.bstrides[o][k];
+    }
+  }
+
+  void next(const CholProblem& p) {
+    for (int k = p.bdim - 1; k >= 0; --k) {
+      for (int o = 0; o < 3; ++o) off[o] += p.bstrides[o][k];
+      if (++idx[k] < p.bsizes[k] || k == 0) return;
+      for (int o = 0; o < 3; ++o) off[o] -= p.bsizes[k] * p.bstrides[o][k];
+      idx[k] = 0;
+    }
+  }
+};
+
+// The eps of row r: from the chunk's noise, or the given eps converted into `scratch`.
+template <class T, class S>
+const S* row_eps(const CholProblem& p, int64_t eps_off, const ChunkNoise<S>& noise, int64_t k,
+                 S* scratch) {
+  if (p.in[2] == nullptr) return noise.rows + k * p.d;
+  const T* e = static_cast<const T*>(p.in[2]) + eps_off;
+  for (int64_t j = 0; j < p.d; ++j) scratch[j] = static_cast<S>(e[j]);
+  return scratch;
+}
+
+// sum_{j < n} l[j] * eps[j] as a vector of partial sums; lanes past n add zero (both loads
+// are partial there, so neither the upper triangle nor eps past n is read).
+template <class T, class S>
+C10_ALWAYS_INLINE Vectorized<S> dot_lanes(const T* l, const S* eps, int64_t n) {
+  using C = Vectorized<S>;
+  constexpr int64_t kW = C::size();
+  const int64_t full = n - n % kW;
+  C acc0(S(0)), acc1(S(0));
+  int64_t j = 0;
+  for (; j + 2 * kW <= full; j += 2 * kW) {
+    acc0 = at::vec::fmadd(load<T, C>(l + j, kW), C::loadu(eps + j), acc0);
+    acc1 = at::vec::fmadd(load<T, C>(l + j + kW, kW), C::loadu(eps + j + kW), acc1);
+  }
+  if (j < full) acc1 = at::vec::fmadd(load<T, C>(l + j, kW), C::loadu(eps + j), acc1);
+  if (full < n) {
+    acc0 = at::vec::fmadd(load<T, C>(l + full, n - full), C::loadu(eps + full, n - full), acc0);
+  }
+  return acc0 + acc1;
+}
+
+template <class S>
+S hsum(const Vectorized<S>& v) {
+  return at::vec::vec_reduce_all<S>([](Vectorized<S>& a, Vectorized<S>& b) { return a + b; }, v);
+}
+
+// The four horizontal sums of a..d into out[0..3]. A row's dot product is only a few vector
+// multiply-adds for the D of VAEs, so its horizontal sum is the main cost: summing four rows
+// together shares the shuffles.
+template <class S>
+void hsum4(const Vectorized<S>& a, const Vectorized<S>& b, const Vectorized<S>& c,
+           const Vectorized<S>& d, S* out) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<S, float>) {
+    const auto half = [](__m512 v) {
+      const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+      return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    };
+    _mm_storeu_ps(out, _mm_hadd_ps(_mm_hadd_ps(half(a), half(b)), _mm_hadd_ps(half(c), half(d))));
+    return;
+  }
+#elif defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<S, float>) {
+    const auto half = [](__m256 v) {
+      return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    };
+    _mm_storeu_ps(out, _mm_hadd_ps(_mm_hadd_ps(half(a), half(b)), _mm_hadd_ps(half(c), half(d))));
+    return;
+  }
+#endif
+  out[0] = hsum(a);
+  out[1] = hsum(b);
+  out[2] = hsum(c);
+  out[3] = hsum(d);
+}
+
+// z_r = mu_r + L_r eps for one sample row (rows of L `ls` elements apart).
+template <class T, class S>
+void lower_matvec_row(T* z_r, const T* mu_r, const T* l_r, int64_t ls, const S* eps, int64_t d) {
+  int64_t i = 0;
+  alignas(16) S sums[4];
+  for (; i + 4 <= d; i += 4) {
+    const T* l = l_r + i * ls;
+    hsum4<S>(dot_lanes(l, eps, i + 1), dot_lanes(l + ls, eps, i + 2),
+             dot_lanes(l + 2 * ls, eps, i + 3), dot_lanes(l + 3 * ls, eps, i + 4), sums);
+    for (int k = 0; k < 4; ++k) {
+      z_r[i + k] = static_cast<T>(static_cast<S>(mu_r[i + k]) + sums[k]);
+    }
+  }
+  for (; i < d; ++i) {
+    z_r[i] = static_cast<T>(static_cast<S>(mu_r[i]) + hsum(dot_lanes(l_r + i * ls, eps, i + 1)));
+  }
+}
+
+template <class T>
+void forward_rows(const CholProblem& p, int64_t r0, int64_t r1) {
+  using S = typename ComputeType<T>::type;
+  const int64_t d = p.d;
+  ChunkNoise<S> noise;
+  std::vector<S> given(static_cast<size_t>(d));
+  const T* mu = static_cast<const T*>(p.in[0]);
+  const T* l = static_cast<const T*>(p.in[1]);
+  T* z = static_cast<T*>(p.out[0]);
+  RowCursor at(p, r0);
+  for (int64_t c0 = r0; c0 < r1; c0 += chunk_rows(p)) {
+    const int64_t c1 = std::min(r1, c0 + chunk_rows(p));
+    if (p.in[2] == nullptr) noise.fill(p, c0, c1);
+    for (int64_t r = c0; r < c1; ++r, at.next(p)) {
+      const int64_t* off = at.off;
+      const S* eps = row_eps<T, S>(p, off[2], noise, r - c0, given.data());
+      lower_matvec_row<T, S>(z + r * d, mu + off[0], l + off[1], p.l_row_stride, eps, d);
+    }
+  }
+}
+
+// One row of grad_L = tril(g eps^T) into out[0, d): g_i * eps[j] for j <= i, zeros after.
+template <class S>
+void grad_l_row(S* out, S g_i, const S* eps, int64_t i, int64_t d) {
+  using C = Vectorized<S>;
+  constexpr int64_t kW = C::size();
+  const C g(g_i), zero(S(0));
+  for (int64_t j = 0; j < d; j += kW) {
+    const int64_t c = std::min(kW, d - j);
+    const int64_t lower = std::clamp<int64_t>(i + 1 - j, 0, c);  // lanes on or below the diagonal
+    C v = lower == 0 ? zero : g * (c == kW ? C::loadu(eps + j) : C::loadu(eps + j, c));
+    if (lower < kW) v = C::set(zero, v, lower);
+    if (c == kW) {
+      v.store(out + j);
+    } else {
+      v.store(out + j, c);
+    }
+  }
+}
+
+// deps[j] += l[j] * g_i for j < n (row i's part of L^T g); deps past n is not touched.
+template <class T, class S>
+void axpy_row(S* deps, const T* l, S g_i, int64_t n) {
+  using C = Vectorized<S>;
+  constexpr int64_t kW = C::size();
+  const C g(g_i);
+  for (int64_t j = 0; j < n; j += kW) {
+    const int64_t c = std::min(kW, n - j);
+    if (c == kW) {
+      at::vec::fmadd(load<T, C>(l + j, kW), g, C::loadu(deps + j)).store(deps + j);
+    } else {
+      at::vec::fmadd(load<T, C>(l + j, c), g, C::loadu(deps + j, c)).store(deps + j, c);
+    }
+  }
+}
+
+template <class T, class S>
+void store_row(T* out, const S* row, int64_t n) {
+  if constexpr (std::is_same_v<T, S>) {
+    std::copy(row, row + n, out);
+  } else {
+    at::vec::convert(row, out, n);
+  }
+}
+
+template <class T>
+void backward_rows(const CholProblem& p, int64_t r0, int64_t r1) {
+  using S = typename ComputeType<T>::type;
+  const int64_t d = p.d;
+  ChunkNoise<S> noise;
+  std::vector<S> given(d), g(d), deps(d), row(std::is_same_v<T, S> ? 0 : d);
+  const T* gz = static_cast<const T*>(p.in[0]);
+  const T* l = static_cast<const T*>(p.in[1]);
+  T* gl = static_cast<T*>(p.out[0]);
+  T* ge = static_cast<T*>(p.out[1]);
+  RowCursor at(p, r0);
+  for (int64_t c0 = r0; c0 < r1; c0 += chunk_rows(p)) {
+    const int64_t c1 = std::min(r1, c0 + chunk_rows(p));
+    if (p.in[2] == nullptr) noise.fill(p, c0, c1);
+    for (int64_t r = c0; r < c1; ++r, at.next(p)) {
+      const int64_t* off = at.off;
+      const S* eps = row_eps<T, S>(p, off[2], noise, r - c0, given.data());
+      for (int64_t i = 0; i < d; ++i) g[i] = static_cast<S>(gz[off[0] + i]);
+      T* gl_r = gl + r * d * d;
+      for (int64_t i = 0; i < d; ++i) {
+        if constexpr (std::is_same_v<T, S>) {
+          grad_l_row<S>(gl_r + i * d, g[i], eps, i, d);
+        } else {
+          grad_l_row<S>(row.data(), g[i], eps, i, d);
+          store_row(gl_r + i * d, row.data(), d);
+        }
+      }
+      if (ge != nullptr) {
+        std::fill(deps.begin(), deps.end(), S(0));
+        const T* l_r = l + off[1];
+        for (int64_t i = 0; i < d; ++i) {
+          axpy_row<T, S>(deps.data(), l_r + i * p.l_row_stride, g[i], i + 1);
+        }
+        store_row(ge + r * d, deps.data(), d);
+      }
+    }
+  }
+}
+
+}  // namespace chol_rows
+}  // namespace CPU_CAPABILITY
+}  // namespace cpu
+}  // namespace fused_reparam

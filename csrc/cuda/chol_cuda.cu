@@ -1,0 +1,478 @@
+// CUDA kernels of the Cholesky op z = mu + L eps: one launch forward, one backward.
+//
+// Small D (<= 64, the VAE range): a block takes a tile of rows (about 1K elements of the
+// sample). Its threads first make the tile's noise together, each thread whole Philox groups
+// (one call feeds four elements, nothing is computed twice), into shared memory, with the
+// rows' operand offsets. Forward: a group of G lanes (G = 1..8, so a row of L takes at most
+// about 8 steps) per output z[r, i]; the lanes read L[i, :i+1] strided by G (adjacent groups
+// read adjacent rows of L) and add their parts with shuffles. Backward: a group of lanes per
+// row of grad_L writes it contiguously; grad_eps[r, j] is one thread per j walking the rows
+// of L, so a warp reads consecutive columns of one row.
+//
+// Large D (> 64): forward, a block per (row, 32 outputs), a warp per output (four per warp),
+// L's rows read 32 columns at a time and the row's eps made in shared memory in chunks of
+// 1024 columns, so any D works with fixed shared memory. Backward, a block per (row, 32
+// columns of grad_L): each warp walks every 8th row of grad_L writing 32 contiguous columns
+// and adds L[i, j] * dz[i] for grad_eps; the 8 warps' sums are added in a fixed order.
+//
+// Noise is indexed by the element of the sample, never by thread or block. RNG is handled as
+// in diag_cuda.cu: the forward reserves a Philox offset under the generator's mutex and
+// unpacks it in the kernel (graph-safe); thread 0 of block 0 writes the [seed, offset] used.
+// Only the lower triangle of L is read. Grid-stride loops over work units, int64 offsets.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <ATen/cuda/PhiloxUtils.cuh>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <type_traits>
+
+#include "common/chol_problem.h"
+#include "common/diag_checks.h"
+#include "cuda/stream_cuda.cuh"
+#include "fused_reparam/chol_math.h"
+#include "fused_reparam/normal.h"
+#include "fused_reparam/philox.h"
+
+namespace fused_reparam {
+namespace cuda {
+namespace {
+
+constexpr const char* kFwd = "fused_reparam::chol_rsample";
+constexpr const char* kBwd = "fused_reparam::chol_rsample_backward";
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kSmallMaxD = 64;      // up to this D the tile kernels run
+constexpr int kTileElems = 1024;    // sample elements of one small-D tile (at most)
+constexpr int kMaxTileRows = 256;   // rows of one small-D tile (at most)
+constexpr int kChunk = 1024;        // eps columns per shared-memory chunk, large-D forward
+constexpr int kOutsPerWarp = 4;     // large-D forward: outputs per warp per unit
+constexpr int kFwdUnitOuts = kWarps * kOutsPerWarp;  // outputs of one large-D forward unit
+constexpr int kBwdUnitCols = 32;    // columns of grad_L of one large-D backward unit
+
+__host__ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Operand offsets of row r; one merged batch dim (the common case) needs no division.
+__device__ __forceinline__ void row_offsets(const CholProblem& p, int64_t r, int64_t off[3]) {
+  if (p.bdim <= 1) {
+#pragma unroll
+    for (int k = 0; k < 3; ++k) off[k] = r * p.bstrides[k][0];  // bdim 0: strides are 0
+  } else {
+    p.row_offsets(r, off);
+  }
+}
+
+// Elements [e0, e0 + n) of the stream into dst[0, n): each thread makes whole Philox groups.
+template <class F>
+__device__ __forceinline__ void fill_stream_eps(F* dst, uint64_t seed, uint64_t offset,
+                                                int64_t e0, int n) {
+  const int64_t q0 = e0 >> 2;
+  const int lead = static_cast<int>(e0 & 3);  // elements of group q0 before e0
+  const int groups = (lead + n + 3) >> 2;
+  for (int t = threadIdx.x; t < groups; t += blockDim.x) {
+    F v[4];
+    stream_normals4<F>(seed, offset, static_cast<uint64_t>(q0 + t), v);
+    const int base = 4 * t - lead;  // dst index of the group's first element
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+      if (base + m >= 0 && base + m < n) dst[base + m] = v[m];
+    }
+  }
+}
+
+// Sum over each aligned group of g lanes (g a power of two <= 32, the same for the warp);
+// every lane of the warp must call it.
+template <class F>
+__device__ __forceinline__ F group_sum(F v, int g) {
+  for (int o = g >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// ---- small D: tiles of rows --------------------------------------------------------------
+
+// Per tile: operand offsets of its rows and its eps, in shared memory.
+template <class F>
+struct TileShared {
+  F eps[kTileElems];
+  int64_t off[3][kMaxTileRows];
+};
+
+// Offsets of rows [r0, r0 + nr), and eps from the stream when none is given. No sync.
+template <class F>
+__device__ __forceinline__ void tile_setup(const CholProblem& p, TileShared<F>& s, int64_t r0,
+                                           int nr, bool stream, uint64_t seed,
+                                           uint64_t offset) {
+  for (int k = threadIdx.x; k < nr; k += blockDim.x) {
+    int64_t off[3];
+    row_offsets(p, r0 + k, off);
+    s.off[0][k] = off[0];
+    s.off[1][k] = off[1];
+    s.off[2][k] = off[2];
+  }
+  if (stream) fill_stream_eps(s.eps, seed, offset, r0 * p.d, nr * static_cast<int>(p.d));
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    chol_fwd_small_kernel(CholProblem p, StreamSource src, int tile_rows, int log_g) {
+  using F = Acc<T>;
+  __shared__ TileShared<F> s;
+  uint64_t seed, offset;
+  resolve_stream(src, seed, offset);
+  const int d = static_cast<int>(p.d);
+  if (d == 0) return;
+  const T* mu = static_cast<const T*>(p.in[0]);
+  const T* l = static_cast<const T*>(p.in[1]);
+  const T* eps_in = static_cast<const T*>(p.in[2]);
+  T* z = static_cast<T*>(p.out[0]);
+  const int g = 1 << log_g;
+  const int lane_g = threadIdx.x & (g - 1);
+  const int group = threadIdx.x >> log_g;
+  const int groups = kThreads >> log_g;
+  const int64_t tiles = (p.rows + tile_rows - 1) / tile_rows;
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const int64_t r0 = t * tile_rows;
+    const int nr = static_cast<int>(min64(tile_rows, p.rows - r0));
+    const int n = nr * d;
+    __syncthreads();  // the previous tile's readers are done with s
+    tile_setup(p, s, r0, nr, eps_in == nullptr, seed, offset);
+    __syncthreads();
+    if (eps_in != nullptr) {
+      for (int idx = threadIdx.x; idx < n; idx += kThreads) {
+        const int k = idx / d;
+        s.eps[idx] = static_cast<F>(eps_in[s.off[2][k] + (idx - k * d)]);
+      }
+      __syncthreads();
+    }
+    // Item (k, i) = output z[r0 + k, i]; `base` is the same for the whole block, so every
+    // lane of a warp reaches the shuffles the same number of times.
+    for (int base = 0; base < n; base += groups) {
+      const int item = base + group;
+      const bool valid = item < n;
+      const int k = valid ? item / d : 0;
+      const int i = item - k * d;
+      F acc = F(0);
+      if (valid) {
+        const T* l_row = l + s.off[1][k] + static_cast<int64_t>(i) * p.l_row_stride;
+        acc = chol::lower_row_dot_strided<F>(l_row, i, s.eps + k * d, lane_g, g);
+      }
+      acc = group_sum(acc, g);
+      if (valid && lane_g == 0) {
+        z[(r0 + k) * d + i] = static_cast<T>(static_cast<F>(mu[s.off[0][k] + i]) + acc);
+      }
+    }
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    chol_bwd_small_kernel(CholProblem p, StreamSource src, int tile_rows, int log_w,
+                          bool need_grad_eps) {
+  using F = Acc<T>;
+  __shared__ TileShared<F> s;
+  __shared__ F g_s[kTileElems];  // grad_z of the tile
+  uint64_t seed, offset;
+  resolve_stream(src, seed, offset);
+  const int d = static_cast<int>(p.d);
+  if (d == 0) return;
+  const T* gz = static_cast<const T*>(p.in[0]);
+  const T* l = static_cast<const T*>(p.in[1]);
+  const T* eps_in = static_cast<const T*>(p.in[2]);
+  T* gl = static_cast<T*>(p.out[0]);
+  T* ge = static_cast<T*>(p.out[1]);
+  const int w = 1 << log_w;
+  const int lane_w = threadIdx.x & (w - 1);
+  const int group = threadIdx.x >> log_w;
+  const int groups = kThreads >> log_w;
+  const int64_t tiles = (p.rows + tile_rows - 1) / tile_rows;
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const int64_t r0 = t * tile_rows;
+    const int nr = static_cast<int>(min64(tile_rows, p.rows - r0));
+    const int n = nr * d;
+    __syncthreads();  // the previous tile's readers are done with s
+    tile_setup(p, s, r0, nr, eps_in == nullptr, seed, offset);
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < n; idx += kThreads) {
+      const int k = idx / d;
+      const int j = idx - k * d;
+      g_s[idx] = static_cast<F>(gz[s.off[0][k] + j]);
+      if (eps_in != nullptr) s.eps[idx] = static_cast<F>(eps_in[s.off[2][k] + j]);
+    }
+    __syncthreads();
+    // grad_L of the tile is contiguous: row q = k * D + i of it by a group of w lanes.
+    T* gl_t = gl + r0 * d * d;
+    for (int q = group; q < n; q += groups) {
+      const int k = q / d;
+      const int i = q - k * d;
+      const F gi = g_s[q];
+      const F* ek = s.eps + k * d;
+      T* row = gl_t + static_cast<int64_t>(q) * d;
+      for (int j = lane_w; j < d; j += w) row[j] = static_cast<T>(chol::grad_l(gi, ek[j], i, j));
+    }
+    if (need_grad_eps) {
+      // grad_eps[k, j] = sum_{i >= j} L[i, j] dz[i]: all lanes walk the same rows i, so a
+      // warp reads consecutive columns of a row of L; i < j is skipped (never read).
+      for (int idx = threadIdx.x; idx < n; idx += kThreads) {
+        const int k = idx / d;
+        const int j = idx - k * d;
+        const T* lk = l + s.off[1][k];
+        const F* gk = g_s + k * d;
+        F acc = F(0);
+        for (int i = 0; i < d; ++i) {
+          if (i >= j) acc += static_cast<F>(lk[static_cast<int64_t>(i) * p.l_row_stride + j]) * gk[i];
+        }
+        ge[(r0 + k) * d + j] = static_cast<T>(acc);
+      }
+    }
+  }
+}
+
+// ---- large D ----------------------------------------------------------------------------
+
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    chol_fwd_large_kernel(CholProblem p, StreamSource src) {
+  using F = Acc<T>;
+  __shared__ F eps_s[kChunk];
+  uint64_t seed, offset;
+  resolve_stream(src, seed, offset);
+  const int64_t d = p.d;
+  const T* mu = static_cast<const T*>(p.in[0]);
+  const T* l = static_cast<const T*>(p.in[1]);
+  const T* eps_in = static_cast<const T*>(p.in[2]);
+  T* z = static_cast<T*>(p.out[0]);
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int64_t per_row = (d + kFwdUnitOuts - 1) / kFwdUnitOuts;
+  const int64_t units = p.rows * per_row;
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+    const int64_t r = u / per_row;
+    const int64_t i0 = (u - r * per_row) * kFwdUnitOuts;
+    const int64_t i1 = min64(d, i0 + kFwdUnitOuts);
+    int64_t off[3];
+    row_offsets(p, r, off);
+    F acc[kOutsPerWarp];
+#pragma unroll
+    for (int k = 0; k < kOutsPerWarp; ++k) acc[k] = F(0);
+    // Outputs i0 + warp + kWarps * k need eps[0, i1): chunks of kChunk columns.
+    for (int64_t j0 = 0; j0 < i1; j0 += kChunk) {
+      const int n = static_cast<int>(min64(kChunk, i1 - j0));
+      __syncthreads();  // the previous chunk's readers are done with eps_s
+      if (eps_in == nullptr) {
+        fill_stream_eps(eps_s, seed, offset, r * d + j0, n);
+      } else {
+        for (int t = threadIdx.x; t < n; t += kThreads) {
+          eps_s[t] = static_cast<F>(eps_in[off[2] + j0 + t]);
+        }
+      }
+      __syncthreads();
+#pragma unroll
+      for (int k = 0; k < kOutsPerWarp; ++k) {
+        const int64_t i = i0 + warp + kWarps * k;
+        if (i < i1 && i >= j0) {
+          const T* l_row = l + off[1] + i * p.l_row_stride + j0;
+          const int last = static_cast<int>(min64(i - j0, n - 1));
+          acc[k] += chol::lower_row_dot_strided<F>(l_row, last, eps_s, lane, 32);
+        }
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kOutsPerWarp; ++k) {
+      const F v = group_sum(acc[k], 32);
+      const int64_t i = i0 + warp + kWarps * k;
+      if (lane == 0 && i < i1) z[r * d + i] = static_cast<T>(static_cast<F>(mu[off[0] + i]) + v);
+    }
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    chol_bwd_large_kernel(CholProblem p, StreamSource src, bool need_grad_eps) {
+  using F = Acc<T>;
+  __shared__ F eps_s[kBwdUnitCols];
+  __shared__ F part_s[kWarps][kBwdUnitCols];
+  uint64_t seed, offset;
+  resolve_stream(src, seed, offset);
+  const int64_t d = p.d;
+  const T* gz = static_cast<const T*>(p.in[0]);
+  const T* l = static_cast<const T*>(p.in[1]);
+  const T* eps_in = static_cast<const T*>(p.in[2]);
+  T* gl = static_cast<T*>(p.out[0]);
+  T* ge = static_cast<T*>(p.out[1]);
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int64_t per_row = (d + kBwdUnitCols - 1) / kBwdUnitCols;
+  const int64_t units = p.rows * per_row;
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+    const int64_t r = u / per_row;
+    const int64_t j0 = (u - r * per_row) * kBwdUnitCols;
+    const int nj = static_cast<int>(min64(kBwdUnitCols, d - j0));
+    int64_t off[3];
+    row_offsets(p, r, off);
+    __syncthreads();  // the previous unit's readers are done with eps_s and part_s
+    if (eps_in == nullptr) {
+      fill_stream_eps(eps_s, seed, offset, r * d + j0, nj);
+    } else if (threadIdx.x < nj) {
+      eps_s[threadIdx.x] = static_cast<F>(eps_in[off[2] + j0 + threadIdx.x]);
+    }
+    __syncthreads();
+    const bool col = lane < nj;
+    const int64_t j = j0 + lane;
+    const F e = col ? eps_s[lane] : F(0);
+    F acc = F(0);
+    T* gl_r = gl + r * d * d;
+    const T* l_r = l + off[1];
+    for (int64_t i = warp; i < d; i += kWarps) {
+      const F gi = static_cast<F>(gz[off[0] + i]);
+      if (col) {
+        gl_r[i * d + j] = static_cast<T>(chol::grad_l(gi, e, i, j));
+        if (need_grad_eps && j <= i) acc += static_cast<F>(l_r[i * p.l_row_stride + j]) * gi;
+      }
+    }
+    if (need_grad_eps) {
+      part_s[warp][lane] = acc;
+      __syncthreads();
+      if (warp == 0 && col) {
+        F sum = part_s[0][lane];
+#pragma unroll
+        for (int w = 1; w < kWarps; ++w) sum += part_s[w][lane];
+        ge[r * d + j] = static_cast<T>(sum);
+      }
+    }
+  }
+}
+
+// ---- host --------------------------------------------------------------------------------
+
+int multiprocessor_count(int device) {
+  static std::array<std::atomic<int>, 64> cache{};
+  if (device < 0 || device >= 64) return 132;
+  int n = cache[device].load(std::memory_order_relaxed);
+  if (n == 0) {
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    cache[device].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+// Blocks for `units` work units: at least one (the [seed, offset] output is written even for
+// empty tensors), at most 8 per SM (grid-stride loops take the rest).
+int grid_for(int64_t units) {
+  const int device = c10::cuda::current_device();
+  return static_cast<int>(
+      std::max<int64_t>(1, min64(units, 8LL * multiprocessor_count(device))));
+}
+
+int ceil_log2(int64_t v) {
+  int k = 0;
+  while ((int64_t{1} << k) < v) ++k;
+  return k;
+}
+
+int small_tile_rows(int64_t d) {
+  return static_cast<int>(min64(kMaxTileRows, std::max<int64_t>(1, kTileElems / d)));
+}
+
+void launch_forward(const CholProblem& p, at::ScalarType dtype, const StreamSource& src) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "chol_rsample_cuda", [&] {
+    if (p.d <= kSmallMaxD) {
+      // G lanes per output: a row of L takes at most about 8 steps of G columns.
+      const int tile_rows = p.d == 0 ? 1 : small_tile_rows(p.d);
+      const int log_g = ceil_log2((p.d + 7) / 8);
+      const int64_t tiles = (p.rows + tile_rows - 1) / tile_rows;
+      chol_fwd_small_kernel<scalar_t>
+          <<<grid_for(tiles), kThreads, 0, stream>>>(p, src, tile_rows, log_g);
+    } else {
+      const int64_t units = p.rows * ((p.d + kFwdUnitOuts - 1) / kFwdUnitOuts);
+      chol_fwd_large_kernel<scalar_t><<<grid_for(units), kThreads, 0, stream>>>(p, src);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+}
+
+void launch_backward(const CholProblem& p, at::ScalarType dtype, const StreamSource& src,
+                     bool need_grad_eps) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, dtype, "chol_rsample_backward_cuda", [&] {
+        if (p.d <= kSmallMaxD) {
+          // w lanes (the power of two >= D, at most 32) write one row of grad_L.
+          const int tile_rows = small_tile_rows(p.d);
+          const int log_w = std::min(5, ceil_log2(p.d));
+          const int64_t tiles = (p.rows + tile_rows - 1) / tile_rows;
+          chol_bwd_small_kernel<scalar_t><<<grid_for(tiles), kThreads, 0, stream>>>(
+              p, src, tile_rows, log_w, need_grad_eps);
+        } else {
+          const int64_t units = p.rows * ((p.d + kBwdUnitCols - 1) / kBwdUnitCols);
+          chol_bwd_large_kernel<scalar_t>
+              <<<grid_for(units), kThreads, 0, stream>>>(p, src, need_grad_eps);
+        }
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
+}
+
+std::tuple<at::Tensor, at::Tensor> chol_rsample_cuda(const at::Tensor& mu,
+                                                     const at::Tensor& scale_tril,
+                                                     const std::optional<at::Tensor>& eps,
+                                                     const std::optional<at::Tensor>& seed_offset,
+                                                     std::optional<at::Generator> generator) {
+  const std::vector<int64_t> shape = check_chol_args(kFwd, mu, "mu", scale_tril, eps);
+  if (seed_offset.has_value() && !eps.has_value()) check_seed_offset(*seed_offset, mu, kFwd);
+  const c10::cuda::CUDAGuard guard(mu.device());
+  at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
+
+  at::Tensor so_in;
+  StreamSource src = stream_source(eps.has_value(), seed_offset, generator, mu.device(), so_in);
+  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
+  // An empty sample still launches (one block) so that `used` is written on the device.
+  CholProblem p;
+  std::array<at::Tensor, 3> keep;
+  if (z.numel() != 0) {
+    p = make_chol_problem(shape, mu, scale_tril, eps, keep);
+    p.out[0] = z.mutable_data_ptr();
+  }
+  launch_forward(p, mu.scalar_type(), src);
+  return {z, used};
+}
+
+std::tuple<at::Tensor, at::Tensor> chol_rsample_backward_cuda(
+    const at::Tensor& grad_z, const at::Tensor& scale_tril, const std::optional<at::Tensor>& eps,
+    const at::Tensor& seed_offset, bool need_grad_eps) {
+  const std::vector<int64_t> shape =
+      check_chol_backward_args(kBwd, grad_z, scale_tril, eps, seed_offset, need_grad_eps);
+  const c10::cuda::CUDAGuard guard(grad_z.device());
+  std::vector<int64_t> l_shape = shape;
+  l_shape.push_back(shape.back());
+  const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor grad_l = at::empty(l_shape, opts);
+  at::Tensor grad_eps = need_grad_eps ? at::empty(shape, opts) : at::empty({0}, opts);
+  if (grad_z.numel() == 0) return {grad_l, grad_eps};
+  std::array<at::Tensor, 3> keep;
+  CholProblem p = make_chol_problem(shape, grad_z, scale_tril, eps, keep);
+  p.out[0] = grad_l.mutable_data_ptr();
+  p.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
+  at::Tensor so_in;
+  const StreamSource src = stream_source(eps.has_value(), seed_offset, std::nullopt,
+                                         grad_z.device(), so_in);
+  launch_backward(p, grad_z.scalar_type(), src, need_grad_eps);
+  return {grad_l, grad_eps};
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace fused_reparam
+
+TORCH_LIBRARY_IMPL(fused_reparam, CUDA, m) {
+  m.impl("chol_rsample", &fused_reparam::cuda::chol_rsample_cuda);
+  m.impl("chol_rsample_backward", &fused_reparam::cuda::chol_rsample_backward_cuda);
+}

@@ -1,0 +1,205 @@
+"""Triton kernels of the Cholesky op z = mu + L eps: one pass forward, one pass backward.
+
+A program covers BLOCK_R sample rows and one tile t of BLOCK_D indices of the event dim
+(grid: row blocks x tiles). Tiles of L are [BLOCK_R, BLOCK_D, BLOCK_D] (rows x i x j), loaded
+with the lower-triangle mask j <= i < d: the upper triangle is never read. For D up to
+BLOCK_D (small D) one tile covers a whole L and a program handles many rows; for larger D a
+program loops over the tiles of its row or column panel, so registers stay bounded for any D.
+
+- forward, tile t: z[r, i in t] = mu + sum over column tiles jt <= t of L[r, i, jt] eps[r, jt].
+- backward, tile t: grad_L[r, i in t, :] = g[r, i] eps[r, j] (j <= i, zeros above), and
+  grad_eps[r, j in t] = sum over row tiles it >= t of L[r, it, j]^T g[r, it]. Each output
+  element is written by exactly one program (no atomics, deterministic).
+
+Operands are read at per-row batch offsets (the broadcast batch shape collapsed to at most
+four dims, stride 0 where broadcast; the div/mods of diag_kernels._offset) plus their own
+strides within a row, so broadcast and strided inputs are never copied. Noise: eps[r, j] is
+element r*D + j of the contract stream (noise.py); with D % 4 == 0 (ALIGNED4) a tile's
+columns start at a multiple of 4 and each Philox call feeds four consecutive elements, else
+each element takes its lane of its group's call. IDX64 switches index math to int64.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .casts import to_element_type
+from .diag_kernels import _offset
+from .noise import _box_muller
+
+
+@triton.jit
+def _philox_words(seed, offset, group):
+    """The contract's Philox4x32-10 words of stream (seed, offset) for groups `group`."""
+    c0 = group.to(tl.uint32)  # integer casts to uint32 keep the low 32 bits
+    if group.dtype == tl.int64:
+        c1 = (group >> 32).to(tl.uint32)
+    else:
+        c1 = tl.zeros_like(c0)
+    c2 = tl.zeros_like(c0) + offset.to(tl.uint32)
+    c3 = tl.zeros_like(c0) + (offset >> 32).to(tl.uint32)
+    return tl.philox(seed, c0, c1, c2, c3)
+
+
+@triton.jit
+def _stream_eps(seed, offset, rows, j0, d, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+                ALIGNED4: tl.constexpr, F64: tl.constexpr):  # fmt: skip
+    """eps [BLOCK_R, BLOCK_D] of sample rows `rows` and columns j0 .. j0 + BLOCK_D - 1:
+    element rows * d + j of the stream. ALIGNED4: d % 4 == 0 and j0 % 4 == 0."""
+    if ALIGNED4:
+        group = (rows[:, None] * d + j0) // 4 + tl.arange(0, BLOCK_D // 4)[None, :]
+        x0, x1, x2, x3 = _philox_words(seed, offset, group)
+        n0, n1 = _box_muller(x0, x1, F64)
+        n2, n3 = _box_muller(x2, x3, F64)
+        # [BLOCK_R, BLOCK_D // 4, 2, 2] with [r, q, a, b] = n_(2a + b): row-major = elements.
+        eps = tl.reshape(tl.join(tl.join(n0, n2), tl.join(n1, n3)), (BLOCK_R, BLOCK_D))
+    else:
+        e = rows[:, None] * d + (j0 + tl.arange(0, BLOCK_D))[None, :]
+        lane = e % 4
+        x0, x1, x2, x3 = _philox_words(seed, offset, e // 4)
+        low = lane < 2
+        c, s = _box_muller(tl.where(low, x0, x2), tl.where(low, x1, x3), F64)
+        eps = tl.where(lane % 2 == 0, c, s)
+    return eps
+
+
+@triton.jit
+def _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, j0, d,
+              HAS_EPS: tl.constexpr, IDX64: tl.constexpr, BLOCK_R: tl.constexpr,
+              BLOCK_D: tl.constexpr, ALIGNED4: tl.constexpr, F64: tl.constexpr):  # fmt: skip
+    """eps [BLOCK_R, BLOCK_D] of columns j0.., read (0 outside) or made from the stream."""
+    if HAS_EPS:
+        ct: tl.constexpr = tl.float64 if F64 else tl.float32
+        j = j0 + tl.arange(0, BLOCK_D)
+        if IDX64:
+            j = j.to(tl.int64)
+        mask = row_ok[:, None] & (j < d)[None, :]
+        eps = tl.load(eps_ptr + eps_off[:, None] + j[None, :] * eps_sj, mask=mask, other=0.0)
+        eps = eps.to(ct)
+    else:
+        eps = _stream_eps(seed, offset, rows, j0, d, BLOCK_R, BLOCK_D, ALIGNED4, F64)
+    return eps
+
+
+@triton.jit
+def _lower_tile(l_ptr, l_off, l_si, l_sj, row_ok, i, j, d, F64: tl.constexpr):
+    """L[r, i, j] as [BLOCK_R, len(i), len(j)] in the compute type, 0 where j > i (never
+    read) or outside the matrix."""
+    ct: tl.constexpr = tl.float64 if F64 else tl.float32
+    ii = i[None, :, None]
+    jj = j[None, None, :]
+    mask = row_ok[:, None, None] & (ii < d) & (jj <= ii)
+    ptrs = l_ptr + l_off[:, None, None] + ii * l_si + jj * l_sj
+    return tl.load(ptrs, mask=mask, other=0.0).to(ct)
+
+
+@triton.jit
+def _program_rows(rows_total, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, IDX64: tl.constexpr):
+    """(sample rows [BLOCK_R], their mask, tile index t, tile's indices [BLOCK_D])."""
+    pid_r = tl.program_id(0)
+    t = tl.program_id(1)
+    if IDX64:
+        pid_r = pid_r.to(tl.int64)
+        t = t.to(tl.int64)
+    rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
+    return rows, rows < rows_total, t, t * BLOCK_D + tl.arange(0, BLOCK_D)
+
+
+@triton.jit
+def chol_forward_kernel(
+    z_ptr, mu_ptr, l_ptr, eps_ptr, so_ptr, used_ptr,
+    rows_total, d, so_stride, s1, s2, s3,
+    mu_t0, mu_t1, mu_t2, mu_t3,
+    l_t0, l_t1, l_t2, l_t3,
+    eps_t0, eps_t1, eps_t2, eps_t3,
+    mu_sj, l_si, l_sj, eps_sj,
+    NDIM: tl.constexpr, HAS_EPS: tl.constexpr, IDX64: tl.constexpr, BLOCK_R: tl.constexpr,
+    BLOCK_D: tl.constexpr, ALIGNED4: tl.constexpr, F64: tl.constexpr,
+):  # fmt: skip
+    """z[r, i] = mu[r, i] + sum_{j <= i} L[r, i, j] eps[r, j] for the rows and tile (of i)
+    of this program; eps is read, or made from the stream [seed, offset] at so_ptr."""
+    ct: tl.constexpr = tl.float64 if F64 else tl.float32
+    rows, row_ok, t, i = _program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
+    mu_off = _offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
+    l_off = _offset(rows, s1, s2, s3, l_t0, l_t1, l_t2, l_t3, False, NDIM)
+    eps_off = _offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
+    if HAS_EPS:
+        seed = tl.zeros((), tl.int64)
+        offset = seed
+    else:
+        seed = tl.load(so_ptr)
+        offset = tl.load(so_ptr + so_stride)
+    if tl.program_id(0) + tl.program_id(1) == 0:
+        # The stream used (zeros for an explicit eps), so backward regenerates the same eps;
+        # written here rather than by a separate fill or copy launch.
+        tl.store(used_ptr, seed)
+        tl.store(used_ptr + 1, offset)
+    acc = tl.zeros((BLOCK_R, BLOCK_D), ct)
+    for jt in range(0, t + 1):  # column tiles up to the diagonal tile
+        j0 = jt * BLOCK_D
+        eps = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, j0, d,
+                        HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
+        lt = _lower_tile(l_ptr, l_off, l_si, l_sj, row_ok, i, j0 + tl.arange(0, BLOCK_D), d,
+                         F64)  # fmt: skip
+        acc += tl.sum(lt * eps[:, None, :], axis=2)
+    mask = row_ok[:, None] & (i < d)[None, :]
+    mu = tl.load(mu_ptr + mu_off[:, None] + i[None, :] * mu_sj, mask=mask).to(ct)
+    z = mu + acc
+    tl.store(z_ptr + rows[:, None] * d + i[None, :], to_element_type(z, z_ptr), mask=mask)
+
+
+@triton.jit
+def chol_backward_kernel(
+    gl_ptr, geps_ptr, g_ptr, l_ptr, eps_ptr, so_ptr,
+    rows_total, d, so_stride, s1, s2, s3,
+    g_t0, g_t1, g_t2, g_t3,
+    l_t0, l_t1, l_t2, l_t3,
+    eps_t0, eps_t1, eps_t2, eps_t3,
+    g_sj, l_si, l_sj, eps_sj,
+    NDIM: tl.constexpr, HAS_EPS: tl.constexpr, NEED_GRAD_EPS: tl.constexpr,
+    IDX64: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+    ALIGNED4: tl.constexpr, F64: tl.constexpr,
+):  # fmt: skip
+    """grad_L[r, i, j] = g[r, i] eps[r, j] (j <= i, else 0) for i in this program's tile, and
+    when asked grad_eps[r, j] = sum_{i >= j} L[r, i, j] g[r, i] for j in the tile."""
+    ct: tl.constexpr = tl.float64 if F64 else tl.float32
+    rows, row_ok, t, i = _program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
+    g_off = _offset(rows, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, False, NDIM)
+    l_off = _offset(rows, s1, s2, s3, l_t0, l_t1, l_t2, l_t3, False, NDIM)
+    eps_off = _offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
+    if HAS_EPS:
+        seed = tl.zeros((), tl.int64)
+        offset = seed
+    else:
+        seed = tl.load(so_ptr)
+        offset = tl.load(so_ptr + so_stride)
+    i_ok = i < d
+    g = tl.load(g_ptr + g_off[:, None] + i[None, :] * g_sj, mask=row_ok[:, None] & i_ok[None, :],
+                other=0.0).to(ct)  # fmt: skip
+    # grad_L rows i of this tile, row-major [BLOCK_R, BLOCK_D (i), BLOCK_D (j)] tiles.
+    gl_rows = gl_ptr + rows[:, None, None] * d * d + i[None, :, None] * d
+    row_mask = row_ok[:, None, None] & i_ok[None, :, None]
+    for jt in range(0, t + 1):  # column tiles that meet the lower triangle
+        j = jt * BLOCK_D + tl.arange(0, BLOCK_D)
+        eps = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, jt * BLOCK_D, d,
+                        HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
+        jj = j[None, None, :]
+        gl = tl.where(jj <= i[None, :, None], g[:, :, None] * eps[:, None, :], 0.0)
+        tl.store(gl_rows + jj, to_element_type(gl, gl_ptr), mask=row_mask & (jj < d))
+    zeros = tl.zeros((BLOCK_R, BLOCK_D, BLOCK_D), ct)
+    for jt in range(t + 1, tl.cdiv(d, BLOCK_D)):  # column tiles above the diagonal: zeros
+        jj = (jt * BLOCK_D + tl.arange(0, BLOCK_D))[None, None, :]
+        tl.store(gl_rows + jj, to_element_type(zeros, gl_ptr), mask=row_mask & (jj < d))
+    if NEED_GRAD_EPS:
+        # Columns j of this tile: sum over the row tiles at or below the diagonal.
+        acc = tl.zeros((BLOCK_R, BLOCK_D), ct)
+        for it in range(t, tl.cdiv(d, BLOCK_D)):
+            ri = it * BLOCK_D + tl.arange(0, BLOCK_D)
+            gi = tl.load(g_ptr + g_off[:, None] + ri[None, :] * g_sj,
+                         mask=row_ok[:, None] & (ri < d)[None, :], other=0.0).to(ct)  # fmt: skip
+            lt = _lower_tile(l_ptr, l_off, l_si, l_sj, row_ok, ri, i, d, F64)
+            acc += tl.sum(lt * gi[:, :, None], axis=1)
+        mask = row_ok[:, None] & i_ok[None, :]
+        tl.store(geps_ptr + rows[:, None] * d + i[None, :], to_element_type(acc, geps_ptr),
+                 mask=mask)  # fmt: skip
