@@ -64,11 +64,8 @@ def sample_diag(
                 seed, offset = _seed.draw_seed_offset(generator, mu.device)
             eps = _reference.diag_noise(shape, seed, offset, mu.dtype, mu.device)
         return _reference.diag_rsample(mu, logvar, eps)
-    seed_offset = None if seed is None else _seed.seed_offset_tensor(seed, offset, mu.device)
+    seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
     if which == "triton":
-        if eps is None and seed_offset is None:
-            # The Triton op takes no Generator: draw its stream here, as the reference does.
-            seed_offset = _seed.draw_seed_offset_tensor(generator, mu.device)
         z, _used = torch.ops.fused_reparam.triton_diag_rsample(mu, logvar, eps, seed_offset)
         return z
     z, _used = torch.ops.fused_reparam.diag_rsample(mu, logvar, eps, seed_offset, generator)
