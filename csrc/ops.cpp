@@ -41,6 +41,38 @@ TORCH_LIBRARY(fused_reparam, m) {
   m.def(
       "chol_rsample_backward(Tensor grad_z, Tensor scale_tril, Tensor? eps, Tensor seed_offset, "
       "bool need_grad_eps) -> (Tensor, Tensor)");
+  // The VAE extras in the same pass (rows = the sample's dims but the last, D = its last dim):
+  // z as diag_rsample, kl[r] = 0.5 * sum_d(mu^2 + exp(logvar) - 1 - logvar) (KL to N(0, I))
+  // and log_q[r] = -0.5 * sum_d(eps^2 + logvar + log(2 pi)), in the compute type, stored in
+  // mu's dtype. Returns (z, kl, log_q, [seed, offset] used).
+  m.def(
+      "diag_rsample_stats(Tensor mu, Tensor logvar, Tensor? eps=None, Tensor? seed_offset=None, "
+      "Generator? generator=None) -> (Tensor, Tensor, Tensor, Tensor)",
+      {at::Tag::nondeterministic_seeded});
+  // Over the sample's shape (the caller reduces broadcast dims), with gk = grad_kl[r] and
+  // gq = grad_log_q[r] for the element's row:
+  //   grad_mu = grad_z + gk * mu
+  //   grad_logvar = 0.5 * grad_z * sigma * eps + 0.5 * gk * (sigma^2 - 1) - 0.5 * gq
+  //   grad_eps = grad_z * sigma - gq * eps  (when need_grad_eps, else an empty tensor).
+  m.def(
+      "diag_rsample_stats_backward(Tensor grad_z, Tensor grad_kl, Tensor grad_log_q, Tensor mu, "
+      "Tensor logvar, Tensor? eps, Tensor seed_offset, bool need_grad_eps) "
+      "-> (Tensor, Tensor, Tensor)");
+  // z as chol_rsample, with ld = sum_i log|L[i, i]|:
+  //   kl[r] = 0.5 * (sum_{j <= i} L[i, j]^2 + sum_i mu_i^2 - D) - ld  (KL to N(0, I))
+  //   log_q[r] = -0.5 * sum_i eps_i^2 - ld - 0.5 * D * log(2 pi).
+  m.def(
+      "chol_rsample_stats(Tensor mu, Tensor scale_tril, Tensor? eps=None, "
+      "Tensor? seed_offset=None, Generator? generator=None) -> (Tensor, Tensor, Tensor, Tensor)",
+      {at::Tag::nondeterministic_seeded});
+  // Over the sample's batch shape (the caller reduces broadcast dims):
+  //   grad_mu = grad_z + gk * mu
+  //   grad_L = tril(grad_z eps^T) + gk * tril(L) - diag((gk + gq) / L[i, i])
+  //   grad_eps = L^T grad_z - gq * eps  (when need_grad_eps, else an empty tensor).
+  m.def(
+      "chol_rsample_stats_backward(Tensor grad_z, Tensor grad_kl, Tensor grad_log_q, Tensor mu, "
+      "Tensor scale_tril, Tensor? eps, Tensor seed_offset, bool need_grad_eps) "
+      "-> (Tensor, Tensor, Tensor)");
   // Which CPU kernel build runs ("default", "avx2", "avx512"); a non-empty name forces one
   // (for tests and benchmarks). Returns the build in use after the call.
   m.def("_cpu_kernel_isa(str force=\"\") -> str");

@@ -55,11 +55,9 @@ inline void check_seed_offset(const at::Tensor& seed_offset, const at::Tensor& l
 }
 
 // Validates diag_rsample's arguments; returns the output shape.
-inline std::vector<int64_t> check_diag_rsample_args(const at::Tensor& mu,
-                                                    const at::Tensor& logvar,
-                                                    const std::optional<at::Tensor>& eps,
-                                                    const std::optional<at::Tensor>& seed_offset) {
-  constexpr const char* op = "fused_reparam::diag_rsample";
+inline std::vector<int64_t> check_diag_rsample_args(
+    const at::Tensor& mu, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
+    const std::optional<at::Tensor>& seed_offset, const char* op = "fused_reparam::diag_rsample") {
   check_float_input(mu, op, "mu");
   check_float_input(logvar, op, "logvar");
   check_same(mu, "mu", logvar, "logvar", op);
@@ -75,10 +73,10 @@ inline std::vector<int64_t> check_diag_rsample_args(const at::Tensor& mu,
   return shape;
 }
 
-inline void check_diag_backward_args(const at::Tensor& grad_z, const at::Tensor& logvar,
-                                     const std::optional<at::Tensor>& eps,
-                                     const at::Tensor& seed_offset, bool need_grad_eps) {
-  constexpr const char* op = "fused_reparam::diag_rsample_backward";
+inline void check_diag_backward_args(
+    const at::Tensor& grad_z, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
+    const at::Tensor& seed_offset, bool need_grad_eps,
+    const char* op = "fused_reparam::diag_rsample_backward") {
   check_float_input(grad_z, op, "grad_z");
   check_float_input(logvar, op, "logvar");
   check_same(grad_z, "grad_z", logvar, "logvar", op);

@@ -43,7 +43,8 @@ struct ChunkNoise {
   std::vector<S> buf;
   const S* rows = nullptr;  // eps of row r0 starts here
 
-  void fill(const CholProblem& p, int64_t r0, int64_t r1) {
+  template <class Problem>  // CholProblem or RowsProblem: uses d, seed and offset
+  void fill(const Problem& p, int64_t r0, int64_t r1) {
     const int64_t begin = r0 * p.d;
     const int64_t first = begin & ~int64_t{3};
     const int64_t len = r1 * p.d - first;

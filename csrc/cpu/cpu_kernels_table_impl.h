@@ -7,6 +7,7 @@
 #include "cpu/chol_cpu_kernels_impl.h"
 #include "cpu/diag_cpu_kernels.h"
 #include "cpu/diag_cpu_kernels_impl.h"
+#include "cpu/stats_cpu_kernels_impl.h"
 
 namespace fused_reparam {
 namespace cpu {
@@ -25,6 +26,14 @@ inline const CpuKernels* make_cpu_kernels(const char* isa) {
        &chol_rows::forward_rows<Half>, &chol_rows::forward_rows<BFloat16>},
       {&chol_rows::backward_rows<float>, &chol_rows::backward_rows<double>,
        &chol_rows::backward_rows<Half>, &chol_rows::backward_rows<BFloat16>},
+      {&stats_rows::diag_forward_rows<float>, &stats_rows::diag_forward_rows<double>,
+       &stats_rows::diag_forward_rows<Half>, &stats_rows::diag_forward_rows<BFloat16>},
+      {&stats_rows::diag_backward_rows<float>, &stats_rows::diag_backward_rows<double>,
+       &stats_rows::diag_backward_rows<Half>, &stats_rows::diag_backward_rows<BFloat16>},
+      {&stats_rows::chol_forward_rows<float>, &stats_rows::chol_forward_rows<double>,
+       &stats_rows::chol_forward_rows<Half>, &stats_rows::chol_forward_rows<BFloat16>},
+      {&stats_rows::chol_backward_rows<float>, &stats_rows::chol_backward_rows<double>,
+       &stats_rows::chol_backward_rows<Half>, &stats_rows::chol_backward_rows<BFloat16>},
   };
   return &table;
 }

@@ -8,6 +8,7 @@
 
 #include "common/chol_layout.h"
 #include "common/diag_loop.h"
+#include "common/rows_layout.h"
 
 namespace fused_reparam {
 namespace cpu {
@@ -25,6 +26,9 @@ using RangeFn = void (*)(const DiagLoop&, int64_t begin, int64_t end);
 // Sample rows [r0, r1) of a Cholesky problem.
 using RowsFn = void (*)(const CholProblem&, int64_t r0, int64_t r1);
 
+// Sample rows [r0, r1) of an op with VAE extras.
+using StatsRowsFn = void (*)(const RowsProblem&, int64_t r0, int64_t r1);
+
 // Noise buffers hold this many elements more than they are asked for: the vectorized noise
 // writes whole vector steps.
 constexpr int64_t kNoisePad = 256;
@@ -35,6 +39,10 @@ struct CpuKernels {
   RangeFn backward[kNumDtypes];
   RowsFn chol_forward[kNumDtypes];  // Cholesky op
   RowsFn chol_backward[kNumDtypes];
+  StatsRowsFn diag_stats_forward[kNumDtypes];  // ops with VAE extras
+  StatsRowsFn diag_stats_backward[kNumDtypes];
+  StatsRowsFn chol_stats_forward[kNumDtypes];
+  StatsRowsFn chol_stats_backward[kNumDtypes];
 };
 
 // The table in use (the best this CPU runs unless _cpu_kernel_isa forced one).

@@ -5,8 +5,10 @@
 kernel and regenerated in backward. See README.md and DESIGN.md.
 """
 
+from . import distributions, nn  # noqa: F401  (public submodules)
 from ._backend import BACKENDS, available_backends
 from ._extension import has_extension
+from ._sample import ReparamSample
 from .chol import sample_chol
 from .diag import sample_diag
 
@@ -14,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "ReparamSample",
     "__version__",
     "available_backends",
     "has_extension",

@@ -11,24 +11,36 @@ grads (A for grad_L, b for grad_eps) of G = tril(g eps^T) and E = L^T g,
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
+from ._chol_reduce import is_shared, summed_grad_l
 from ._diag_autograd import needs_grad, sum_to
+from ._eps import op_by_name, regenerate_eps
 
 
-def _op(name: str) -> Callable:
-    namespace, short = name.split("::")
-    return getattr(getattr(torch.ops, namespace), short).default
-
-
-def register_chol_op_pair(fwd_name: str, bwd_name: str, *, register_fakes: bool = True) -> None:
+def register_chol_op_pair(
+    fwd_name: str, bwd_name: str, noise_name: str, *, register_fakes: bool = True
+) -> None:
     """Registers autograd (and fake kernels) for one backend's (forward, backward) op pair.
 
     The forward's inputs start (mu, scale_tril, eps, seed_offset); more may follow.
+    noise_name: the backend's diagonal forward op, which regenerates eps as a tensor when one
+    scale_tril is shared by several sample rows (its gradient is then one matmul).
     """
-    fwd_op, bwd_op = _op(fwd_name), _op(bwd_name)
+    fwd_op, bwd_op = op_by_name(fwd_name), op_by_name(bwd_name)
+
+    def grad_l_and_eps(g, scale_tril, eps, seed_offset, need_l, need_eps):  # noqa: ANN001
+        """(grad_L summed to scale_tril's shape, grad_eps) of the forward op, as requested."""
+        if need_l and is_shared(scale_tril.shape, g.shape):
+            e = regenerate_eps(op_by_name(noise_name), eps, seed_offset, g.shape, g)
+            grad_l = summed_grad_l(g, e, scale_tril.shape)
+            grad_eps = None
+            if need_eps:
+                lower_t = torch.tril(scale_tril).transpose(-1, -2)
+                grad_eps = (lower_t @ g.unsqueeze(-1)).squeeze(-1)
+            return grad_l, grad_eps
+        g_l, g_eps = bwd_op(g, scale_tril, eps, seed_offset, bool(need_eps))
+        return (sum_to(g_l, scale_tril.shape) if need_l else None), (g_eps if need_eps else None)
 
     if register_fakes:
 
@@ -55,9 +67,7 @@ def register_chol_op_pair(fwd_name: str, bwd_name: str, *, register_fakes: bool 
         grad_mu = sum_to(grad_z, ctx.mu_shape) if need_mu else None
         grad_l = grad_eps = None
         if need_l or need_eps:
-            g_l, g_eps = bwd_op(grad_z, scale_tril, eps, used, bool(need_eps))
-            grad_l = sum_to(g_l, scale_tril.shape) if need_l else None
-            grad_eps = g_eps if need_eps else None
+            grad_l, grad_eps = grad_l_and_eps(grad_z, scale_tril, eps, used, need_l, need_eps)
         return (grad_mu, grad_l, grad_eps) + (None,) * (ctx.num_inputs - 3)
 
     def bwd_setup(ctx, inputs, output) -> None:  # noqa: ANN001
@@ -76,7 +86,7 @@ def register_chol_op_pair(fwd_name: str, bwd_name: str, *, register_fakes: bool 
             if has_b:
                 d_g = d_g + fwd_op(zero_mu, scale_tril, grad_ge, None)[0]
         if need_l and has_b:
-            d_l = sum_to(bwd_op(g, scale_tril, grad_ge, seed_offset, False)[0], scale_tril.shape)
+            d_l = grad_l_and_eps(g, scale_tril, grad_ge, seed_offset, True, False)[0]
         if need_eps and eps is not None:
             d_eps = bwd_op(g, grad_gl, eps, seed_offset, True)[1]
         return d_g, d_l, d_eps, None, None

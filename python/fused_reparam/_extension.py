@@ -38,7 +38,11 @@ def load_error() -> str | None:
 
 def _kernel_table() -> dict[tuple[str, str], bool]:
     # Read once at import: torch.compile cannot trace the dispatcher query.
-    ops = ("diag_rsample", "diag_rsample_backward", "chol_rsample", "chol_rsample_backward")
+    ops = tuple(
+        f"{kind}_rsample{suffix}"
+        for kind in ("diag", "chol")
+        for suffix in ("", "_backward", "_stats", "_stats_backward")
+    )
     keys = ("CPU", "CUDA")
     if _LOAD_ERROR is not None:
         return {(op, key): False for op in ops for key in keys}

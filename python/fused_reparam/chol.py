@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import torch
 
-from . import _backend, _checks, _extension, _seed
+from . import _backend, _checks, _extension, _sample, _seed
 from ._chol_autograd import register_chol_op_pair
+from ._stats_autograd import register_stats_op_pair
 from .reference import chol as _reference
+from .reference import stats as _stats
 
 _WHERE = "fused_reparam.sample_chol"
 
 if _extension.has_extension():
-    register_chol_op_pair("fused_reparam::chol_rsample", "fused_reparam::chol_rsample_backward")
+    register_chol_op_pair(
+        "fused_reparam::chol_rsample",
+        "fused_reparam::chol_rsample_backward",
+        "fused_reparam::diag_rsample",
+    )
+    register_stats_op_pair(
+        "chol",
+        "fused_reparam::chol_rsample_stats",
+        "fused_reparam::chol_rsample_stats_backward",
+        "fused_reparam::diag_rsample",
+    )
 
 
 def sample_chol(
     mu: torch.Tensor,
     scale_tril: torch.Tensor,
     *,
+    num_samples: int | None = None,
     eps: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     offset: int = 0,
     backend: str = "auto",
-) -> torch.Tensor:
+    return_stats: bool = False,
+) -> torch.Tensor | _sample.ReparamSample:
     """Reparameterized sample of a full-covariance Gaussian N(mu, L L^T), in one fused kernel.
 
     Returns ``z = mu + L @ eps`` with ``eps ~ N(0, I)``, differentiable in ``mu``,
@@ -35,15 +49,22 @@ def sample_chol(
         mu: mean ``[..., D]``; float32, float64, float16 or bfloat16.
         scale_tril: lower-triangular factor ``[..., D, D]`` (e.g. a Cholesky factor); its
             batch dims broadcast with those of ``mu``. Same dtype and device as ``mu``.
-        eps: optional explicit noise of the sample's shape ``[*batch, D]``.
+        num_samples: K samples per distribution: z is ``[K, *batch, D]``; mu and L are read
+            in place (never copied K times) and their gradients are summed over the K samples.
+        eps: optional explicit noise of the sample's shape ``[*batch, D]`` (``[K, ...]``).
         generator: torch.Generator to draw the stream from (default: the device's).
         seed: explicit stream seed in [0, 2**64): the same (seed, offset) gives the same noise
             on every backend, and the same eps as ``sample_diag`` for a sample of that shape.
         offset: stream offset in [0, 2**64), used with ``seed``.
         backend: "auto", "cpu", "cuda", "triton" or "reference" (see README, "Backends").
+        return_stats: also return, from the same pass, with ``ld = sum_i log|L_ii|``:
+            ``kl = 0.5 * (|tril L|_F^2 + |mu|^2 - D) - ld`` (KL to N(0, I)) and
+            ``log_q = -0.5 * |eps|^2 - ld - 0.5 * D * log 2pi`` (log q(z)).
 
     Returns:
-        z of shape ``[*batch, D]`` (the broadcast batch shape), contiguous, of mu's dtype.
+        z of shape ``[*batch, D]`` (the broadcast batch shape; ``[K, ...]`` with num_samples),
+        contiguous, of mu's dtype; with return_stats a ``ReparamSample(z, kl, log_q)``: kl
+        ``[*batch]``, log_q ``[K, *batch]`` or ``[*batch]``.
 
     Example:
         >>> mu, L = torch.zeros(4, 3), torch.eye(3)
@@ -53,20 +74,32 @@ def sample_chol(
     scale_tril = _checks.check_float_tensor(scale_tril, "scale_tril", _WHERE)
     _checks.check_same_dtype_device(mu, "mu", scale_tril, "scale_tril", _WHERE)
     shape = _checks.chol_sample_shape(mu, scale_tril, _WHERE)
-    _seed.check_stream_args(
-        mu, eps, shape, "the sample's shape [*batch, D]", seed, offset, generator, _WHERE
-    )
+    num_samples = _sample.check_num_samples(num_samples, _WHERE)
+    if num_samples is not None:
+        # A stride-0 view: the kernels broadcast it, so mu and L are never copied K times.
+        shape = torch.Size((num_samples, *shape))
+        mu = mu.expand(shape)
+    desc = "[num_samples, *batch, D]" if num_samples else "[*batch, D]"
+    _seed.check_stream_args(mu, eps, shape, f"the sample's shape {desc}", seed, offset,
+                            generator, _WHERE)  # fmt: skip
 
-    which = _backend.resolve_backend(backend, mu.device, "chol_rsample")
+    op = "chol_rsample_stats" if return_stats else "chol_rsample"
+    which = _backend.resolve_backend(backend, mu.device, op)
     if which == "reference":
         if eps is None:
             if seed is None:
                 seed, offset = _seed.draw_seed_offset(generator, mu.device)
             eps = _reference.chol_noise(shape, seed, offset, mu.dtype, mu.device)
+        if return_stats:
+            return _sample.stats_result(*_stats.chol_stats(mu, scale_tril, eps), num_samples)
         return _reference.chol_rsample(mu, scale_tril, eps)
     seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
-    if which == "triton":
-        z, _used = torch.ops.fused_reparam.triton_chol_rsample(mu, scale_tril, eps, seed_offset)
-        return z
-    z, _used = torch.ops.fused_reparam.chol_rsample(mu, scale_tril, eps, seed_offset, generator)
-    return z
+    args = (mu, scale_tril, eps, seed_offset) if which == "triton" else (
+        mu, scale_tril, eps, seed_offset, generator)  # fmt: skip
+    ops = torch.ops.fused_reparam
+    if return_stats:
+        fused = ops.triton_chol_rsample_stats if which == "triton" else ops.chol_rsample_stats
+        z, kl, log_q, _used = fused(*args)
+        return _sample.stats_result(z, kl, log_q, num_samples)
+    fused = ops.triton_chol_rsample if which == "triton" else ops.chol_rsample
+    return fused(*args)[0]

@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import torch
 
-from . import _backend, _checks, _extension, _seed
+from . import _backend, _checks, _extension, _sample, _seed
 from ._diag_autograd import register_diag_op_pair
+from ._stats_autograd import register_stats_op_pair
 from .reference import diag as _reference
+from .reference import stats as _stats
 
 _WHERE = "fused_reparam.sample_diag"
 
 if _extension.has_extension():
     register_diag_op_pair("fused_reparam::diag_rsample", "fused_reparam::diag_rsample_backward")
+    register_stats_op_pair(
+        "diag",
+        "fused_reparam::diag_rsample_stats",
+        "fused_reparam::diag_rsample_stats_backward",
+        "fused_reparam::diag_rsample",
+    )
 
 
 def sample_diag(
     mu: torch.Tensor,
     logvar: torch.Tensor,
     *,
+    num_samples: int | None = None,
     eps: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     offset: int = 0,
     backend: str = "auto",
-) -> torch.Tensor:
+    return_stats: bool = False,
+) -> torch.Tensor | _sample.ReparamSample:
     """Reparameterized sample of a diagonal Gaussian from its log-variance, in one fused kernel.
 
     Returns ``z = mu + exp(0.5 * logvar) * eps`` with ``eps ~ N(0, I)``, differentiable in
@@ -31,9 +41,13 @@ def sample_diag(
     regenerated in the backward pass, so nothing but the inputs is kept for backward.
 
     Args:
-        mu: mean, any shape; float32, float64, float16 or bfloat16.
+        mu: mean, any shape (the last dim is the event dim D for the extras); float32,
+            float64, float16 or bfloat16.
         logvar: log-variance, broadcastable with ``mu`` and of the same dtype and device.
-        eps: optional explicit noise of the broadcast shape (then no noise is drawn and
+        num_samples: K samples per distribution: z is ``[K, *broadcast shape]``; mu and
+            logvar are read in place (never copied K times) and their gradients are summed
+            over the K samples.
+        eps: optional explicit noise of the sample's shape (then no noise is drawn and
             ``eps`` receives a gradient if it requires one).
         generator: torch.Generator to draw the stream from (default: the device's default
             generator, so ``torch.manual_seed`` is respected).
@@ -41,9 +55,14 @@ def sample_diag(
             on every backend (DESIGN.md section 4).
         offset: stream offset in [0, 2**64), used with ``seed``.
         backend: "auto", "cpu", "cuda", "triton" or "reference" (see README, "Backends").
+        return_stats: also return, from the same pass, ``kl = 0.5 * sum(mu^2 + sigma^2 - 1
+            - logvar)`` (KL to N(0, I)) and ``log_q = -0.5 * sum(eps^2 + logvar + log 2pi)``
+            (log q(z)), both over the last dim, with their gradients fused into the backward.
 
     Returns:
-        z with the broadcast shape of ``mu`` and ``logvar``, contiguous, of their dtype.
+        z with the broadcast shape of ``mu`` and ``logvar`` (``[K, ...]`` with num_samples),
+        contiguous, of their dtype; with return_stats a ``ReparamSample(z, kl, log_q)``: kl
+        ``[*batch]``, log_q ``[K, *batch]`` or ``[*batch]`` (batch = all dims but the last).
 
     Example:
         >>> mu, logvar = torch.zeros(4, 8), torch.zeros(4, 8)
@@ -53,20 +72,34 @@ def sample_diag(
     logvar = _checks.check_float_tensor(logvar, "logvar", _WHERE)
     _checks.check_same_dtype_device(mu, "mu", logvar, "logvar", _WHERE)
     shape = _checks.broadcast_shape(mu, "mu", logvar, "logvar", _WHERE)
-    _seed.check_stream_args(
-        mu, eps, shape, "the broadcast shape of mu and logvar", seed, offset, generator, _WHERE
-    )
+    num_samples = _sample.check_num_samples(num_samples, _WHERE)
+    if return_stats:
+        _sample.check_stats_shape(shape, _WHERE)
+    if num_samples is not None:
+        # A stride-0 view: the kernels broadcast it, so mu is never copied K times.
+        shape = torch.Size((num_samples, *shape))
+        mu = mu.expand(shape)
+    desc = "[num_samples, *broadcast shape]" if num_samples else "the broadcast shape"
+    _seed.check_stream_args(mu, eps, shape, f"{desc} of mu and logvar", seed, offset, generator,
+                            _WHERE)  # fmt: skip
 
-    which = _backend.resolve_backend(backend, mu.device, "diag_rsample")
+    op = "diag_rsample_stats" if return_stats else "diag_rsample"
+    which = _backend.resolve_backend(backend, mu.device, op)
     if which == "reference":
         if eps is None:
             if seed is None:
                 seed, offset = _seed.draw_seed_offset(generator, mu.device)
             eps = _reference.diag_noise(shape, seed, offset, mu.dtype, mu.device)
+        if return_stats:
+            return _sample.stats_result(*_stats.diag_stats(mu, logvar, eps), num_samples)
         return _reference.diag_rsample(mu, logvar, eps)
     seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
-    if which == "triton":
-        z, _used = torch.ops.fused_reparam.triton_diag_rsample(mu, logvar, eps, seed_offset)
-        return z
-    z, _used = torch.ops.fused_reparam.diag_rsample(mu, logvar, eps, seed_offset, generator)
-    return z
+    args = (mu, logvar, eps, seed_offset) if which == "triton" else (
+        mu, logvar, eps, seed_offset, generator)  # fmt: skip
+    ops = torch.ops.fused_reparam
+    if return_stats:
+        fused = ops.triton_diag_rsample_stats if which == "triton" else ops.diag_rsample_stats
+        z, kl, log_q, _used = fused(*args)
+        return _sample.stats_result(z, kl, log_q, num_samples)
+    fused = ops.triton_diag_rsample if which == "triton" else ops.diag_rsample
+    return fused(*args)[0]

@@ -237,4 +237,6 @@ def triton_chol_rsample_backward(
 
 
 # A triton_op is its own fake kernel (its Python runs on fake tensors); a custom_op needs one.
-register_chol_op_pair(FORWARD, BACKWARD, register_fakes=interpreted())
+register_chol_op_pair(
+    FORWARD, BACKWARD, "fused_reparam::triton_diag_rsample", register_fakes=interpreted()
+)

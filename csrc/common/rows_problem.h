@@ -1,0 +1,98 @@
+// Argument checks of the ops with VAE extras and the builder of their RowsProblem
+// (common/rows_layout.h) from tensors: every operand is viewed over the sample's batch shape
+// (broadcast dims get stride 0, never a copy), and batch dims are merged where all allow.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <optional>
+#include <vector>
+
+#include "common/chol_problem.h"
+#include "common/diag_checks.h"
+#include "common/rows_layout.h"
+
+namespace fused_reparam {
+
+// grad_kl and grad_log_q of a stats backward op: one value per sample row.
+inline void check_row_grads(const char* op, const at::Tensor& grad_z, const at::Tensor& grad_kl,
+                            const at::Tensor& grad_log_q, const at::Tensor& mu) {
+  TORCH_CHECK(grad_z.dim() >= 1, op, ": grad_z must have at least one dim, got a scalar");
+  const at::IntArrayRef batch = grad_z.sizes().slice(0, grad_z.dim() - 1);
+  for (const auto& [t, name] : {std::pair{&grad_kl, "grad_kl"}, {&grad_log_q, "grad_log_q"},
+                                {&mu, "mu"}}) {
+    check_float_input(*t, op, name);
+    check_same(grad_z, "grad_z", *t, name, op);
+  }
+  TORCH_CHECK(grad_kl.sizes() == batch, op, ": grad_kl must have shape ", batch,
+              " (grad_z's shape without its last dim), got ", grad_kl.sizes());
+  TORCH_CHECK(grad_log_q.sizes() == batch, op, ": grad_log_q must have shape ", batch,
+              " (grad_z's shape without its last dim), got ", grad_log_q.sizes());
+  const std::vector<int64_t> shape = broadcast_shape(grad_z, "grad_z", mu, "mu", op);
+  TORCH_CHECK(at::IntArrayRef(shape) == grad_z.sizes(), op, ": mu (shape ", mu.sizes(),
+              ") must broadcast to grad_z's shape ", grad_z.sizes());
+}
+
+// How an operand maps onto the sample [*batch, D].
+enum class RowKind { kElement, kRow, kTril };
+
+struct RowInput {
+  const at::Tensor* t;  // null = absent
+  RowKind kind;
+};
+
+// `shape` is the sample's shape [*batch, D]; `keep_alive` holds the views (and any copies).
+inline RowsProblem make_rows_problem(at::IntArrayRef shape,
+                                     std::array<RowInput, kRowOperands> inputs,
+                                     std::array<at::Tensor, kRowOperands>& keep_alive) {
+  RowsProblem p;
+  const int64_t nb = static_cast<int64_t>(shape.size()) - 1;
+  const at::IntArrayRef batch = shape.slice(0, nb);
+  p.d = shape.back();
+  p.rows = c10::multiply_integers(batch);
+  std::array<at::Tensor, kRowOperands> views;  // each operand over the batch shape
+  for (int k = 0; k < kRowOperands; ++k) {
+    const RowInput& in = inputs[k];
+    if (in.t == nullptr) continue;
+    if (in.kind == RowKind::kTril) {
+      at::Tensor l = unit_last_stride(*in.t);
+      if (l.size(-1) > 1 && l.stride(-2) < l.size(-1)) l = l.contiguous();
+      keep_alive[k] = l;
+      p.l_row_stride = l.stride(-2);
+      p.dstride[k] = 1;
+      views[k] = l.select(-1, 0).select(-1, 0).expand(batch);
+    } else if (in.kind == RowKind::kRow) {
+      keep_alive[k] = *in.t;
+      views[k] = in.t->expand(batch);
+    } else {
+      keep_alive[k] = in.t->expand(shape);
+      p.dstride[k] = keep_alive[k].stride(-1);
+      views[k] = keep_alive[k].select(-1, 0);
+    }
+  }
+  for (int64_t i = 0; i < nb; ++i) {
+    if (batch[i] == 1) continue;
+    bool merge = p.bdim > 0;
+    for (int k = 0; k < kRowOperands && merge; ++k) {
+      if (views[k].defined()) merge = p.bstrides[k][p.bdim - 1] == views[k].stride(i) * batch[i];
+    }
+    TORCH_CHECK(merge || p.bdim < kMaxDims, "fused_reparam: more than ", kMaxDims,
+                " batch dims that cannot be merged");
+    if (merge) {
+      p.bsizes[p.bdim - 1] *= batch[i];
+    } else {
+      p.bsizes[p.bdim++] = batch[i];
+    }
+    for (int k = 0; k < kRowOperands; ++k) {
+      if (views[k].defined()) p.bstrides[k][p.bdim - 1] = views[k].stride(i);
+    }
+  }
+  if (p.bdim == 0) p.bsizes[p.bdim++] = 1;
+  for (int k = 0; k < kRowOperands; ++k) {
+    p.in[k] = views[k].defined() ? keep_alive[k].const_data_ptr() : nullptr;
+  }
+  return p;
+}
+
+}  // namespace fused_reparam

@@ -1,0 +1,264 @@
+// The CPU row kernels of the ops with VAE extras (diag_rsample_stats, chol_rsample_stats and
+// their backward ops), written once and compiled per instruction set (isa/*.cpp, after the
+// diag and chol kernels, whose noise, partial loads and row helpers they use). A task takes a
+// range of sample rows; each row's operands are read once, its KL and log q terms summed in
+// vectors, and the per-element math comes from the shared fused_reparam/stats_math.h.
+#pragma once
+
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "common/rows_layout.h"
+#include "cpu/chol_cpu_kernels_impl.h"
+#include "cpu/diag_cpu_kernels_impl.h"
+#include "fused_reparam/diag_math.h"
+#include "fused_reparam/stats_math.h"
+
+namespace fused_reparam {
+namespace cpu {
+inline namespace CPU_CAPABILITY {
+namespace stats_rows {
+
+using chol_rows::ChunkNoise;
+using chol_rows::hsum;
+
+inline int64_t chunk_rows(const RowsProblem& p) { return std::max<int64_t>(1, 2048 / p.d); }
+
+// A row of an operand (stride s along D: 1, 0 = broadcast, or any) into dst[0, d).
+template <class T, class S>
+void gather_row(S* dst, const T* src, int64_t s, int64_t d) {
+  if (s == 1) {
+    if constexpr (std::is_same_v<T, S>) {
+      std::copy(src, src + d, dst);
+    } else {
+      at::vec::convert(src, dst, d);
+    }
+  } else if (s == 0) {
+    std::fill(dst, dst + d, static_cast<S>(src[0]));
+  } else {
+    for (int64_t j = 0; j < d; ++j) dst[j] = static_cast<S>(src[j * s]);
+  }
+}
+
+// Per-task buffers of one row in the compute type.
+template <class S>
+struct RowBuffers {
+  std::vector<S> a, b, c, e, o0, o1, o2;
+  explicit RowBuffers(int64_t d)
+      : a(d), b(d), c(d), e(d), o0(d), o1(d), o2(d) {}
+};
+
+// The eps of row r: the chunk's noise, or the given eps gathered into `scratch`.
+template <class T, class S>
+const S* row_eps(const RowsProblem& p, int64_t eps_off, const ChunkNoise<S>& noise, int64_t k,
+                 S* scratch) {
+  if (p.in[kEps] == nullptr) return noise.rows + k * p.d;
+  gather_row<T, S>(scratch, static_cast<const T*>(p.in[kEps]) + eps_off, p.dstride[kEps], p.d);
+  return scratch;
+}
+
+template <class T>
+const T* operand(const RowsProblem& p, int k, const RowsCursor& at) {
+  return static_cast<const T*>(p.in[k]) + at.off[k];
+}
+
+// Runs body(r, k, at, eps) for rows [r0, r1), noise made a chunk of rows at a time.
+template <class T, class S, class Body>
+void for_rows(const RowsProblem& p, int64_t r0, int64_t r1, S* eps_scratch, Body&& body) {
+  ChunkNoise<S> noise;
+  RowsCursor at(p, r0);
+  for (int64_t c0 = r0; c0 < r1; c0 += chunk_rows(p)) {
+    const int64_t c1 = std::min(r1, c0 + chunk_rows(p));
+    if (p.in[kEps] == nullptr) noise.fill(p, c0, c1);
+    for (int64_t r = c0; r < c1; ++r, at.next(p)) {
+      body(r, at, row_eps<T, S>(p, at.off[kEps], noise, r - c0, eps_scratch));
+    }
+  }
+}
+
+// ---- diagonal op
+
+template <class T>
+void diag_forward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
+  using S = typename ComputeType<T>::type;
+  using C = Vectorized<S>;
+  constexpr int64_t kW = C::size();
+  const int64_t d = p.d;
+  RowBuffers<S> buf(d);
+  T* z = static_cast<T*>(p.out[0]);
+  T* kl = static_cast<T*>(p.out[1]);
+  T* log_q = static_cast<T*>(p.out[2]);
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowsCursor& at, const S* eps) {
+    gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
+    gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
+    C kl_acc(S(0)), lq_acc(S(0));
+    for (int64_t j = 0; j < d; j += kW) {
+      const int64_t c = std::min(kW, d - j);
+      const C mu = C::loadu(buf.a.data() + j, c);
+      const C lv = C::loadu(buf.b.data() + j, c);
+      const C e = C::loadu(eps + j, c);
+      const C sigma = diag::sigma<C, S>(lv);
+      diag::sample<C>(mu, sigma, e).store(buf.o0.data() + j, c);
+      // Lanes past the row's end hold zeros; their terms are masked out of the sums.
+      C klt = stats::diag_kl_term<C>(mu, sigma, lv);
+      C lqt = stats::diag_log_q_term<C>(e, lv);
+      if (c < kW) {
+        klt = C::set(C(S(0)), klt, c);
+        lqt = C::set(C(S(0)), lqt, c);
+      }
+      kl_acc = kl_acc + klt;
+      lq_acc = lq_acc + lqt;
+    }
+    chol_rows::store_row(z + r * d, buf.o0.data(), d);
+    kl[r] = static_cast<T>(stats::diag_kl_finish<S>(hsum(kl_acc)));
+    log_q[r] = static_cast<T>(stats::diag_log_q_finish<S>(hsum(lq_acc), d));
+  });
+}
+
+template <class T>
+void diag_backward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
+  using S = typename ComputeType<T>::type;
+  using C = Vectorized<S>;
+  constexpr int64_t kW = C::size();
+  const int64_t d = p.d;
+  RowBuffers<S> buf(d);
+  T* g_mu = static_cast<T*>(p.out[0]);
+  T* g_lv = static_cast<T*>(p.out[1]);
+  T* g_eps = static_cast<T*>(p.out[2]);
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowsCursor& at, const S* eps) {
+    gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
+    gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
+    gather_row<T, S>(buf.c.data(), operand<T>(p, kMu, at), p.dstride[kMu], d);
+    const C gk(static_cast<S>(*operand<T>(p, kGradKl, at)));
+    const C gq(static_cast<S>(*operand<T>(p, kGradLogQ, at)));
+    for (int64_t j = 0; j < d; j += kW) {
+      const int64_t c = std::min(kW, d - j);
+      const C dz = C::loadu(buf.a.data() + j, c);
+      const C lv = C::loadu(buf.b.data() + j, c);
+      const C mu = C::loadu(buf.c.data() + j, c);
+      const C e = C::loadu(eps + j, c);
+      const C sigma = diag::sigma<C, S>(lv);
+      stats::diag_grad_mu<C>(dz, gk, mu).store(buf.o0.data() + j, c);
+      stats::diag_grad_logvar<C>(dz, gk, gq, sigma, e).store(buf.o1.data() + j, c);
+      if (g_eps != nullptr) stats::diag_grad_eps<C>(dz, gq, sigma, e).store(buf.o2.data() + j, c);
+    }
+    chol_rows::store_row(g_mu + r * d, buf.o0.data(), d);
+    chol_rows::store_row(g_lv + r * d, buf.o1.data(), d);
+    if (g_eps != nullptr) chol_rows::store_row(g_eps + r * d, buf.o2.data(), d);
+  });
+}
+
+// ---- Cholesky op
+
+// sum_{j < n} l[j]^2 as a vector of partial sums (partial loads: nothing past n is read).
+template <class T, class S>
+Vectorized<S> square_lanes(const T* l, int64_t n) {
+  using C = Vectorized<S>;
+  constexpr int64_t kW = C::size();
+  C acc(S(0));
+  for (int64_t j = 0; j < n; j += kW) {
+    const C v = chol_rows::load<T, C>(l + j, std::min(kW, n - j));
+    acc = at::vec::fmadd(v, v, acc);
+  }
+  return acc;
+}
+
+template <class T>
+void chol_forward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
+  using S = typename ComputeType<T>::type;
+  const int64_t d = p.d;
+  const int64_t ls = p.l_row_stride;
+  RowBuffers<S> buf(d);
+  std::vector<T> mu_t(p.dstride[kFirst] == 1 ? 0 : d);
+  T* z = static_cast<T*>(p.out[0]);
+  T* kl = static_cast<T*>(p.out[1]);
+  T* log_q = static_cast<T*>(p.out[2]);
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowsCursor& at, const S* eps) {
+    const T* mu = operand<T>(p, kFirst, at);
+    if (p.dstride[kFirst] != 1) {  // the matvec reads mu with unit stride
+      gather_row<T, T>(mu_t.data(), mu, p.dstride[kFirst], d);
+      mu = mu_t.data();
+    }
+    const T* l = operand<T>(p, kSecond, at);
+    chol_rows::lower_matvec_row<T, S>(z + r * d, mu, l, ls, eps, d);
+    Vectorized<S> l_sq(S(0));
+    S mu_sq = S(0), eps_sq = S(0), log_det = S(0);
+    for (int64_t i = 0; i < d; ++i) {
+      l_sq = l_sq + square_lanes<T, S>(l + i * ls, i + 1);
+      const S m = static_cast<S>(mu[i]);
+      mu_sq += m * m;
+      eps_sq += eps[i] * eps[i];
+      log_det += stats::log_abs<S>(static_cast<S>(l[i * ls + i]));
+    }
+    kl[r] = static_cast<T>(stats::chol_kl_finish<S>(hsum(l_sq), mu_sq, log_det, d));
+    log_q[r] = static_cast<T>(stats::chol_log_q_finish<S>(eps_sq, log_det, d));
+  });
+}
+
+// Row i of grad_L into out[0, d): dz_i eps_j + gk L_ij for j < i, the diagonal term at j = i,
+// zeros above it (whose L is never read).
+template <class T, class S>
+void grad_l_row(S* out, S g_i, const S* eps, const T* l_i, S gk, S gq, int64_t i, int64_t d) {
+  using C = Vectorized<S>;
+  constexpr int64_t kW = C::size();
+  const C g(g_i), k(gk), zero(S(0));
+  for (int64_t j = 0; j < d; j += kW) {
+    const int64_t c = std::min(kW, d - j);
+    const int64_t lower = std::clamp<int64_t>(i + 1 - j, 0, c);  // lanes on or below the diagonal
+    C v = zero;
+    if (lower > 0) {
+      v = stats::chol_grad_l_lower<C>(g, C::loadu(eps + j, lower), k,
+                                      chol_rows::load<T, C>(l_i + j, lower));
+      if (lower < kW) v = C::set(zero, v, lower);
+    }
+    v.store(out + j, c);
+  }
+  out[i] = stats::chol_grad_l_diag<S>(g_i, eps[i], gk, gq, static_cast<S>(l_i[i]));
+}
+
+template <class T>
+void chol_backward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
+  using S = typename ComputeType<T>::type;
+  const int64_t d = p.d;
+  const int64_t ls = p.l_row_stride;
+  RowBuffers<S> buf(d);
+  std::vector<S> row(d);
+  T* g_mu = static_cast<T*>(p.out[0]);
+  T* g_l = static_cast<T*>(p.out[1]);
+  T* g_eps = static_cast<T*>(p.out[2]);
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowsCursor& at, const S* eps) {
+    S* g = buf.a.data();
+    gather_row<T, S>(g, operand<T>(p, kFirst, at), p.dstride[kFirst], d);
+    gather_row<T, S>(buf.c.data(), operand<T>(p, kMu, at), p.dstride[kMu], d);
+    const S gk = static_cast<S>(*operand<T>(p, kGradKl, at));
+    const S gq = static_cast<S>(*operand<T>(p, kGradLogQ, at));
+    const T* l = operand<T>(p, kSecond, at);
+    for (int64_t j = 0; j < d; ++j) buf.o0[j] = stats::diag_grad_mu<S>(g[j], gk, buf.c[j]);
+    chol_rows::store_row(g_mu + r * d, buf.o0.data(), d);
+    T* gl_r = g_l + r * d * d;
+    for (int64_t i = 0; i < d; ++i) {
+      if constexpr (std::is_same_v<T, S>) {
+        grad_l_row<T, S>(gl_r + i * d, g[i], eps, l + i * ls, gk, gq, i, d);
+      } else {
+        grad_l_row<T, S>(row.data(), g[i], eps, l + i * ls, gk, gq, i, d);
+        chol_rows::store_row(gl_r + i * d, row.data(), d);
+      }
+    }
+    if (g_eps != nullptr) {
+      S* deps = buf.o2.data();
+      std::fill(deps, deps + d, S(0));
+      for (int64_t i = 0; i < d; ++i) chol_rows::axpy_row<T, S>(deps, l + i * ls, g[i], i + 1);
+      for (int64_t j = 0; j < d; ++j) deps[j] = stats::chol_grad_eps_finish<S>(deps[j], gq, eps[j]);
+      chol_rows::store_row(g_eps + r * d, deps, d);
+    }
+  });
+}
+
+}  // namespace stats_rows
+}  // namespace CPU_CAPABILITY
+}  // namespace cpu
+}  // namespace fused_reparam

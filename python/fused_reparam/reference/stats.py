@@ -1,0 +1,97 @@
+"""The VAE extras of both ops in plain PyTorch (DESIGN.md section 3): per row of the sample,
+KL(q || N(0, I)) and log q(z), with z. The ground truth of the fused `*_rsample_stats` ops,
+and, through torch autograd, of their gradients.
+
+Half types compute in float32 and round once, like the kernels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .philox import compute_dtype
+
+__all__ = ["LOG_2PI", "chol_stats", "chol_stats_backward", "diag_stats", "diag_stats_backward"]
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def diag_stats(
+    mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, kl, log_q) of the diagonal op for explicit eps of the broadcast shape [*batch, D]:
+    kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar), log_q = -0.5 * sum(eps^2 + logvar + log 2pi),
+    both over the last dim, shape [*batch]."""
+    ct = compute_dtype(mu.dtype)
+    m, lv, e = mu.to(ct), logvar.to(ct), eps.to(ct)
+    m, lv = torch.broadcast_tensors(m, lv)
+    z = m + torch.exp(0.5 * lv) * e
+    kl = 0.5 * (m * m + torch.exp(lv) - 1.0 - lv).sum(-1)
+    log_q = -0.5 * (e * e + lv + LOG_2PI).sum(-1)
+    return z.to(mu.dtype), kl.to(mu.dtype), log_q.to(mu.dtype)
+
+
+def diag_stats_backward(
+    grad_z: torch.Tensor,
+    grad_kl: torch.Tensor,
+    grad_log_q: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    eps: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(grad_mu, grad_logvar, grad_eps) over the sample's shape, in torch ops (differentiable):
+    the formulas of fused_reparam::diag_rsample_stats_backward, with eps a tensor."""
+    gk, gq = grad_kl.unsqueeze(-1), grad_log_q.unsqueeze(-1)
+    sigma = torch.exp(0.5 * logvar)
+    grad_mu = grad_z + gk * mu
+    grad_logvar = 0.5 * grad_z * sigma * eps + 0.5 * gk * (sigma * sigma - 1.0) - 0.5 * gq
+    grad_eps = grad_z * sigma - gq * eps
+    return grad_mu, grad_logvar, grad_eps
+
+
+def _log_abs_det(scale_tril: torch.Tensor) -> torch.Tensor:
+    return torch.diagonal(scale_tril, dim1=-2, dim2=-1).abs().log().sum(-1)
+
+
+def chol_stats(
+    mu: torch.Tensor, scale_tril: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, kl, log_q) of the Cholesky op for explicit eps [*batch, D], with
+    ld = sum_i log|L_ii|: kl = 0.5 * (|tril L|_F^2 + |mu|^2 - D) - ld and
+    log_q = -0.5 * |eps|^2 - ld - 0.5 * D * log 2pi, shape [*batch]. Only the lower triangle
+    of L is read."""
+    ct = compute_dtype(mu.dtype)
+    m, e = mu.to(ct), eps.to(ct)
+    lower = torch.tril(scale_tril.to(ct))
+    d = mu.shape[-1]
+    z = m + (lower @ e.unsqueeze(-1)).squeeze(-1)
+    ld = _log_abs_det(lower)
+    kl = 0.5 * (lower.square().sum((-2, -1)) + m.square().sum(-1) - d) - ld
+    log_q = -0.5 * e.square().sum(-1) - ld - 0.5 * d * LOG_2PI
+    batch = z.shape[:-1]
+    return z.to(mu.dtype), kl.expand(batch).to(mu.dtype), log_q.expand(batch).to(mu.dtype)
+
+
+def chol_stats_backward(
+    grad_z: torch.Tensor,
+    grad_kl: torch.Tensor,
+    grad_log_q: torch.Tensor,
+    mu: torch.Tensor,
+    scale_tril: torch.Tensor,
+    eps: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(grad_mu, grad_L, grad_eps) over the sample's batch shape, in torch ops
+    (differentiable): the formulas of fused_reparam::chol_rsample_stats_backward."""
+    gk, gq = grad_kl.unsqueeze(-1), grad_log_q.unsqueeze(-1)
+    lower = torch.tril(scale_tril)
+    diag = torch.diagonal(lower, dim1=-2, dim2=-1)
+    grad_mu = grad_z + gk * mu
+    grad_l = (
+        torch.tril(grad_z.unsqueeze(-1) * eps.unsqueeze(-2))
+        + gk.unsqueeze(-1) * lower
+        - torch.diag_embed((gk + gq) / diag)
+    )
+    grad_eps = (lower.transpose(-1, -2) @ grad_z.unsqueeze(-1)).squeeze(-1) - gq * eps
+    return grad_mu, grad_l, grad_eps
