@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
+from _cpu_results import write_table
 from _timing import median_ms
 from bench_diag_cpu import cpu_name
 
@@ -92,29 +93,9 @@ def main() -> None:
         "python": platform.python_version(),
         "timing": "median wall time of 5 calls after 2 warm-up calls",
     }
-    write(meta, rows, list(impls), args)
-
-
-def write(meta: dict, rows: list[dict], impls: list[str], args: argparse.Namespace) -> None:
-    out_dir = args.out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    os.makedirs(out_dir, exist_ok=True)
-    stem = args.out or f"cpu_chol_{meta['date']}"
-    with open(os.path.join(out_dir, stem + ".json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
-    lines = [f"# {meta['benchmark']}", ""]
-    lines += [f"- {k}: {v}" for k, v in meta.items() if k != "benchmark"]
-    kinds = ("fwd", "fwdbwd")
-    header = ["B", "D"] + [f"{i} {k} ms" for k in kinds for i in impls]
-    ratios = [f"{k} x vs {i}" for k in kinds for i in impls if i != "fused"]
-    lines += ["", "| " + " | ".join(header + ratios) + " |", "|" + "---|" * len(header + ratios)]
-    for r in rows:
-        cells = [str(r["B"]), str(r["D"])]
-        cells += [f"{r[f'{i}_{k}_ms']:.2f}" for k in kinds for i in impls]
-        cells += [f"{r[f'{k}_x_vs_{i}']:.1f}x" for k in kinds for i in impls if i != "fused"]
-        lines.append("| " + " | ".join(cells) + " |")
-    with open(os.path.join(out_dir, stem + ".md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {stem}.md and .json in {out_dir}")
+    write_table(
+        meta, rows, list(impls), ["B", "D"], args.out_dir, args.out or f"cpu_chol_{meta['date']}"
+    )
 
 
 if __name__ == "__main__":

@@ -59,6 +59,14 @@ def test_cpu_chol_benchmark_script(tmp_path):
     assert all(r["fused_fwdbwd_ms"] > 0 and r["fwd_x_vs_distributions"] > 0 for r in rows)
 
 
+def test_cpu_stats_benchmark_script(tmp_path):
+    _run("bench_stats_cpu.py", "--sizes", "1x64x3,2x8x17", "--no-compile", "--out-dir",
+         str(tmp_path), "--out", "smoke")  # fmt: skip
+    rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
+    assert [(r["K"], r["B"], r["D"]) for r in rows] == [(1, 64, 3), (2, 8, 17)]
+    assert all(r["fused_fwdbwd_ms"] > 0 and r["fwdbwd_x_vs_eager"] > 0 for r in rows)
+
+
 def test_gpu_benchmark_script_in_cpu_smoke_mode(tmp_path):
     _run(
         "bench_diag_gpu.py",
