@@ -153,8 +153,17 @@ def test_non_contiguous_and_empty_inputs(device, backend, gen):
     assert torch.equal(z, expected)
     zs = sample_chol(mu, L, seed=8, backend=backend)
     assert torch.equal(zs, sample_chol(mu.contiguous(), L.contiguous(), seed=8, backend=backend))
-    empty = sample_chol(torch.zeros(0, 4, device=device), torch.eye(4, device=device), seed=1)
+    eye = torch.eye(4, device=device)
+    empty = sample_chol(torch.zeros(0, 4, device=device), eye, seed=1, backend=backend)
     assert empty.shape == (0, 4)
+    # D = 0: an empty sample, and zero-length sums in the extras.
+    mu0 = torch.zeros(3, 0, device=device, requires_grad=True)
+    L0 = torch.zeros(3, 0, 0, device=device, requires_grad=True)
+    z0, kl0, lq0 = sample_chol(mu0, L0, seed=1, backend=backend, return_stats=True)
+    assert z0.shape == (3, 0) and torch.equal(kl0, torch.zeros(3, device=device))
+    assert torch.equal(lq0, torch.zeros(3, device=device))
+    (z0.sum() + kl0.sum() + lq0.sum()).backward()
+    assert mu0.grad.shape == (3, 0) and L0.grad.shape == (3, 0, 0)
 
 
 @pytest.mark.parametrize(("device", "backend"), FUSED)

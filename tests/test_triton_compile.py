@@ -15,7 +15,7 @@ triton = pytest.importorskip("triton")
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from fused_reparam._triton import chol_kernels, diag_kernels  # noqa: E402
+from fused_reparam._triton import chol_kernels, diag_kernels, stats_kernels  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not isinstance(diag_kernels.diag_forward_kernel, triton.runtime.JITFunction),
@@ -26,9 +26,10 @@ _PTR = {"f32": "*fp32", "f64": "*fp64", "f16": "*fp16", "bf16": "*bf16"}
 _INT_PTRS = ("so_ptr", "used_ptr")
 
 
-def _compile(kernel, dtype: str, arch: int, idx64: bool, constexprs: dict):
-    """PTX of `kernel` for sm_`arch`, with 16-byte aligned float pointers and numel % 16 == 0
-    (what Triton assumes at launch for such arguments)."""
+def _compile(kernel, dtype: str, arch: int, idx64: bool, constexprs: dict, divisible=()):
+    """PTX of `kernel` for sm_`arch`, with 16-byte aligned float pointers and numel (and the
+    int arguments named in `divisible`) % 16 == 0 (what Triton assumes at launch for such
+    arguments; it also makes int arguments equal to 1 constexprs)."""
     names = kernel.arg_names
     sig = {}
     for n in names:
@@ -40,7 +41,7 @@ def _compile(kernel, dtype: str, arch: int, idx64: bool, constexprs: dict):
             sig[n] = _PTR[dtype]
         else:
             sig[n] = "i64" if idx64 else "i32"
-    aligned = [n for n in names if n.endswith("_ptr") or n == "numel"]
+    aligned = [n for n in names if n.endswith("_ptr") or n == "numel" or n in divisible]
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in aligned}
     consts = {(names.index(n),): v for n, v in constexprs.items()}
     src = ASTSource(kernel, sig, consts, attrs)
@@ -91,37 +92,49 @@ def test_triton_kernels_compile_for_the_gpu(arch, which, dtype, has_eps, contig,
         assert len(re.findall(r"st\.global\.v4\.b32", ptx)) >= 1, "no 16-byte stores"
 
 
-# The Cholesky kernels: (kernel, dtype, has_eps, block_r, block_d, aligned4, ndim, idx64).
-# block_d 64 with one row is the large-D tile loop's shape; smaller tiles with several rows a
-# program are the small-D path. Every output dtype path (float32, bfloat16 rounding, float64),
-# eps read and regenerated (with and without four elements per Philox call).
+# The Cholesky kernels: (kernel, dtype, has_eps, block_r, block_d, aligned4, ndim, idx64,
+# stats). block_d 64 with one row is the large-D tile loop's shape; smaller tiles with several
+# rows a program are the small-D path. Every output dtype path (float32, bfloat16 rounding,
+# float64), eps read and regenerated (with and without four elements per Philox call), without
+# and with the VAE extras (STATS: the forward's loop over a row's tiles and its row sums, the
+# backward's extra gradient terms).
 CHOL_VARIANTS = [
-    ("forward", "f32", False, 32, 8, True, 1, False),
-    ("forward", "f32", True, 1, 64, False, 2, False),
-    ("forward", "bf16", False, 1, 64, False, 1, False),
-    ("forward", "bf16", True, 16, 16, True, 4, True),
-    ("forward", "f64", False, 4, 32, True, 3, True),
-    ("forward", "f16", False, 256, 4, False, 1, False),
-    ("backward", "f32", False, 32, 8, False, 1, False),
-    ("backward", "f32", True, 1, 64, True, 2, False),
-    ("backward", "bf16", False, 1, 64, True, 1, True),
-    ("backward", "bf16", True, 16, 16, False, 4, False),
-    ("backward", "f64", True, 1, 64, False, 3, True),
-    ("backward", "f64", False, 64, 8, True, 1, False),
+    ("forward", "f32", False, 32, 8, True, 1, False, False),
+    ("forward", "f32", True, 1, 64, False, 2, False, False),
+    ("forward", "bf16", False, 1, 64, False, 1, False, False),
+    ("forward", "bf16", True, 16, 16, True, 4, True, False),
+    ("forward", "f64", False, 4, 32, True, 3, True, False),
+    ("forward", "f16", False, 256, 4, False, 1, False, False),
+    ("backward", "f32", False, 32, 8, False, 1, False, False),
+    ("backward", "f32", True, 1, 64, True, 2, False, False),
+    ("backward", "bf16", False, 1, 64, True, 1, True, False),
+    ("backward", "bf16", True, 16, 16, False, 4, False, False),
+    ("backward", "f64", True, 1, 64, False, 3, True, False),
+    ("backward", "f64", False, 64, 8, True, 1, False, False),
+    ("forward", "f32", False, 32, 8, True, 1, False, True),
+    ("forward", "bf16", True, 1, 64, False, 3, False, True),
+    ("forward", "f64", False, 1, 64, False, 2, True, True),
+    ("forward", "f16", True, 256, 4, True, 4, False, True),
+    ("backward", "f32", True, 32, 8, True, 1, False, True),
+    ("backward", "f32", False, 1, 64, False, 2, False, True),
+    ("backward", "bf16", True, 1, 64, False, 4, True, True),
+    ("backward", "f64", True, 4, 32, True, 3, True, True),
+    ("backward", "f16", False, 256, 4, False, 1, False, True),
 ]
 
 
 @pytest.mark.parametrize("arch", [80, 90])
 @pytest.mark.parametrize(
-    ("which", "dtype", "has_eps", "block_r", "block_d", "aligned4", "ndim", "idx64"), CHOL_VARIANTS
+    ("which", "dtype", "has_eps", "block_r", "block_d", "aligned4", "ndim", "idx64", "stats"),
+    CHOL_VARIANTS,
 )
 def test_chol_kernels_compile_for_the_gpu(
-    arch, which, dtype, has_eps, block_r, block_d, aligned4, ndim, idx64
+    arch, which, dtype, has_eps, block_r, block_d, aligned4, ndim, idx64, stats
 ):
     kernel = getattr(chol_kernels, f"chol_{which}_kernel")
     constexprs = dict(
         NDIM=ndim, HAS_EPS=has_eps, IDX64=idx64, BLOCK_R=block_r, BLOCK_D=block_d,
-        ALIGNED4=aligned4, F64=dtype == "f64",
+        ALIGNED4=aligned4, F64=dtype == "f64", STATS=stats,
     )  # fmt: skip
     if which == "backward":
         constexprs["NEED_GRAD_EPS"] = has_eps
@@ -130,3 +143,56 @@ def test_chol_kernels_compile_for_the_gpu(
     if not has_eps:
         # The stream's Philox rounds are in the kernel (mul.hi of the Philox multipliers).
         assert "mul.hi.u32" in compiled.asm["ptx"]
+
+
+# The diagonal kernels with the VAE extras (stats_kernels.py): (kernel, dtype, has_eps,
+# block_r, block_d, aligned4, ndim, idx64). Several rows a program with one tile (small D),
+# and one wide tile looped over (large D; forward).
+DIAG_STATS_VARIANTS = [
+    ("forward", "f32", False, 128, 16, True, 1, False),
+    ("forward", "f32", True, 2, 1024, True, 1, False),
+    ("forward", "bf16", False, 512, 4, False, 2, False),
+    ("forward", "f16", True, 64, 32, True, 4, True),
+    ("forward", "f64", False, 8, 256, False, 3, True),
+    ("backward", "f32", False, 128, 16, True, 1, False),
+    ("backward", "f32", True, 2, 1024, True, 2, False),
+    ("backward", "bf16", True, 512, 4, False, 4, True),
+    ("backward", "f16", False, 64, 32, False, 1, False),
+    ("backward", "f64", True, 8, 256, True, 3, True),
+]
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+@pytest.mark.parametrize(
+    ("which", "dtype", "has_eps", "block_r", "block_d", "aligned4", "ndim", "idx64"),
+    DIAG_STATS_VARIANTS,
+)
+def test_diag_stats_kernels_compile_for_the_gpu(
+    arch, which, dtype, has_eps, block_r, block_d, aligned4, ndim, idx64
+):
+    kernel = getattr(stats_kernels, f"diag_stats_{which}_kernel")
+    constexprs = dict(
+        NDIM=ndim, HAS_EPS=has_eps, IDX64=idx64, BLOCK_R=block_r, BLOCK_D=block_d,
+        ALIGNED4=aligned4, F64=dtype == "f64",
+    )  # fmt: skip
+    if which == "backward":
+        constexprs["NEED_GRAD_EPS"] = has_eps
+    contiguous = dtype == "f32" and aligned4 and ndim == 1 and block_d >= 16
+    divisible = ()
+    if contiguous:
+        # Contiguous rows of D % 16 == 0 elements, as a launch specializes them: strides
+        # within a row of 1 are constexprs, D and the row strides (D) divisible by 16.
+        # grad_kl and grad_log_q (backward) are contiguous [rows]: row strides of 1.
+        ones = [n for n in kernel.arg_names if n.endswith("_sj") or n in ("gk_t3", "gq_t3")]
+        constexprs.update(dict.fromkeys(ones, 1))
+        divisible = ("d", *(n for n in kernel.arg_names if n.endswith("_t3") and n not in ones))
+    compiled = _compile(kernel, dtype, arch, idx64, constexprs, divisible)
+    ptx = compiled.asm["ptx"]
+    assert compiled.asm["cubin"], "ptxas produced no cubin"
+    if not has_eps:
+        assert "mul.hi.u32" in ptx  # the stream's Philox rounds are in the kernel
+    if contiguous:
+        # z (forward) or the gradients (backward) leave in 16-byte stores, the inputs come in
+        # 16-byte loads.
+        assert len(re.findall(r"st\.global\.v4\.b32", ptx)) >= 1, "no 16-byte stores"
+        assert len(re.findall(r"ld\.global(?:\.nc)?\.v4\.b32", ptx)) >= 2, "no 16-byte loads"

@@ -30,9 +30,10 @@ inline std::vector<int64_t> check_chol_args(const char* op, const at::Tensor& fi
   TORCH_CHECK(first.size(-1) == d, op, ": ", first_name, " has D = ", first.size(-1),
               " (shape ", first.sizes(), ") but scale_tril has D = ", d, " (shape ", l.sizes(),
               ")");
-  const at::Tensor fb = first.select(-1, 0);
-  const at::Tensor lb = l.select(-1, 0).select(-1, 0);
-  std::vector<int64_t> shape = broadcast_shape(fb, first_name, lb, "scale_tril batch", op);
+  // Batch shapes from sizes (a select would fail for D = 0).
+  std::vector<int64_t> shape =
+      broadcast_sizes(first.sizes().slice(0, first.dim() - 1), first_name,
+                      l.sizes().slice(0, l.dim() - 2), "scale_tril batch", op);
   shape.push_back(d);
   if (eps.has_value()) {
     check_float_input(*eps, op, "eps");

@@ -27,12 +27,10 @@ inline void check_same(const at::Tensor& a, const char* a_name, const at::Tensor
               a_name, " is on ", a.device(), "; they must be on the same device");
 }
 
-// Broadcast shape of two inputs, with a message naming both.
-inline std::vector<int64_t> broadcast_shape(const at::Tensor& a, const char* a_name,
-                                            const at::Tensor& b, const char* b_name,
+// Broadcast of two shapes, with a message naming both.
+inline std::vector<int64_t> broadcast_sizes(at::IntArrayRef sa, const char* a_name,
+                                            at::IntArrayRef sb, const char* b_name,
                                             const char* op) {
-  const auto sa = a.sizes();
-  const auto sb = b.sizes();
   const size_t n = std::max(sa.size(), sb.size());
   std::vector<int64_t> out(n);
   for (size_t i = 0; i < n; ++i) {
@@ -43,6 +41,13 @@ inline std::vector<int64_t> broadcast_shape(const at::Tensor& a, const char* a_n
     out[i] = da == 1 ? db : da;
   }
   return out;
+}
+
+// Broadcast shape of two inputs, with a message naming both.
+inline std::vector<int64_t> broadcast_shape(const at::Tensor& a, const char* a_name,
+                                            const at::Tensor& b, const char* b_name,
+                                            const char* op) {
+  return broadcast_sizes(a.sizes(), a_name, b.sizes(), b_name, op);
 }
 
 inline void check_seed_offset(const at::Tensor& seed_offset, const at::Tensor& like,

@@ -16,7 +16,7 @@ import torch
 from . import _extension, _triton
 
 BACKENDS = ("auto", "cuda", "triton", "cpu", "reference")
-_TRITON_OPS = ("diag_rsample", "chol_rsample")
+_TRITON_OPS = ("diag_rsample", "chol_rsample", "diag_rsample_stats", "chol_rsample_stats")
 ENV_VAR = "FUSED_REPARAM_BACKEND"
 
 _warned: set[tuple[str, str]] = set()

@@ -41,7 +41,13 @@ def broadcast_shape(
 
     Written out rather than torch.broadcast_shapes, which costs tens of microseconds a call.
     """
-    sa, sb = a.shape, b.shape
+    return broadcast_sizes(a.shape, a_name, b.shape, b_name, where)
+
+
+def broadcast_sizes(
+    sa: torch.Size, a_name: str, sb: torch.Size, b_name: str, where: str
+) -> torch.Size:
+    """The broadcast of two shapes, or a clear error naming both (see broadcast_shape)."""
     if sa == sb:
         return sa
     n = max(len(sa), len(sb))
@@ -93,6 +99,7 @@ def chol_sample_shape(
             f"{where}: {mu_name} has D = {mu.shape[-1]} (shape {list(mu.shape)}) but scale_tril "
             f"has D = {d} (shape {list(scale_tril.shape)})"
         )
-    batch = broadcast_shape(mu[..., 0], f"{mu_name} batch", scale_tril[..., 0, 0],
+    # Batch shapes from sizes (not mu[..., 0], which fails for D = 0).
+    batch = broadcast_sizes(mu.shape[:-1], f"{mu_name} batch", scale_tril.shape[:-2],
                             "scale_tril batch", where)  # fmt: skip
     return torch.Size((*batch, d))

@@ -111,9 +111,9 @@ FR_HOST_DEVICE F chol_grad_l(F dz_i, F eps_j, F gk, F gq, const T* l_row, I i, I
                : chol_grad_l_diag<F>(dz_i, eps_j, gk, gq, l_ij);
 }
 
-// A strided share of row i's dot product with eps (chol::lower_row_dot_strided) and of its
-// squared entries (the KL's |tril L|^2), from one read of L: j = first, first + step, ...
-// while j <= last.
+// Adds a strided share of row i's dot product with eps (chol::lower_row_dot_strided, summed
+// from zero first) to `dot`, and of its squared entries (the KL's |tril L|^2) to `sq`, from one
+// read of L: j = first, first + step, ... while j <= last.
 template <class F, class T, class I>
 FR_HOST_DEVICE void lower_row_dot_sq_strided(const T* l_row, I last, const F* eps, I first,
                                              I step, F& dot, F& sq) {
@@ -123,8 +123,8 @@ FR_HOST_DEVICE void lower_row_dot_sq_strided(const T* l_row, I last, const F* ep
     a += l * eps[j];
     b += l * l;
   }
-  dot = a;
-  sq = b;
+  dot += a;
+  sq += b;
 }
 
 }  // namespace stats

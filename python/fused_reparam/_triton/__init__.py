@@ -33,6 +33,7 @@ def _load() -> None:
     try:
         ops = importlib.import_module("fused_reparam._triton.diag_ops")
         importlib.import_module("fused_reparam._triton.chol_ops")
+        importlib.import_module("fused_reparam._triton.stats_ops")
     except ImportError as exc:
         _LOAD_ERROR = f"Triton is not importable ({exc})"
         return

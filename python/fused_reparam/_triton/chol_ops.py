@@ -43,6 +43,18 @@ _INT32_LIMIT = 2**31
 _define_op = custom_op if interpreted() else triton_op
 
 
+def _no_stats_forward(placeholder: torch.Tensor) -> tuple:
+    """The forward kernel's arguments of the VAE extras (kl_ptr, lq_ptr), unused without STATS
+    (the stats ops, stats_ops.py, pass real ones)."""
+    return (placeholder, placeholder)
+
+
+def _no_stats_backward(placeholder: torch.Tensor) -> tuple:
+    """The backward kernel's arguments of the extras' gradients (gmu, mu, grad_kl, grad_log_q
+    pointers, their batch strides, mu's stride in a row), unused without STATS."""
+    return (placeholder,) * 4 + (0,) * (3 * _layout.MAX_DIMS + 1)
+
+
 def _check_inputs(
     first: torch.Tensor,
     first_name: str,
@@ -196,8 +208,9 @@ def triton_chol_rsample(
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
     a = _KernelArgs(shape, mu, scale_tril, eps, seed_offset, placeholder=used, grad_l=False)
     wrap_triton(chol_forward_kernel)[a.grid()](
-        z, a.first, a.l, a.eps, a.so, used, *a.launch_args(), **a.constexprs()
-    )
+        z, a.first, a.l, a.eps, a.so, used, *a.launch_args(), *_no_stats_forward(z),
+        STATS=False, **a.constexprs(),
+    )  # fmt: skip
     return z, used
 
 
@@ -231,7 +244,8 @@ def triton_chol_rsample_backward(
                     grad_l=True)  # fmt: skip
     wrap_triton(chol_backward_kernel)[a.grid()](
         grad_l, grad_eps if need_grad_eps else grad_l, a.first, a.l, a.eps, a.so,
-        *a.launch_args(), NEED_GRAD_EPS=need_grad_eps, **a.constexprs(),
+        *a.launch_args(), *_no_stats_backward(grad_l), NEED_GRAD_EPS=need_grad_eps,
+        STATS=False, **a.constexprs(),
     )  # fmt: skip
     return grad_l, grad_eps
 

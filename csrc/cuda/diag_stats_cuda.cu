@@ -1,0 +1,303 @@
+// CUDA kernels of the diagonal op with the VAE extras: diag_rsample_stats writes z and, per
+// row, kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar) and log_q = -0.5 * sum(eps^2 + logvar +
+// log 2pi) in one launch; diag_rsample_stats_backward writes every gradient in one launch.
+//
+// Rows are the sample's dims but the last, D its last. D <= 1024: a block takes a tile of whole
+// rows (at most 1024 elements), makes the tile's noise in shared memory (each thread whole
+// Philox groups, none made twice, rows starting mid-group included) and the rows' operand
+// offsets, then a team of lanes per row walks it (the power of two >= D up to a warp, so a
+// warp's accesses are contiguous; beyond, about four elements a lane) and adds up with
+// shuffles, and across warps in shared memory. D > 1024: a block per row, its noise made in
+// chunks of 1024 columns. Every sum in a fixed order (deterministic, no atomics). Operands are
+// read through per-row batch offsets and their own stride along D (0 when broadcast), so
+// logvar [D], logvar [B, 1] or mu expanded over num_samples are never copied.
+//
+// Noise element r * D + j is the stream's element of the sample, as diag_rsample draws it;
+// RNG and the [seed, offset] output as in diag_cuda.cu (graph-safe).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <array>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "common/diag_checks.h"
+#include "common/rows_problem.h"
+#include "cuda/rows_cuda.cuh"
+#include "cuda/stream_cuda.cuh"
+#include "fused_reparam/diag_math.h"
+#include "fused_reparam/stats_math.h"
+
+namespace fused_reparam {
+namespace cuda {
+namespace {
+
+constexpr int kTileElems = 1024;  // sample elements of a tile (at most), columns of a chunk
+constexpr int kMaxTileRows = 256;
+
+// The row problem is the CPU op's (common/rows_layout.h): operands kFirst (mu, or grad_z in
+// the backward), kSecond (logvar), kEps (null: the stream), and in the backward kGradKl,
+// kGradLogQ (one value per row: stride 0 along D) and kMu. The forward reads the first three.
+static_assert(kFirst == 0 && kSecond == 1 && kEps == 2, "the forward's operands come first");
+
+template <class T, class F>
+__device__ __forceinline__ F load(const RowsProblem& p, int k, const int64_t* off, int64_t j) {
+  return static_cast<F>(static_cast<const T*>(p.in[k])[off[k] + j * p.dstride[k]]);
+}
+
+// The work of one row, element by element (each thread its share), then the row's sums.
+template <class Scalar>
+struct Forward {
+  using T = Scalar;
+  using F = Acc<T>;
+  static constexpr int kIn = 3;    // mu, logvar, eps
+  static constexpr int kSums = 2;  // kl, log_q
+  static constexpr int kMinBlocks = 5;
+  F sum[kSums] = {F(0), F(0)};
+
+  __device__ void begin(const RowsProblem&, const int64_t*) {}
+
+  __device__ void element(const RowsProblem& p, const int64_t* off, int64_t j, int64_t e, F eps) {
+    const F mu = load<T, F>(p, kFirst, off, j);
+    const F lv = load<T, F>(p, kSecond, off, j);
+    const F s = diag::sigma<F, F>(lv);
+    static_cast<T*>(p.out[0])[e] = static_cast<T>(diag::sample<F>(mu, s, eps));
+    sum[0] += stats::diag_kl_term<F>(mu, s, lv);
+    sum[1] += stats::diag_log_q_term<F>(eps, lv);
+  }
+
+  // After `reduce` (the sums over the row's threads), the thread where `write` holds stores.
+  template <class Reduce>
+  __device__ void end(const RowsProblem& p, int64_t r, bool write, Reduce reduce) {
+    reduce(sum);
+    if (write) {
+      static_cast<T*>(p.out[1])[r] = static_cast<T>(stats::diag_kl_finish<F>(sum[0]));
+      static_cast<T*>(p.out[2])[r] = static_cast<T>(stats::diag_log_q_finish<F>(sum[1], p.d));
+    }
+  }
+};
+
+template <class Scalar>
+struct Backward {
+  using T = Scalar;
+  using F = Acc<T>;
+  static constexpr int kIn = kRowOperands;
+  static constexpr int kSums = 0;
+  static constexpr int kMinBlocks = 4;
+  F gk = F(0), gq = F(0);
+
+  __device__ void begin(const RowsProblem& p, const int64_t* off) {
+    gk = static_cast<F>(static_cast<const T*>(p.in[kGradKl])[off[kGradKl]]);
+    gq = static_cast<F>(static_cast<const T*>(p.in[kGradLogQ])[off[kGradLogQ]]);
+  }
+
+  __device__ void element(const RowsProblem& p, const int64_t* off, int64_t j, int64_t e, F eps) {
+    const F dz = load<T, F>(p, kFirst, off, j);
+    const F mu = load<T, F>(p, kMu, off, j);
+    const F s = diag::sigma<F, F>(load<T, F>(p, kSecond, off, j));
+    static_cast<T*>(p.out[0])[e] = static_cast<T>(stats::diag_grad_mu<F>(dz, gk, mu));
+    static_cast<T*>(p.out[1])[e] = static_cast<T>(stats::diag_grad_logvar<F>(dz, gk, gq, s, eps));
+    if (p.out[2] != nullptr) {
+      static_cast<T*>(p.out[2])[e] = static_cast<T>(stats::diag_grad_eps<F>(dz, gq, s, eps));
+    }
+  }
+};
+
+// Op::kMinBlocks per SM bounds the registers (65536 / (256 * blocks)): left to itself, ptxas
+// gives the backward 48 on sm_80 and spills.
+template <class Op>
+__global__ void __launch_bounds__(kThreads, Op::kMinBlocks)
+    diag_stats_tile_kernel(RowsProblem p, StreamSource src, int tile_rows, int log_t) {
+  using F = typename Op::F;
+  __shared__ F eps_s[kTileElems];
+  __shared__ int64_t off_s[Op::kIn][kMaxTileRows];
+  __shared__ F red_s[kWarps][Op::kSums > 0 ? Op::kSums : 1];
+  uint64_t seed, offset;
+  resolve_stream(src, seed, offset);
+  const bool stream = p.in[kEps] == nullptr;
+  const int d = static_cast<int>(p.d);
+  const int lanes = 1 << log_t;
+  const int lane = threadIdx.x & (lanes - 1);
+  const int team = threadIdx.x >> log_t;
+  const int teams = kThreads >> log_t;
+  const int64_t tiles = (p.rows + tile_rows - 1) / tile_rows;
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const int64_t r0 = t * tile_rows;
+    const int nr = static_cast<int>(min64(tile_rows, p.rows - r0));
+    __syncthreads();  // the previous tile's readers are done with eps_s and off_s
+    for (int k = threadIdx.x; k < nr; k += kThreads) {
+      int64_t off[Op::kIn];
+      batch_offsets<Op::kIn>(p.bdim, p.bsizes, p.bstrides, r0 + k, off);
+#pragma unroll
+      for (int c = 0; c < Op::kIn; ++c) off_s[c][k] = off[c];
+    }
+    if (stream) fill_stream_eps(eps_s, seed, offset, r0 * d, nr * d);
+    __syncthreads();
+    for (int kb = 0; kb < nr; kb += teams) {  // the same trip count for every lane (shuffles)
+      const int k = kb + team;
+      Op op;
+      if (k < nr) {
+        int64_t off[Op::kIn];
+#pragma unroll
+        for (int c = 0; c < Op::kIn; ++c) off[c] = off_s[c][k];
+        op.begin(p, off);
+        const int64_t e0 = (r0 + k) * d;
+        for (int j = lane; j < d; j += lanes) {
+          const F eps = stream ? eps_s[k * d + j] : load<typename Op::T, F>(p, kEps, off, j);
+          op.element(p, off, j, e0 + j, eps);
+        }
+      }
+      if constexpr (Op::kSums > 0) {
+        op.end(p, r0 + k, k < nr && lane == 0,
+               [&](F* v) { team_sum<Op::kSums>(v, log_t, red_s); });
+      }
+    }
+  }
+}
+
+template <class Op>
+__global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(RowsProblem p, StreamSource src) {
+  using F = typename Op::F;
+  __shared__ F eps_s[kTileElems];
+  __shared__ int64_t off_s[Op::kIn];
+  __shared__ F red_s[kWarps][Op::kSums > 0 ? Op::kSums : 1];
+  uint64_t seed, offset;
+  resolve_stream(src, seed, offset);
+  const bool stream = p.in[kEps] == nullptr;
+  for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+    __syncthreads();  // the previous row's readers are done with off_s and eps_s
+    if (threadIdx.x == 0) {
+      int64_t off[Op::kIn];
+      batch_offsets<Op::kIn>(p.bdim, p.bsizes, p.bstrides, r, off);
+#pragma unroll
+      for (int c = 0; c < Op::kIn; ++c) off_s[c] = off[c];
+    }
+    Op op;
+    for (int64_t c0 = 0; c0 < p.d; c0 += kTileElems) {
+      const int n = static_cast<int>(min64(kTileElems, p.d - c0));
+      if (c0 > 0) __syncthreads();  // the previous chunk's readers are done with eps_s
+      if (stream) fill_stream_eps(eps_s, seed, offset, r * p.d + c0, n);
+      __syncthreads();
+      int64_t off[Op::kIn];
+#pragma unroll
+      for (int c = 0; c < Op::kIn; ++c) off[c] = off_s[c];
+      if (c0 == 0) op.begin(p, off);
+      for (int t = threadIdx.x; t < n; t += kThreads) {
+        const int64_t j = c0 + t;
+        const F eps = stream ? eps_s[t] : load<typename Op::T, F>(p, kEps, off, j);
+        op.element(p, off, j, r * p.d + j, eps);
+      }
+    }
+    if constexpr (Op::kSums > 0) {
+      op.end(p, r, threadIdx.x == 0, [&](F* v) { block_sum<Op::kSums>(v, red_s); });
+    }
+  }
+}
+
+// ---- host --------------------------------------------------------------------------------
+
+template <template <class> class Op>
+void launch(const RowsProblem& p, at::ScalarType dtype, const StreamSource& src) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "diag_rsample_stats_cuda", [&] {
+    if (p.d <= kTileElems) {
+      // Lanes per row: the power of two >= D up to a warp, then about D / 4; whole rows per
+      // tile, the same number for every team where the tile holds enough.
+      const int log_t = p.d <= 4 * 32 ? std::min(5, ceil_log2(p.d)) : ceil_log2((p.d + 3) / 4);
+      const int teams = kThreads >> log_t;
+      int tile_rows = p.d == 0 ? kMaxTileRows
+                               : static_cast<int>(min64(kMaxTileRows, kTileElems / p.d));
+      if (tile_rows >= teams) tile_rows -= tile_rows % teams;
+      const int64_t tiles = (p.rows + tile_rows - 1) / tile_rows;
+      diag_stats_tile_kernel<Op<scalar_t>>
+          <<<grid_for(tiles), kThreads, 0, stream>>>(p, src, tile_rows, log_t);
+    } else {
+      diag_stats_row_kernel<Op<scalar_t>><<<grid_for(p.rows), kThreads, 0, stream>>>(p, src);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cuda(
+    const at::Tensor& mu, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
+    const std::optional<at::Tensor>& seed_offset, std::optional<at::Generator> generator) {
+  constexpr const char* op = "fused_reparam::diag_rsample_stats";
+  const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset, op);
+  TORCH_CHECK(!shape.empty(), op, ": mu and logvar must have at least one dim (D is the last)");
+  const c10::cuda::CUDAGuard guard(mu.device());
+  const auto opts = mu.options().memory_format(at::MemoryFormat::Contiguous);
+  const at::IntArrayRef batch(shape.data(), shape.size() - 1);
+  at::Tensor z = at::empty(shape, opts);
+  at::Tensor kl = at::empty(batch, opts);
+  at::Tensor log_q = at::empty(batch, opts);
+  at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
+
+  at::Tensor so_in;
+  StreamSource src = stream_source(eps.has_value(), seed_offset, generator, mu.device(), so_in);
+  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
+  // An empty sample still launches (one block, no rows) so that `used` is written.
+  RowsProblem p;
+  std::array<at::Tensor, kRowOperands> keep;
+  if (z.numel() != 0) {
+    p = make_rows_problem(
+        shape,
+        {RowInput{&mu, RowKind::kElement}, RowInput{&logvar, RowKind::kElement},
+         RowInput{eps.has_value() ? &*eps : nullptr, RowKind::kElement},
+         RowInput{nullptr, RowKind::kRow}, RowInput{nullptr, RowKind::kRow},
+         RowInput{nullptr, RowKind::kElement}},
+        keep);
+    p.out[0] = z.mutable_data_ptr();
+    p.out[1] = kl.mutable_data_ptr();
+    p.out[2] = log_q.mutable_data_ptr();
+  } else if (kl.numel() != 0) {  // D = 0: empty sums
+    kl.zero_();
+    log_q.zero_();
+  }
+  launch<Forward>(p, mu.scalar_type(), src);
+  return {z, kl, log_q, used};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_backward_cuda(
+    const at::Tensor& grad_z, const at::Tensor& grad_kl, const at::Tensor& grad_log_q,
+    const at::Tensor& mu, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
+    const at::Tensor& seed_offset, bool need_grad_eps) {
+  constexpr const char* op = "fused_reparam::diag_rsample_stats_backward";
+  check_diag_backward_args(grad_z, logvar, eps, seed_offset, need_grad_eps, op);
+  check_row_grads(op, grad_z, grad_kl, grad_log_q, mu);
+  const c10::cuda::CUDAGuard guard(grad_z.device());
+  const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor grad_mu = at::empty(grad_z.sizes(), opts);
+  at::Tensor grad_logvar = at::empty(grad_z.sizes(), opts);
+  at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
+  if (grad_z.numel() == 0) return {grad_mu, grad_logvar, grad_eps};
+
+  std::array<at::Tensor, kRowOperands> keep;
+  RowsProblem p = make_rows_problem(
+      grad_z.sizes(),
+      {RowInput{&grad_z, RowKind::kElement}, RowInput{&logvar, RowKind::kElement},
+       RowInput{eps.has_value() ? &*eps : nullptr, RowKind::kElement},
+       RowInput{&grad_kl, RowKind::kRow}, RowInput{&grad_log_q, RowKind::kRow},
+       RowInput{&mu, RowKind::kElement}},
+      keep);
+  p.out[0] = grad_mu.mutable_data_ptr();
+  p.out[1] = grad_logvar.mutable_data_ptr();
+  p.out[2] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
+  at::Tensor so_in;
+  const StreamSource src = stream_source(eps.has_value(), seed_offset, std::nullopt,
+                                         grad_z.device(), so_in);
+  launch<Backward>(p, grad_z.scalar_type(), src);
+  return {grad_mu, grad_logvar, grad_eps};
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace fused_reparam
+
+TORCH_LIBRARY_IMPL(fused_reparam, CUDA, m) {
+  m.impl("diag_rsample_stats", &fused_reparam::cuda::diag_rsample_stats_cuda);
+  m.impl("diag_rsample_stats_backward", &fused_reparam::cuda::diag_rsample_stats_backward_cuda);
+}
