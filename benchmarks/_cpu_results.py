@@ -1,11 +1,54 @@
-"""Writing a CPU benchmark's results: a JSON file and a Markdown table (machine, versions,
-date, then one row per size with each implementation's fwd and fwd+bwd times and the fused
+"""What the CPU benchmarks of the fused ops share: their command line, the speed-up columns
+of a row, the machine/version header, and writing the results as a JSON file and a Markdown
+table (one row per size with each implementation's fwd and fwd+bwd times and the fused
 kernel's speed-up over the others) under benchmarks/results/."""
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
 import os
+import platform
+
+import torch
+
+from bench_diag_cpu import cpu_name
+
+
+def parse_args(description: str, sizes_help: str) -> argparse.Namespace:
+    """--no-compile, --dtype, --sizes, --out, --out-dir."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--sizes", default=None, help=sizes_help)
+    parser.add_argument("--out", default=None, help="results file stem (default: dated)")
+    parser.add_argument("--out-dir", default=None, help="results folder")
+    return parser.parse_args()
+
+
+def finish_row(row: dict, impls: list[str]) -> dict:
+    """Adds the fused kernel's speed-up over every other implementation, prints the row."""
+    for name in impls:
+        if name != "fused":
+            for kind in ("fwd", "fwdbwd"):
+                row[f"{kind}_x_vs_{name}"] = row[f"{name}_{kind}_ms"] / row[f"fused_{kind}_ms"]
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
+    return row
+
+
+def cpu_meta(benchmark: str) -> dict:
+    """The header of a results table: what, when, where, with which versions."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.date.today().isoformat(),
+        "cpu": cpu_name(),
+        "threads": torch.get_num_threads(),
+        "cpu_kernel_build": torch.ops.fused_reparam._cpu_kernel_isa(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "timing": "median wall time of 5 calls after 2 warm-up calls",
+    }
 
 
 def write_table(

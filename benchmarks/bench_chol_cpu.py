@@ -9,20 +9,15 @@ benchmarks/results/. Run: python benchmarks/bench_chol_cpu.py [--no-compile] [--
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
-from _cpu_results import write_table
+from _cpu_results import cpu_meta, finish_row, parse_args, write_table
 from _timing import median_ms
-from bench_diag_cpu import cpu_name
 
 SIZES = [(65536, 8), (65536, 32), (16384, 64), (256, 512), (64, 1024)]
 
@@ -52,13 +47,7 @@ def time_fwd_and_fwdbwd(fn, mu, L, grad) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--sizes", default=None, help="e.g. 1024x8,256x32 (default: issue 5's)")
-    parser.add_argument("--out", default=None, help="results file stem (default: dated)")
-    parser.add_argument("--out-dir", default=None, help="results folder")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "e.g. 1024x8,256x32 (default: issue 5's)")
     dtype = getattr(torch, args.dtype)
     sizes = SIZES
     if args.sizes:
@@ -77,22 +66,8 @@ def main() -> None:
         row: dict[str, float | int] = {"B": b, "D": d}
         for name, fn in impls.items():
             row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = time_fwd_and_fwdbwd(fn, mu, L, grad)
-        for name in impls:
-            if name != "fused":
-                for kind in ("fwd", "fwdbwd"):
-                    row[f"{kind}_x_vs_{name}"] = row[f"{name}_{kind}_ms"] / row[f"fused_{kind}_ms"]
-        rows.append(row)
-        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
-    meta = {
-        "benchmark": f"chol forward / forward+backward, {args.dtype}, CPU",
-        "date": datetime.date.today().isoformat(),
-        "cpu": cpu_name(),
-        "threads": torch.get_num_threads(),
-        "cpu_kernel_build": torch.ops.fused_reparam._cpu_kernel_isa(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "timing": "median wall time of 5 calls after 2 warm-up calls",
-    }
+        rows.append(finish_row(row, list(impls)))
+    meta = cpu_meta(f"chol forward / forward+backward, {args.dtype}, CPU")
     write_table(
         meta, rows, list(impls), ["B", "D"], args.out_dir, args.out or f"cpu_chol_{meta['date']}"
     )

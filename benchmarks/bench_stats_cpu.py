@@ -11,12 +11,8 @@ Run: python benchmarks/bench_stats_cpu.py [--no-compile] [--dtype float32]
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
 import math
 import os
-import platform
 import sys
 
 import torch
@@ -24,9 +20,8 @@ from torch.distributions import Normal, kl_divergence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
-from _cpu_results import write_table
+from _cpu_results import cpu_meta, finish_row, parse_args, write_table
 from _timing import median_ms
-from bench_diag_cpu import cpu_name
 
 # (K, B, D): a VAE batch, a wide latent, and IWAE with K = 16 samples.
 SIZES = [(1, 65536, 32), (1, 16384, 256), (16, 4096, 64)]
@@ -65,18 +60,8 @@ def time_fwd_and_fwdbwd(fn, mu, logvar, k, grad) -> tuple[float, float]:
     return fwd, median_ms(step, reps=5)
 
 
-def _rounded(row: dict) -> dict:
-    return {key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--sizes", default=None, help="e.g. 1x1024x8,4x256x32 (K x B x D)")
-    parser.add_argument("--out", default=None, help="results file stem (default: dated)")
-    parser.add_argument("--out-dir", default=None, help="results folder")
-    args = parser.parse_args()
+    args = parse_args(__doc__, "e.g. 1x1024x8,4x256x32 (K x B x D)")
     dtype = getattr(torch, args.dtype)
     sizes = SIZES
     if args.sizes:
@@ -94,22 +79,8 @@ def main() -> None:
         for name, fn in impls.items():
             fwd, fwdbwd = time_fwd_and_fwdbwd(fn, mu, logvar, k, grad)
             row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = fwd, fwdbwd
-        for name in impls:
-            if name != "fused":
-                for kind in ("fwd", "fwdbwd"):
-                    row[f"{kind}_x_vs_{name}"] = row[f"{name}_{kind}_ms"] / row[f"fused_{kind}_ms"]
-        rows.append(row)
-        print(json.dumps(_rounded(row)))
-    meta = {
-        "benchmark": f"diag sample + KL + log q, forward / forward+backward, {args.dtype}, CPU",
-        "date": datetime.date.today().isoformat(),
-        "cpu": cpu_name(),
-        "threads": torch.get_num_threads(),
-        "cpu_kernel_build": torch.ops.fused_reparam._cpu_kernel_isa(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "timing": "median wall time of 5 calls after 2 warm-up calls",
-    }
+        rows.append(finish_row(row, list(impls)))
+    meta = cpu_meta(f"diag sample + KL + log q, forward / forward+backward, {args.dtype}, CPU")
     stem = args.out or f"cpu_stats_{meta['date']}"
     write_table(meta, rows, list(impls), ["K", "B", "D"], args.out_dir, stem)
 
