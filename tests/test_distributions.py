@@ -422,3 +422,28 @@ def test_mvn_covariance_of_samples():
     # Each covariance entry's standard error is at most sqrt(2) * sd_i * sd_j / sqrt(n).
     err = (torch.cov(z.T) - cov).abs()
     assert (err < 5 * 2**0.5 * sd[:, None] * sd[None, :] / n**0.5).all()
+
+
+def test_diag_and_mvn_under_compile_fullgraph(gen):
+    """The distributions trace without a graph break (the fused ops are registered ops)."""
+    loc = randn((4, 5), torch.float32, "cpu", gen).requires_grad_()
+    logvar = randn((4, 5), torch.float32, "cpu", gen).requires_grad_()
+    L = torch.eye(5) + 0.1 * torch.tril(randn((5, 5), torch.float32, "cpu", gen), -1)
+
+    def loss(m, lv):
+        q = DiagNormal(m, lv, validate_args=False)
+        z, log_q = q.rsample_and_log_prob((3,))
+        p = MultivariateNormal(m, scale_tril=L, validate_args=False)
+        w = p.rsample()
+        return z.square().sum() + log_q.sum() + q.entropy().sum() + w.sum() + p.log_prob(w).sum()
+
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    torch.manual_seed(3)
+    got = compiled(loc, logvar)
+    got_grads = torch.autograd.grad(got, (loc, logvar))
+    torch.manual_seed(3)
+    want = loss(loc, logvar)
+    want_grads = torch.autograd.grad(want, (loc, logvar))
+    torch.testing.assert_close(got, want)
+    for a, b in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(a, b)

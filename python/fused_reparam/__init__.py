@@ -5,7 +5,7 @@
 kernel and regenerated in backward. See README.md and DESIGN.md.
 """
 
-from . import distributions, nn  # noqa: F401  (public submodules)
+from . import distributions, nn
 from ._backend import BACKENDS, available_backends
 from ._extension import has_extension
 from ._sample import ReparamSample
@@ -19,7 +19,9 @@ __all__ = [
     "ReparamSample",
     "__version__",
     "available_backends",
+    "distributions",
     "has_extension",
+    "nn",
     "sample_chol",
     "sample_diag",
 ]
