@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from . import _backend, _checks, _extension, _sample, _seed
+from . import _checks, _extension, _sample, _seed
 from ._chol_autograd import register_chol_op_pair
+from ._dispatch import run_sampling_op
 from ._stats_autograd import register_stats_op_pair
-from .reference import chol as _reference
-from .reference import stats as _stats
 
 _WHERE = "fused_reparam.sample_chol"
 
@@ -83,23 +82,6 @@ def sample_chol(
     _seed.check_stream_args(mu, eps, shape, f"the sample's shape {desc}", seed, offset,
                             generator, _WHERE)  # fmt: skip
 
-    op = "chol_rsample_stats" if return_stats else "chol_rsample"
-    which = _backend.resolve_backend(backend, mu.device, op)
-    if which == "reference":
-        if eps is None:
-            if seed is None:
-                seed, offset = _seed.draw_seed_offset(generator, mu.device)
-            eps = _reference.chol_noise(shape, seed, offset, mu.dtype, mu.device)
-        if return_stats:
-            return _sample.stats_result(*_stats.chol_stats(mu, scale_tril, eps), num_samples)
-        return _reference.chol_rsample(mu, scale_tril, eps)
-    seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
-    args = (mu, scale_tril, eps, seed_offset) if which == "triton" else (
-        mu, scale_tril, eps, seed_offset, generator)  # fmt: skip
-    ops = torch.ops.fused_reparam
-    if return_stats:
-        fused = ops.triton_chol_rsample_stats if which == "triton" else ops.chol_rsample_stats
-        z, kl, log_q, _used = fused(*args)
-        return _sample.stats_result(z, kl, log_q, num_samples)
-    fused = ops.triton_chol_rsample if which == "triton" else ops.chol_rsample
-    return fused(*args)[0]
+    return run_sampling_op(kind="chol", mu=mu, second=scale_tril, shape=shape,
+                           num_samples=num_samples, eps=eps, generator=generator, seed=seed,
+                           offset=offset, backend=backend, return_stats=return_stats)  # fmt: skip

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from . import _backend, _checks, _extension, _sample, _seed
+from . import _checks, _extension, _sample, _seed
 from ._diag_autograd import register_diag_op_pair
+from ._dispatch import run_sampling_op
 from ._stats_autograd import register_stats_op_pair
-from .reference import diag as _reference
-from .reference import stats as _stats
 
 _WHERE = "fused_reparam.sample_diag"
 
@@ -83,23 +82,6 @@ def sample_diag(
     _seed.check_stream_args(mu, eps, shape, f"{desc} of mu and logvar", seed, offset, generator,
                             _WHERE)  # fmt: skip
 
-    op = "diag_rsample_stats" if return_stats else "diag_rsample"
-    which = _backend.resolve_backend(backend, mu.device, op)
-    if which == "reference":
-        if eps is None:
-            if seed is None:
-                seed, offset = _seed.draw_seed_offset(generator, mu.device)
-            eps = _reference.diag_noise(shape, seed, offset, mu.dtype, mu.device)
-        if return_stats:
-            return _sample.stats_result(*_stats.diag_stats(mu, logvar, eps), num_samples)
-        return _reference.diag_rsample(mu, logvar, eps)
-    seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
-    args = (mu, logvar, eps, seed_offset) if which == "triton" else (
-        mu, logvar, eps, seed_offset, generator)  # fmt: skip
-    ops = torch.ops.fused_reparam
-    if return_stats:
-        fused = ops.triton_diag_rsample_stats if which == "triton" else ops.diag_rsample_stats
-        z, kl, log_q, _used = fused(*args)
-        return _sample.stats_result(z, kl, log_q, num_samples)
-    fused = ops.triton_diag_rsample if which == "triton" else ops.diag_rsample
-    return fused(*args)[0]
+    return run_sampling_op(kind="diag", mu=mu, second=logvar, shape=shape,
+                           num_samples=num_samples, eps=eps, generator=generator, seed=seed,
+                           offset=offset, backend=backend, return_stats=return_stats)  # fmt: skip

@@ -1,0 +1,54 @@
+"""The part of `sample_diag` and `sample_chol` after their argument checks: pick the backend,
+then run the reference (noise made here) or the backend's fused op, plain or with the VAE
+extras. Both ops share it: they differ only in their second input and their formulas."""
+
+from __future__ import annotations
+
+import torch
+
+from . import _backend, _sample, _seed
+from .reference import chol as _ref_chol
+from .reference import diag as _ref_diag
+from .reference import stats as _ref_stats
+
+_REFERENCE = {
+    ("diag", False): _ref_diag.diag_rsample,
+    ("diag", True): _ref_stats.diag_stats,
+    ("chol", False): _ref_chol.chol_rsample,
+    ("chol", True): _ref_stats.chol_stats,
+}
+
+
+def run_sampling_op(
+    kind: str,
+    mu: torch.Tensor,
+    second: torch.Tensor,
+    shape: torch.Size,
+    *,
+    num_samples: int | None,
+    eps: torch.Tensor | None,
+    generator: torch.Generator | None,
+    seed: int | None,
+    offset: int,
+    backend: str,
+    return_stats: bool,
+) -> torch.Tensor | _sample.ReparamSample:
+    """z (or a ReparamSample) of op `kind` ("diag" or "chol") for checked arguments; `shape`
+    is the sample's shape and `mu` is already expanded over num_samples."""
+    op = f"{kind}_rsample_stats" if return_stats else f"{kind}_rsample"
+    which = _backend.resolve_backend(backend, mu.device, op)
+    if which == "reference":
+        if eps is None:
+            if seed is None:
+                seed, offset = _seed.draw_seed_offset(generator, mu.device)
+            eps = _ref_diag.diag_noise(shape, seed, offset, mu.dtype, mu.device)
+        out = _REFERENCE[(kind, return_stats)](mu, second, eps)
+    else:
+        seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
+        if which == "triton":  # the Triton ops take no Generator
+            out = getattr(torch.ops.fused_reparam, f"triton_{op}")(mu, second, eps, seed_offset)
+        else:
+            out = getattr(torch.ops.fused_reparam, op)(mu, second, eps, seed_offset, generator)
+        if not return_stats:
+            out = out[0]
+    return _sample.stats_result(*out[:3], num_samples) if return_stats else out
