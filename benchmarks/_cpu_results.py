@@ -27,12 +27,13 @@ def parse_args(description: str, sizes_help: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def finish_row(row: dict, impls: list[str]) -> dict:
+def finish_row(row: dict, impls: list[str], unit: str = "ms") -> dict:
     """Adds the fused kernel's speed-up over every other implementation, prints the row."""
     for name in impls:
         if name != "fused":
             for kind in ("fwd", "fwdbwd"):
-                row[f"{kind}_x_vs_{name}"] = row[f"{name}_{kind}_ms"] / row[f"fused_{kind}_ms"]
+                ratio = row[f"{name}_{kind}_{unit}"] / row[f"fused_{kind}_{unit}"]
+                row[f"{kind}_x_vs_{name}"] = ratio
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
     return row
 
@@ -52,9 +53,15 @@ def cpu_meta(benchmark: str) -> dict:
 
 
 def write_table(
-    meta: dict, rows: list[dict], impls: list[str], keys: list[str], out_dir: str | None, stem: str
+    meta: dict,
+    rows: list[dict],
+    impls: list[str],
+    keys: list[str],
+    out_dir: str | None,
+    stem: str,
+    unit: str = "ms",
 ) -> None:
-    """Rows hold `keys` (the size columns), `{impl}_{fwd,fwdbwd}_ms` and
+    """Rows hold `keys` (the size columns), `{impl}_{fwd,fwdbwd}_{unit}` and
     `{fwd,fwdbwd}_x_vs_{impl}` for every impl but "fused"."""
     out_dir = out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
@@ -63,12 +70,12 @@ def write_table(
     lines = [f"# {meta['benchmark']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items() if k != "benchmark"]
     kinds = ("fwd", "fwdbwd")
-    header = keys + [f"{i} {k} ms" for k in kinds for i in impls]
+    header = keys + [f"{i} {k} {unit}" for k in kinds for i in impls]
     ratios = [f"{k} x vs {i}" for k in kinds for i in impls if i != "fused"]
     lines += ["", "| " + " | ".join(header + ratios) + " |", "|" + "---|" * len(header + ratios)]
     for r in rows:
         cells = [str(r[k]) for k in keys]
-        cells += [f"{r[f'{i}_{k}_ms']:.2f}" for k in kinds for i in impls]
+        cells += [f"{r[f'{i}_{k}_{unit}']:.2f}" for k in kinds for i in impls]
         cells += [f"{r[f'{k}_x_vs_{i}']:.1f}x" for k in kinds for i in impls if i != "fused"]
         lines.append("| " + " | ".join(cells) + " |")
     with open(os.path.join(out_dir, stem + ".md"), "w") as f:

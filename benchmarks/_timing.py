@@ -20,3 +20,22 @@ def median_ms(
         fn()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
+
+
+def best_mean_us(
+    fns: dict[str, Callable[[], object]], *, calls: int = 200, reps: int = 7
+) -> dict[str, float]:
+    """Per-call wall time in microseconds of each fn, for calls of tens of microseconds: the
+    smallest, over `reps` rounds, of the mean of `calls` back-to-back calls. Each round runs
+    every fn in turn, so a slow phase of a shared machine hits all of them alike."""
+    for fn in fns.values():
+        for _ in range(max(calls // 10, 2)):
+            fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / calls)
+    return {name: 1e6 * t for name, t in best.items()}

@@ -110,3 +110,13 @@ def test_gpu_chol_benchmark_script_in_cpu_smoke_mode(tmp_path):
     md = (tmp_path / "smoke.md").read_text()
     assert md.count("| fused_cpu |") == 4 + 2  # 4 sizes x dtypes, 2 of them in the targets table
     assert "## Targets (issue 5)" in md
+
+
+def test_cpu_latency_benchmark_script(tmp_path):
+    _run("bench_latency_cpu.py", "--sizes", "diag:8x3,diag+kl:8x3,chol:4x5", "--no-compile",
+         "--out-dir", str(tmp_path), "--out", "smoke")  # fmt: skip
+    rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
+    assert [(r["op"], r["B"], r["D"]) for r in rows] == [("diag", 8, 3), ("diag+kl", 8, 3),
+                                                         ("chol", 4, 5)]  # fmt: skip
+    assert all(r["fused_fwdbwd_us"] > 0 and r["fwd_x_vs_distributions"] > 0 for r in rows)
+    assert "| diag+kl | 8 | 3 |" in (tmp_path / "smoke.md").read_text()

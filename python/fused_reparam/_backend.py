@@ -20,6 +20,8 @@ _TRITON_OPS = ("diag_rsample", "chol_rsample", "diag_rsample_stats", "chol_rsamp
 ENV_VAR = "FUSED_REPARAM_BACKEND"
 
 _warned: set[tuple[str, str]] = set()
+# (requested backend, device type, op) -> the backend that runs it.
+_resolved: dict[tuple[str, str, str], str] = {}
 
 
 def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | None:
@@ -53,6 +55,18 @@ def requested_backend(backend: str | None) -> str:
 def resolve_backend(backend: str | None, device: torch.device, op: str) -> str:
     """The backend that will run `op` for inputs on `device`."""
     name = requested_backend(backend)
+    key = (name, device.type, op)
+    which = _resolved.get(key)
+    if which is None:
+        which = _resolve(name, device, op)
+        # Availability is fixed once the package is imported; a fallback chosen while
+        # compiling is not kept, so the first eager call still warns.
+        if not (which == "reference" and torch.compiler.is_compiling()):
+            _resolved[key] = which
+    return which
+
+
+def _resolve(name: str, device: torch.device, op: str) -> str:
     if name != "auto":
         reason = _unavailable_reason(name, device, op)
         if reason is not None:
@@ -72,7 +86,7 @@ def resolve_backend(backend: str | None, device: torch.device, op: str) -> str:
             f"fused_reparam: no fused backend for {op} on {device.type} tensors ({reasons}); "
             "falling back to the pure-PyTorch reference.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=5,  # the caller of sample_diag / sample_chol
         )
     return "reference"
 

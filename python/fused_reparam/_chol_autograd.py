@@ -15,7 +15,8 @@ import torch
 
 from ._chol_reduce import is_shared, summed_grad_l
 from ._diag_autograd import needs_grad, sum_to
-from ._eps import op_by_name, regenerate_eps
+from ._eager_ops import call, op_by_name, register_autograd
+from ._eps import regenerate_eps
 
 
 def register_chol_op_pair(
@@ -39,7 +40,7 @@ def register_chol_op_pair(
                 lower_t = torch.tril(scale_tril).transpose(-1, -2)
                 grad_eps = (lower_t @ g.unsqueeze(-1)).squeeze(-1)
             return grad_l, grad_eps
-        g_l, g_eps = bwd_op(g, scale_tril, eps, seed_offset, bool(need_eps))
+        g_l, g_eps = call(bwd_op, g, scale_tril, eps, seed_offset, bool(need_eps))
         return (sum_to(g_l, scale_tril.shape) if need_l else None), (g_eps if need_eps else None)
 
     if register_fakes:
@@ -82,14 +83,14 @@ def register_chol_op_pair(
         zero_mu = g.new_zeros(g.shape[-1]).expand(g.shape)
         d_g = d_l = d_eps = None
         if need_g:
-            d_g, _ = fwd_op(zero_mu, grad_gl, eps, seed_offset)
+            d_g, _ = call(fwd_op, zero_mu, grad_gl, eps, seed_offset)
             if has_b:
-                d_g = d_g + fwd_op(zero_mu, scale_tril, grad_ge, None)[0]
+                d_g = d_g + call(fwd_op, zero_mu, scale_tril, grad_ge, None)[0]
         if need_l and has_b:
             d_l = grad_l_and_eps(g, scale_tril, grad_ge, seed_offset, True, False)[0]
         if need_eps and eps is not None:
-            d_eps = bwd_op(g, grad_gl, eps, seed_offset, True)[1]
+            d_eps = call(bwd_op, g, grad_gl, eps, seed_offset, True)[1]
         return d_g, d_l, d_eps, None, None
 
-    torch.library.register_autograd(fwd_name, fwd_backward, setup_context=fwd_setup)
-    torch.library.register_autograd(bwd_name, bwd_backward, setup_context=bwd_setup)
+    register_autograd(fwd_name, fwd_backward, fwd_setup)
+    register_autograd(bwd_name, bwd_backward, bwd_setup)

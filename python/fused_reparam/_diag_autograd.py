@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from ._eager_ops import call, op_by_name, register_autograd
+
 
 def sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """`grad` summed over the dims along which an input of `shape` was broadcast."""
@@ -32,8 +34,7 @@ def register_diag_op_pair(fwd_name: str, bwd_name: str, *, register_fakes: bool 
     take a Generator). Ops that bring their own fake kernel (torch.library.triton_op) pass
     register_fakes=False.
     """
-    namespace, bwd_short = bwd_name.split("::")
-    bwd_op = getattr(getattr(torch.ops, namespace), bwd_short).default
+    bwd_op = op_by_name(bwd_name)
 
     if register_fakes:
 
@@ -47,12 +48,8 @@ def register_diag_op_pair(fwd_name: str, bwd_name: str, *, register_fakes: bool 
             grad_eps_shape = grad_z.shape if need_grad_eps else (0,)
             return grad_z.new_empty(grad_z.shape), grad_z.new_empty(grad_eps_shape)
 
-    torch.library.register_autograd(
-        fwd_name, _make_fwd_backward(bwd_op), setup_context=_fwd_setup_context
-    )
-    torch.library.register_autograd(
-        bwd_name, _make_bwd_backward(bwd_op), setup_context=_bwd_setup_context
-    )
+    register_autograd(fwd_name, _make_fwd_backward(bwd_op), _fwd_setup_context)
+    register_autograd(bwd_name, _make_bwd_backward(bwd_op), _bwd_setup_context)
 
 
 def _fwd_setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
@@ -70,7 +67,7 @@ def _make_fwd_backward(bwd_op: Callable) -> Callable:
         grad_mu = sum_to(grad_z, ctx.mu_shape) if need_mu else None
         grad_logvar = grad_eps = None
         if need_logvar or need_eps:
-            g_logvar, g_eps = bwd_op(grad_z, logvar, eps, used, bool(need_eps))
+            g_logvar, g_eps = call(bwd_op, grad_z, logvar, eps, used, bool(need_eps))
             grad_logvar = sum_to(g_logvar, logvar.shape) if need_logvar else None
             grad_eps = g_eps if need_eps else None
         return (grad_mu, grad_logvar, grad_eps) + (None,) * (ctx.num_inputs - 3)
@@ -92,7 +89,7 @@ def _make_bwd_backward(bwd_op: Callable) -> Callable:
         need_gz, need_logvar, need_eps = needs_grad(ctx, 3)
         d_gz = None
         if need_gz or need_logvar:
-            d_gz, _ = bwd_op(grad_g, logvar, eps, seed_offset, False)
+            d_gz, _ = call(bwd_op, grad_g, logvar, eps, seed_offset, False)
             if eps is not None and grad_e.numel() != 0:
                 d_gz = d_gz + grad_e * torch.exp(0.5 * logvar)
         d_logvar = sum_to(0.5 * grad_z * d_gz, logvar.shape) if need_logvar else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from . import _backend, _sample, _seed
+from ._eager_ops import call, op_by_name
 from .reference import chol as _ref_chol
 from .reference import diag as _ref_diag
 from .reference import stats as _ref_stats
@@ -46,9 +47,9 @@ def run_sampling_op(
     else:
         seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
         if which == "triton":  # the Triton ops take no Generator
-            out = getattr(torch.ops.fused_reparam, f"triton_{op}")(mu, second, eps, seed_offset)
+            out = call(op_by_name(f"fused_reparam::triton_{op}"), mu, second, eps, seed_offset)
         else:
-            out = getattr(torch.ops.fused_reparam, op)(mu, second, eps, seed_offset, generator)
+            out = call(op_by_name(f"fused_reparam::{op}"), mu, second, eps, seed_offset, generator)
         if not return_stats:
             out = out[0]
     return _sample.stats_result(*out[:3], num_samples) if return_stats else out

@@ -8,13 +8,8 @@ from collections.abc import Callable
 
 import torch
 
+from ._eager_ops import call
 from .reference.philox import compute_dtype
-
-
-def op_by_name(name: str) -> Callable:
-    """The OpOverload `namespace::name`.default."""
-    namespace, short = name.split("::")
-    return getattr(getattr(torch.ops, namespace), short).default
 
 
 def regenerate_eps(
@@ -30,4 +25,4 @@ def regenerate_eps(
     if eps is not None:
         return eps.to(ct)
     zero = torch.zeros((), dtype=ct, device=like.device).expand(shape)
-    return diag_fwd(zero, zero, None, seed_offset)[0]
+    return call(diag_fwd, zero, zero, None, seed_offset)[0]

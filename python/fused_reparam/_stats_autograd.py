@@ -13,7 +13,8 @@ import torch
 
 from ._chol_reduce import is_shared, summed_grad_l
 from ._diag_autograd import needs_grad, sum_to
-from ._eps import op_by_name, regenerate_eps
+from ._eager_ops import call, op_by_name, register_autograd
+from ._eps import regenerate_eps
 
 
 def _sample_shape(kind: str, mu: torch.Tensor, second: torch.Tensor) -> torch.Size:
@@ -135,8 +136,8 @@ def register_stats_op_pair(
                 g_second,
                 g_eps,
             ) + (None,) * (ctx.num_inputs - 3)
-        g_mu, g_second, g_eps = bwd_op(
-            grad_z, grad_kl, grad_log_q, mu, second, eps, used, bool(need_eps)
+        g_mu, g_second, g_eps = call(
+            bwd_op, grad_z, grad_kl, grad_log_q, mu, second, eps, used, bool(need_eps)
         )
         return (
             sum_to(g_mu, mu.shape) if need_mu else None,
@@ -164,5 +165,5 @@ def register_stats_op_pair(
             out[5] = None
         return (*out, None, None)
 
-    torch.library.register_autograd(fwd_name, fwd_backward, setup_context=fwd_setup)
-    torch.library.register_autograd(bwd_name, bwd_backward, setup_context=bwd_setup)
+    register_autograd(fwd_name, fwd_backward, fwd_setup)
+    register_autograd(bwd_name, bwd_backward, bwd_setup)
