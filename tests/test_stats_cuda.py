@@ -208,10 +208,12 @@ def test_chol_shared_factor_and_num_samples(d, gen):
     _close(got_g, want_g, dtype, d * k * b)
 
 
-def test_chol_backward_op_reads_broadcast_operands_in_place(gen):
-    """The backward op itself with mu [D] shared by every row and grad_kl of stride 0."""
+@pytest.mark.parametrize("mu_shape", ["shared row", "broadcast along D"])
+def test_chol_backward_op_reads_broadcast_operands_in_place(mu_shape, gen):
+    """The backward op itself with mu [D] shared by every row (or mu [rows, 1], broadcast
+    along D, as the CPU op accepts it) and grad_kl of stride 0."""
     rows, d = 50, 9
-    mu = randn((d,), torch.float64, DEV, gen)
+    mu = randn((d,) if mu_shape == "shared row" else (rows, 1), torch.float64, DEV, gen)
     L = _factor((rows,), d, torch.float64, gen)
     gz = randn((rows, d), torch.float64, DEV, gen)
     gk = torch.full((), 0.7, dtype=torch.float64, device=DEV).expand(rows)
@@ -413,3 +415,13 @@ def test_backward_rejects_a_row_gradient_of_the_wrong_shape(kind):
         )
     with pytest.raises(RuntimeError, match="grad_log_q must have shape"):
         op(gz, torch.zeros(4, device=DEV), torch.zeros(5, device=DEV), gz, second, None, so, False)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_generator_of_another_gpu_is_rejected():
+    mu = torch.zeros(4, 3, device="cuda:0")
+    other = torch.Generator(device="cuda:1")
+    with pytest.raises(ValueError, match="generator is for cuda:1"):
+        sample_diag(mu, mu, generator=other, return_stats=True)
+    with pytest.raises(RuntimeError, match="generator is for cuda:1"):
+        torch.ops.fused_reparam.diag_rsample_stats(mu, mu, None, None, other)

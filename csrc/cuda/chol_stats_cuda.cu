@@ -103,8 +103,10 @@ Out3 chol_rsample_stats_backward_cuda(const at::Tensor& grad_z, const at::Tensor
   const std::vector<int64_t> shape =
       check_chol_backward_args(op, grad_z, scale_tril, eps, seed_offset, need_grad_eps);
   check_row_grads(op, grad_z, grad_kl, grad_log_q, mu);
-  TORCH_CHECK(mu.dim() >= 1 && mu.size(-1) == shape.back(), op, ": mu must have shape [..., ",
-              shape.back(), "] (grad_z's last dim), got ", mu.sizes());
+  // The kernels read mu with unit stride along D: a mu broadcast along D (which the CPU op
+  // accepts too) is made whole first. Autograd always passes a full-D mu.
+  const bool mu_full_d = mu.dim() >= 1 && mu.size(-1) == shape.back();
+  const at::Tensor mu_d = mu_full_d ? mu : mu.expand(shape).contiguous();
   const c10::cuda::CUDAGuard guard(grad_z.device());
   std::vector<int64_t> l_shape = shape;
   l_shape.push_back(shape.back());
@@ -117,7 +119,7 @@ Out3 chol_rsample_stats_backward_cuda(const at::Tensor& grad_z, const at::Tensor
   CholProblem p;
   CholStats x;
   std::array<at::Tensor, kRowOperands> keep;
-  make_problem(shape, grad_z, scale_tril, eps, &grad_kl, &grad_log_q, &mu, keep, p, x);
+  make_problem(shape, grad_z, scale_tril, eps, &grad_kl, &grad_log_q, &mu_d, keep, p, x);
   x.out[0] = grad_mu.mutable_data_ptr();
   p.out[0] = grad_l.mutable_data_ptr();
   p.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;

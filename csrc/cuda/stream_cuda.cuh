@@ -46,6 +46,8 @@ inline StreamSource stream_source(bool has_eps, const std::optional<at::Tensor>&
   }
   auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(
       generator, at::cuda::detail::getDefaultCUDAGenerator(device.index()));
+  TORCH_CHECK(gen->device() == device, "fused_reparam: generator is for ", gen->device(),
+              " but the inputs are on ", device);
   std::lock_guard<std::mutex> lock(gen->mutex_);
   // Any fresh offset is a fresh stream (the element index has its own counter words), so the
   // smallest increment torch allows is enough.

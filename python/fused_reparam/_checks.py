@@ -72,10 +72,16 @@ def check_generator(generator: object, device: torch.device, where: str) -> None
         raise TypeError(
             f"{where}: generator must be a torch.Generator or None, got {type(generator).__name__}"
         )
-    if generator.device.type != device.type:
+    if generator.device.type != device.type or (
+        device.type == "cuda" and _cuda_index(generator.device) != _cuda_index(device)
+    ):
         raise ValueError(
             f"{where}: generator is for {generator.device} but the inputs are on {device}"
         )
+
+
+def _cuda_index(device: torch.device) -> int:
+    return device.index if device.index is not None else torch.cuda.current_device()
 
 
 def chol_sample_shape(
