@@ -182,23 +182,60 @@ void forward_rows(const CholProblem& p, int64_t r0, int64_t r1) {
   }
 }
 
-// One row of grad_L = tril(g eps^T) into out[0, d): g_i * eps[j] for j <= i, zeros after.
+// masks[k]: lanes [0, k) all ones, the rest zero (k in [0, kW]). The vector that holds a
+// row's diagonal is masked with one table lookup instead of a branch on the lane count.
 template <class S>
-void grad_l_row(S* out, S g_i, const S* eps, int64_t i, int64_t d) {
+struct LaneMasks {
+  using C = Vectorized<S>;
+  C m[C::size() + 1];
+  LaneMasks() {
+    const C iota = C::arange(S(0), S(1));
+    for (int64_t k = 0; k <= C::size(); ++k) m[k] = iota < C(static_cast<S>(k));
+  }
+};
+
+// Calls row_lower(j, n) -> the vector of lanes [j, j + kW) of a row of grad_L whose first n
+// lanes (n <= kW) are on or below the diagonal (position `diag`), and stores the row into
+// out[0, d): those lanes kept, lanes above the diagonal zero (even where row_lower gives
+// inf or NaN there), full vectors past the diagonal stored as zeros without a call.
+template <class S, class RowLower>
+C10_ALWAYS_INLINE void store_lower_row(S* out, int64_t diag, int64_t d,
+                                       const LaneMasks<S>& masks, RowLower row_lower) {
   using C = Vectorized<S>;
   constexpr int64_t kW = C::size();
-  const C g(g_i), zero(S(0));
-  for (int64_t j = 0; j < d; j += kW) {
+  const int64_t n = diag + 1;  // lanes j < n are on or below the diagonal
+  int64_t j = 0;
+  for (; j + kW <= n; j += kW) row_lower(j, kW).store(out + j);
+  if (j < n) {  // the vector holding the diagonal: 0 < n - j < kW
+    const C v = row_lower(j, n - j) & masks.m[n - j];
     const int64_t c = std::min(kW, d - j);
-    const int64_t lower = std::clamp<int64_t>(i + 1 - j, 0, c);  // lanes on or below the diagonal
-    C v = lower == 0 ? zero : g * (c == kW ? C::loadu(eps + j) : C::loadu(eps + j, c));
-    if (lower < kW) v = C::set(zero, v, lower);
     if (c == kW) {
       v.store(out + j);
     } else {
       v.store(out + j, c);
     }
+    j += kW;
   }
+  const C zero(S(0));
+  for (; j < d; j += kW) {
+    const int64_t c = std::min(kW, d - j);
+    if (c == kW) {
+      zero.store(out + j);
+    } else {
+      zero.store(out + j, c);
+    }
+  }
+}
+
+// One row of grad_L = tril(g eps^T) into out[0, d): g_i * eps[j] for j <= i, zeros after.
+template <class S>
+C10_ALWAYS_INLINE void grad_l_row(S* out, S g_i, const S* eps, int64_t i, int64_t d,
+                                  const LaneMasks<S>& masks) {
+  using C = Vectorized<S>;
+  const C g(g_i);
+  store_lower_row<S>(out, i, d, masks, [&](int64_t j, int64_t n) {
+    return g * (n == C::size() ? C::loadu(eps + j) : C::loadu(eps + j, n));
+  });
 }
 
 // deps[j] += l[j] * g_i for j < n (row i's part of L^T g); deps past n is not touched.
@@ -232,6 +269,7 @@ void backward_rows(const CholProblem& p, int64_t r0, int64_t r1) {
   const int64_t d = p.d;
   ChunkNoise<S> noise;
   std::vector<S> given(d), g(d), deps(d), row(std::is_same_v<T, S> ? 0 : d);
+  const LaneMasks<S> masks;
   const T* gz = static_cast<const T*>(p.in[0]);
   const T* l = static_cast<const T*>(p.in[1]);
   T* gl = static_cast<T*>(p.out[0]);
@@ -247,9 +285,9 @@ void backward_rows(const CholProblem& p, int64_t r0, int64_t r1) {
       T* gl_r = gl + r * d * d;
       for (int64_t i = 0; i < d; ++i) {
         if constexpr (std::is_same_v<T, S>) {
-          grad_l_row<S>(gl_r + i * d, g[i], eps, i, d);
+          grad_l_row<S>(gl_r + i * d, g[i], eps, i, d, masks);
         } else {
-          grad_l_row<S>(row.data(), g[i], eps, i, d);
+          grad_l_row<S>(row.data(), g[i], eps, i, d, masks);
           store_row(gl_r + i * d, row.data(), d);
         }
       }

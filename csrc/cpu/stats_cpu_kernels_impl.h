@@ -202,21 +202,14 @@ void chol_forward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
 // Row i of grad_L into out[0, d): dz_i eps_j + gk L_ij for j < i, the diagonal term at j = i,
 // zeros above it (whose L is never read).
 template <class T, class S>
-void grad_l_row(S* out, S g_i, const S* eps, const T* l_i, S gk, S gq, int64_t i, int64_t d) {
+void grad_l_row(S* out, S g_i, const S* eps, const T* l_i, S gk, S gq, int64_t i, int64_t d,
+                const chol_rows::LaneMasks<S>& masks) {
   using C = Vectorized<S>;
-  constexpr int64_t kW = C::size();
-  const C g(g_i), k(gk), zero(S(0));
-  for (int64_t j = 0; j < d; j += kW) {
-    const int64_t c = std::min(kW, d - j);
-    const int64_t lower = std::clamp<int64_t>(i + 1 - j, 0, c);  // lanes on or below the diagonal
-    C v = zero;
-    if (lower > 0) {
-      v = stats::chol_grad_l_lower<C>(g, C::loadu(eps + j, lower), k,
-                                      chol_rows::load<T, C>(l_i + j, lower));
-      if (lower < kW) v = C::set(zero, v, lower);
-    }
-    v.store(out + j, c);
-  }
+  const C g(g_i), k(gk);
+  chol_rows::store_lower_row<S>(out, i, d, masks, [&](int64_t j, int64_t n) {
+    const C e = n == C::size() ? C::loadu(eps + j) : C::loadu(eps + j, n);
+    return stats::chol_grad_l_lower<C>(g, e, k, chol_rows::load<T, C>(l_i + j, n));
+  });
   out[i] = stats::chol_grad_l_diag<S>(g_i, eps[i], gk, gq, static_cast<S>(l_i[i]));
 }
 
@@ -227,6 +220,7 @@ void chol_backward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
   const int64_t ls = p.l_row_stride;
   RowBuffers<S> buf(d);
   std::vector<S> row(d);
+  const chol_rows::LaneMasks<S> masks;
   T* g_mu = static_cast<T*>(p.out[0]);
   T* g_l = static_cast<T*>(p.out[1]);
   T* g_eps = static_cast<T*>(p.out[2]);
@@ -242,9 +236,9 @@ void chol_backward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
     T* gl_r = g_l + r * d * d;
     for (int64_t i = 0; i < d; ++i) {
       if constexpr (std::is_same_v<T, S>) {
-        grad_l_row<T, S>(gl_r + i * d, g[i], eps, l + i * ls, gk, gq, i, d);
+        grad_l_row<T, S>(gl_r + i * d, g[i], eps, l + i * ls, gk, gq, i, d, masks);
       } else {
-        grad_l_row<T, S>(row.data(), g[i], eps, l + i * ls, gk, gq, i, d);
+        grad_l_row<T, S>(row.data(), g[i], eps, l + i * ls, gk, gq, i, d, masks);
         chol_rows::store_row(gl_r + i * d, row.data(), d);
       }
     }
