@@ -53,26 +53,25 @@ def register_autograd(name: str, backward: Callable, setup_context: Callable) ->
     _FUNCTIONS[op] = _make_function(op, setup_context, backward)
 
 
-def _plain_eager(tensors: Sequence[torch.Tensor]) -> bool:
+def _plain_eager(args: Sequence[object]) -> bool:
     """No tracing, mode, transform or tensor subclass that the registered path must see."""
     return not (
-        torch.compiler.is_compiling()
-        or torch._C._len_torch_dispatch_stack()
+        torch._C._len_torch_dispatch_stack()
         or torch._C._is_torch_function_mode_enabled()
+        or torch.overrides.has_torch_function(args)
         or torch._C._functorch.peek_interpreter_stack() is not None
-        or torch.overrides.has_torch_function(tensors)
+        or torch.compiler.is_compiling()
     )
 
 
 def call(op: Callable, *args: object) -> object:
     """`op(*args)`, with the op's registered autograd, through the lighter path when it can."""
     function = _FUNCTIONS.get(op)
-    if function is None:
+    if function is None or not _plain_eager(args):
         return op(*args)
-    tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
-    if not _plain_eager(tensors):
-        return op(*args)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    if torch.is_grad_enabled() and any(
+        isinstance(a, torch.Tensor) and a.requires_grad for a in args
+    ):
         return function.apply(*args)
     with torch._C._AutoDispatchBelowAutograd():
         return op(*args)
