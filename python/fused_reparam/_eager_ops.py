@@ -55,12 +55,13 @@ def register_autograd(name: str, backward: Callable, setup_context: Callable) ->
 
 def _plain_eager(args: Sequence[object]) -> bool:
     """No tracing, mode, transform or tensor subclass that the registered path must see."""
+    # is_compiling first: Dynamo traces this code and cannot trace the other checks.
     return not (
-        torch._C._len_torch_dispatch_stack()
+        torch.compiler.is_compiling()
+        or torch._C._len_torch_dispatch_stack()
         or torch._C._is_torch_function_mode_enabled()
         or torch.overrides.has_torch_function(args)
         or torch._C._functorch.peek_interpreter_stack() is not None
-        or torch.compiler.is_compiling()
     )
 
 
