@@ -95,4 +95,42 @@ inline RowsProblem make_rows_problem(at::IntArrayRef shape,
   return p;
 }
 
+// The outputs of a stats forward op (diag or chol) over the sample `shape` [*batch, D]: z,
+// and kl and log_q per row. With D = 0 (rows but no elements) kl and log_q are set to the
+// empty sums, 0, so no kernel needs to touch them.
+struct StatsForwardOutputs {
+  at::Tensor z, kl, log_q;
+};
+
+inline StatsForwardOutputs stats_forward_outputs(at::IntArrayRef shape,
+                                                 const at::TensorOptions& opts) {
+  const at::IntArrayRef batch = shape.slice(0, shape.size() - 1);
+  StatsForwardOutputs o{at::empty(shape, opts), at::empty(batch, opts), at::empty(batch, opts)};
+  if (o.z.numel() == 0 && o.kl.numel() != 0) {
+    o.kl.zero_();
+    o.log_q.zero_();
+  }
+  return o;
+}
+
+// The rows problem of a stats forward op: mu, the second input (logvar: kElement, or L:
+// kTril) and eps (absent when the stream makes it); the output pointers are set.
+inline RowsProblem make_stats_forward_problem(at::IntArrayRef shape, const at::Tensor& mu,
+                                              const at::Tensor& second, RowKind second_kind,
+                                              const std::optional<at::Tensor>& eps,
+                                              const StatsForwardOutputs& out,
+                                              std::array<at::Tensor, kRowOperands>& keep) {
+  RowsProblem p = make_rows_problem(
+      shape,
+      {RowInput{&mu, RowKind::kElement}, RowInput{&second, second_kind},
+       RowInput{eps.has_value() ? &*eps : nullptr, RowKind::kElement},
+       RowInput{nullptr, RowKind::kRow}, RowInput{nullptr, RowKind::kRow},
+       RowInput{nullptr, RowKind::kElement}},
+      keep);
+  p.out[0] = out.z.mutable_data_ptr();
+  p.out[1] = out.kl.mutable_data_ptr();
+  p.out[2] = out.log_q.mutable_data_ptr();
+  return p;
+}
+
 }  // namespace fused_reparam

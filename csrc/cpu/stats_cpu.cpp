@@ -33,44 +33,24 @@ void set_stream(RowsProblem& p, const at::Tensor& seed_offset) {
   p.offset = as_u64(so.const_data_ptr<int64_t>()[1]);
 }
 
-std::vector<int64_t> batch_of(const std::vector<int64_t>& shape) {
-  return {shape.begin(), shape.end() - 1};
-}
-
 // The forward of both ops: z, kl, log_q and the stream used.
 Out4 stats_forward(const std::vector<int64_t>& shape, RowKind second_kind, const at::Tensor& mu,
                    const at::Tensor& second, const std::optional<at::Tensor>& eps,
                    const std::optional<at::Tensor>& seed_offset,
                    std::optional<at::Generator> generator, bool chol) {
   const at::Tensor used = stream_used(eps, seed_offset, generator);
-  const auto opts = mu.options().memory_format(at::MemoryFormat::Contiguous);
-  at::Tensor z = at::empty(shape, opts);
-  at::Tensor kl = at::empty(batch_of(shape), opts);
-  at::Tensor log_q = at::empty(batch_of(shape), opts);
-  if (kl.numel() == 0) return {z, kl, log_q, used};
-  if (z.numel() == 0) {  // D = 0: empty sums
-    kl.zero_();
-    log_q.zero_();
-    return {z, kl, log_q, used};
-  }
-  advise_huge_pages(z);
+  const StatsForwardOutputs out =
+      stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.z.numel() == 0) return {out.z, out.kl, out.log_q, used};
+  advise_huge_pages(out.z);
   std::array<at::Tensor, kRowOperands> keep;
-  RowsProblem p = make_rows_problem(
-      shape,
-      {RowInput{&mu, RowKind::kElement}, RowInput{&second, second_kind},
-       RowInput{eps.has_value() ? &*eps : nullptr, RowKind::kElement},
-       RowInput{nullptr, RowKind::kRow}, RowInput{nullptr, RowKind::kRow},
-       RowInput{nullptr, RowKind::kElement}},
-      keep);
-  p.out[0] = z.mutable_data_ptr();
-  p.out[1] = kl.mutable_data_ptr();
-  p.out[2] = log_q.mutable_data_ptr();
+  RowsProblem p = make_stats_forward_problem(shape, mu, second, second_kind, eps, out, keep);
   set_stream(p, used);
   const CpuKernels* k = active_cpu_kernels();
   const int i = dtype_index(mu.scalar_type());
   parallel_rows(p, chol ? p.d * (p.d + 1) / 2 : p.d,
                 chol ? k->chol_stats_forward[i] : k->diag_stats_forward[i]);
-  return {z, kl, log_q, used};
+  return {out.z, out.kl, out.log_q, used};
 }
 
 Out4 diag_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& logvar,

@@ -67,11 +67,8 @@ Out4 chol_rsample_stats_cuda(const at::Tensor& mu, const at::Tensor& scale_tril,
   const std::vector<int64_t> shape = check_chol_args(op, mu, "mu", scale_tril, eps);
   if (seed_offset.has_value() && !eps.has_value()) check_seed_offset(*seed_offset, mu, op);
   const c10::cuda::CUDAGuard guard(mu.device());
-  const auto opts = mu.options().memory_format(at::MemoryFormat::Contiguous);
-  const at::IntArrayRef batch(shape.data(), shape.size() - 1);
-  at::Tensor z = at::empty(shape, opts);
-  at::Tensor kl = at::empty(batch, opts);
-  at::Tensor log_q = at::empty(batch, opts);
+  const StatsForwardOutputs out =
+      stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
 
   at::Tensor so_in;
@@ -81,17 +78,14 @@ Out4 chol_rsample_stats_cuda(const at::Tensor& mu, const at::Tensor& scale_tril,
   CholProblem p;
   CholStats x;
   std::array<at::Tensor, kRowOperands> keep;
-  if (z.numel() != 0) {
+  if (out.z.numel() != 0) {
     make_problem(shape, mu, scale_tril, eps, nullptr, nullptr, nullptr, keep, p, x);
-    p.out[0] = z.mutable_data_ptr();
-    x.out[0] = kl.mutable_data_ptr();
-    x.out[1] = log_q.mutable_data_ptr();
-  } else if (kl.numel() != 0) {  // D = 0: empty sums
-    kl.zero_();
-    log_q.zero_();
+    p.out[0] = out.z.mutable_data_ptr();
+    x.out[0] = out.kl.mutable_data_ptr();
+    x.out[1] = out.log_q.mutable_data_ptr();
   }
   launch_chol_forward(p, &x, mu.scalar_type(), src);
-  return {z, kl, log_q, used};
+  return {out.z, out.kl, out.log_q, used};
 }
 
 Out3 chol_rsample_stats_backward_cuda(const at::Tensor& grad_z, const at::Tensor& grad_kl,

@@ -229,11 +229,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cu
   const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset, op);
   TORCH_CHECK(!shape.empty(), op, ": mu and logvar must have at least one dim (D is the last)");
   const c10::cuda::CUDAGuard guard(mu.device());
-  const auto opts = mu.options().memory_format(at::MemoryFormat::Contiguous);
-  const at::IntArrayRef batch(shape.data(), shape.size() - 1);
-  at::Tensor z = at::empty(shape, opts);
-  at::Tensor kl = at::empty(batch, opts);
-  at::Tensor log_q = at::empty(batch, opts);
+  const StatsForwardOutputs out =
+      stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
 
   at::Tensor so_in;
@@ -242,23 +239,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cu
   // An empty sample still launches (one block, no rows) so that `used` is written.
   RowsProblem p;
   std::array<at::Tensor, kRowOperands> keep;
-  if (z.numel() != 0) {
-    p = make_rows_problem(
-        shape,
-        {RowInput{&mu, RowKind::kElement}, RowInput{&logvar, RowKind::kElement},
-         RowInput{eps.has_value() ? &*eps : nullptr, RowKind::kElement},
-         RowInput{nullptr, RowKind::kRow}, RowInput{nullptr, RowKind::kRow},
-         RowInput{nullptr, RowKind::kElement}},
-        keep);
-    p.out[0] = z.mutable_data_ptr();
-    p.out[1] = kl.mutable_data_ptr();
-    p.out[2] = log_q.mutable_data_ptr();
-  } else if (kl.numel() != 0) {  // D = 0: empty sums
-    kl.zero_();
-    log_q.zero_();
+  if (out.z.numel() != 0) {
+    p = make_stats_forward_problem(shape, mu, logvar, RowKind::kElement, eps, out, keep);
   }
   launch<Forward>(p, mu.scalar_type(), src);
-  return {z, kl, log_q, used};
+  return {out.z, out.kl, out.log_q, used};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_backward_cuda(
