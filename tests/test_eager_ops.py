@@ -80,3 +80,23 @@ def test_which_path_runs(device, backend, gen):
 def test_unregistered_op_is_called_as_is():
     out = _eager_ops.call(torch.ops.aten.add.Tensor, torch.ones(3), torch.ones(3))
     assert torch.equal(out, torch.full((3,), 2.0))
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+@pytest.mark.parametrize("kind", ["diag", "chol"])
+def test_activation_checkpointing_recomputes_the_same_sample(device, backend, kind, gen):
+    """torch.utils.checkpoint reruns the forward during backward with the generator's state
+    restored, so the rerun draws the same stream: the gradients (which depend on z) equal
+    those without checkpointing."""
+    inputs = _inputs(kind, torch.float64, device, gen)
+    fn = fused_reparam.sample_diag if kind == "diag" else fused_reparam.sample_chol
+
+    def loss(*xs: torch.Tensor) -> torch.Tensor:
+        return (fn(*xs, backend=backend) ** 2).sum()
+
+    torch.manual_seed(11)
+    plain = torch.autograd.grad(loss(*inputs), inputs)
+    torch.manual_seed(11)
+    checkpointed = torch.utils.checkpoint.checkpoint(loss, *inputs, use_reentrant=False)
+    for a, b in zip(plain, torch.autograd.grad(checkpointed, inputs), strict=True):
+        assert torch.equal(a, b)
