@@ -48,8 +48,7 @@ def cpu_meta(benchmark: str) -> dict:
         "cpu_kernel_build": torch.ops.fused_reparam._cpu_kernel_isa(),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "timing": "median wall time of 7 rounds after 2 warm-up calls; each round calls "
-        "every implementation once in turn",
+        "timing": "median wall time of 5 calls after 2 warm-up calls",
     }
 
 

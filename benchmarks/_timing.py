@@ -22,24 +22,6 @@ def median_ms(
     return 1e3 * statistics.median(times)
 
 
-def interleaved_median_ms(
-    fns: dict[str, Callable[[], object]], *, warmup: int = 2, rounds: int = 7
-) -> dict[str, float]:
-    """Median wall time in milliseconds of each fn over `rounds` rounds, each round calling
-    every fn once in turn: a slow phase of a shared machine then hits every fn alike instead
-    of whichever one was being timed."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
-
-
 def best_mean_us(
     fns: dict[str, Callable[[], object]], *, calls: int = 200, reps: int = 7
 ) -> dict[str, float]:

@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
 from _cpu_results import cpu_meta, finish_row, parse_args, write_table
-from _timing import interleaved_median_ms
+from _timing import median_ms
 
 SIZES = [(65536, 8), (65536, 32), (16384, 64), (256, 512), (64, 1024)]
 
@@ -34,18 +34,16 @@ def fused(mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
     return fused_reparam.sample_chol(mu, L, backend="cpu")
 
 
-def fwd_and_fwdbwd(fn, mu, L, grad) -> tuple:
-    """fn(mu, L) without grad, and forward + backward with grad, as calls to time."""
-
-    def fwd() -> None:
-        with torch.no_grad():
-            fn(mu, L)
+def time_fwd_and_fwdbwd(fn, mu, L, grad) -> tuple[float, float]:
+    """Median ms of fn(mu, L) without grad, and of forward + backward with grad."""
+    with torch.no_grad():
+        fwd = median_ms(lambda: fn(mu, L), reps=5)
 
     def step() -> None:
         mu.grad = L.grad = None
         fn(mu, L).backward(grad)
 
-    return fwd, step
+    return fwd, median_ms(step, reps=5)
 
 
 def main() -> None:
@@ -66,10 +64,8 @@ def main() -> None:
         L = L.to(dtype).requires_grad_()
         grad = torch.randn(b, d, generator=gen).to(dtype)
         row: dict[str, float | int] = {"B": b, "D": d}
-        calls = {}
         for name, fn in impls.items():
-            calls[f"{name}_fwd_ms"], calls[f"{name}_fwdbwd_ms"] = fwd_and_fwdbwd(fn, mu, L, grad)
-        row.update(interleaved_median_ms(calls))
+            row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = time_fwd_and_fwdbwd(fn, mu, L, grad)
         rows.append(finish_row(row, list(impls)))
     meta = cpu_meta(f"chol forward / forward+backward, {args.dtype}, CPU")
     write_table(

@@ -21,7 +21,7 @@ from torch.distributions import Normal, kl_divergence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
 from _cpu_results import cpu_meta, finish_row, parse_args, write_table
-from _timing import interleaved_median_ms
+from _timing import median_ms
 
 # (K, B, D): a VAE batch, a wide latent, and IWAE with K = 16 samples.
 SIZES = [(1, 65536, 32), (1, 16384, 256), (16, 4096, 64)]
@@ -47,19 +47,17 @@ def fused(mu: torch.Tensor, logvar: torch.Tensor, k: int) -> tuple[torch.Tensor,
     return tuple(fused_reparam.sample_diag(mu, logvar, num_samples=k, return_stats=True))
 
 
-def fwd_and_fwdbwd(fn, mu, logvar, k, grad) -> tuple:
-    """fn without grad, and forward + backward of a loss using all outputs, as calls to time."""
-
-    def fwd() -> None:
-        with torch.no_grad():
-            fn(mu, logvar, k)
+def time_fwd_and_fwdbwd(fn, mu, logvar, k, grad) -> tuple[float, float]:
+    """Median ms of fn without grad, and of forward + backward of a loss using all outputs."""
+    with torch.no_grad():
+        fwd = median_ms(lambda: fn(mu, logvar, k), reps=5)
 
     def step() -> None:
         mu.grad = logvar.grad = None
         z, kl, log_q = fn(mu, logvar, k)
         ((z * grad).sum() + kl.sum() + log_q.sum()).backward()
 
-    return fwd, step
+    return fwd, median_ms(step, reps=5)
 
 
 def main() -> None:
@@ -78,11 +76,9 @@ def main() -> None:
         logvar = (0.5 * torch.randn(b, d, generator=gen)).to(dtype).requires_grad_()
         grad = torch.randn(k, b, d, generator=gen).to(dtype)
         row: dict[str, float | int] = {"K": k, "B": b, "D": d}
-        calls = {}
         for name, fn in impls.items():
-            fwd, fwdbwd = fwd_and_fwdbwd(fn, mu, logvar, k, grad)
-            calls[f"{name}_fwd_ms"], calls[f"{name}_fwdbwd_ms"] = fwd, fwdbwd
-        row.update(interleaved_median_ms(calls))
+            fwd, fwdbwd = time_fwd_and_fwdbwd(fn, mu, logvar, k, grad)
+            row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = fwd, fwdbwd
         rows.append(finish_row(row, list(impls)))
     meta = cpu_meta(f"diag sample + KL + log q, forward / forward+backward, {args.dtype}, CPU")
     stem = args.out or f"cpu_stats_{meta['date']}"
