@@ -44,6 +44,17 @@ inline std::vector<int64_t> check_chol_args(const char* op, const at::Tensor& fi
   return shape;
 }
 
+// Argument checks of a Cholesky forward op (chol_rsample, chol_rsample_stats): the inputs,
+// and seed_offset when it is used (no eps). Returns the sample shape [*batch, D].
+inline std::vector<int64_t> check_chol_rsample_args(const char* op, const at::Tensor& mu,
+                                                    const at::Tensor& l,
+                                                    const std::optional<at::Tensor>& eps,
+                                                    const std::optional<at::Tensor>& seed_offset) {
+  std::vector<int64_t> shape = check_chol_args(op, mu, "mu", l, eps);
+  if (seed_offset.has_value() && !eps.has_value()) check_seed_offset(*seed_offset, mu, op);
+  return shape;
+}
+
 // Argument checks of the Cholesky backward op; returns grad_z's shape [*batch, D].
 inline std::vector<int64_t> check_chol_backward_args(const char* op, const at::Tensor& grad_z,
                                                      const at::Tensor& l,

@@ -95,6 +95,16 @@ inline RowsProblem make_rows_problem(at::IntArrayRef shape,
   return p;
 }
 
+// Argument checks of diag_rsample_stats: those of diag_rsample, and a dim for D.
+inline std::vector<int64_t> check_diag_stats_args(const char* op, const at::Tensor& mu,
+                                                  const at::Tensor& logvar,
+                                                  const std::optional<at::Tensor>& eps,
+                                                  const std::optional<at::Tensor>& seed_offset) {
+  std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset, op);
+  TORCH_CHECK(!shape.empty(), op, ": mu and logvar must have at least one dim (D is the last)");
+  return shape;
+}
+
 // The outputs of a stats forward op (diag or chol) over the sample `shape` [*batch, D]: z,
 // and kl and log_q per row. With D = 0 (rows but no elements) kl and log_q are set to the
 // empty sums, 0, so no kernel needs to touch them.

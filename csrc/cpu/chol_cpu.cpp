@@ -32,8 +32,8 @@ std::tuple<at::Tensor, at::Tensor> chol_rsample_cpu(const at::Tensor& mu,
                                                     const std::optional<at::Tensor>& eps,
                                                     const std::optional<at::Tensor>& seed_offset,
                                                     std::optional<at::Generator> generator) {
-  const std::vector<int64_t> shape = check_chol_args(kFwd, mu, "mu", scale_tril, eps);
-  if (seed_offset.has_value() && !eps.has_value()) check_seed_offset(*seed_offset, mu, kFwd);
+  const std::vector<int64_t> shape =
+      check_chol_rsample_args(kFwd, mu, scale_tril, eps, seed_offset);
   const at::Tensor used = stream_used(eps, seed_offset, generator);
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   if (z.numel() == 0) return {z, used};

@@ -58,8 +58,7 @@ Out4 diag_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& logvar,
                             const std::optional<at::Tensor>& seed_offset,
                             std::optional<at::Generator> generator) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
-  const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset, op);
-  TORCH_CHECK(!shape.empty(), op, ": mu and logvar must have at least one dim (D is the last)");
+  const std::vector<int64_t> shape = check_diag_stats_args(op, mu, logvar, eps, seed_offset);
   return stats_forward(shape, RowKind::kElement, mu, logvar, eps, seed_offset, generator, false);
 }
 
@@ -68,8 +67,8 @@ Out4 chol_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& scale_tril,
                             const std::optional<at::Tensor>& seed_offset,
                             std::optional<at::Generator> generator) {
   constexpr const char* op = "fused_reparam::chol_rsample_stats";
-  const std::vector<int64_t> shape = check_chol_args(op, mu, "mu", scale_tril, eps);
-  if (seed_offset.has_value() && !eps.has_value()) check_seed_offset(*seed_offset, mu, op);
+  const std::vector<int64_t> shape =
+      check_chol_rsample_args(op, mu, scale_tril, eps, seed_offset);
   return stats_forward(shape, RowKind::kTril, mu, scale_tril, eps, seed_offset, generator, true);
 }
 

@@ -530,15 +530,14 @@ std::tuple<at::Tensor, at::Tensor> chol_rsample_cuda(const at::Tensor& mu,
                                                      const std::optional<at::Tensor>& eps,
                                                      const std::optional<at::Tensor>& seed_offset,
                                                      std::optional<at::Generator> generator) {
-  const std::vector<int64_t> shape = check_chol_args(kFwd, mu, "mu", scale_tril, eps);
-  if (seed_offset.has_value() && !eps.has_value()) check_seed_offset(*seed_offset, mu, kFwd);
+  const std::vector<int64_t> shape =
+      check_chol_rsample_args(kFwd, mu, scale_tril, eps, seed_offset);
   const c10::cuda::CUDAGuard guard(mu.device());
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
-  at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
 
-  at::Tensor so_in;
-  StreamSource src = stream_source(eps.has_value(), seed_offset, generator, mu.device(), so_in);
-  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
+  at::Tensor used, so_in;
+  const StreamSource src =
+      recorded_stream_source(eps.has_value(), seed_offset, generator, mu, used, so_in);
   // An empty sample still launches (one block) so that `used` is written on the device.
   CholProblem p;
   std::array<at::Tensor, 3> keep;

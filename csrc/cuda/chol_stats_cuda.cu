@@ -64,16 +64,15 @@ Out4 chol_rsample_stats_cuda(const at::Tensor& mu, const at::Tensor& scale_tril,
                              const std::optional<at::Tensor>& seed_offset,
                              std::optional<at::Generator> generator) {
   constexpr const char* op = "fused_reparam::chol_rsample_stats";
-  const std::vector<int64_t> shape = check_chol_args(op, mu, "mu", scale_tril, eps);
-  if (seed_offset.has_value() && !eps.has_value()) check_seed_offset(*seed_offset, mu, op);
+  const std::vector<int64_t> shape =
+      check_chol_rsample_args(op, mu, scale_tril, eps, seed_offset);
   const c10::cuda::CUDAGuard guard(mu.device());
   const StatsForwardOutputs out =
       stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
-  at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
 
-  at::Tensor so_in;
-  StreamSource src = stream_source(eps.has_value(), seed_offset, generator, mu.device(), so_in);
-  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
+  at::Tensor used, so_in;
+  const StreamSource src =
+      recorded_stream_source(eps.has_value(), seed_offset, generator, mu, used, so_in);
   // An empty sample still launches (one block, no rows) so that `used` is written.
   CholProblem p;
   CholStats x;

@@ -202,15 +202,14 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu,
   const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset);
   const c10::cuda::CUDAGuard guard(mu.device());
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
-  at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
 
   std::array<at::Tensor, 3> keep;
   DiagLoop d = make_diag_loop(shape, {&mu, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
   d.out[0] = z.mutable_data_ptr();
 
-  at::Tensor so_in;
-  StreamSource src = stream_source(eps.has_value(), seed_offset, generator, mu.device(), so_in);
-  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
+  at::Tensor used, so_in;
+  const StreamSource src =
+      recorded_stream_source(eps.has_value(), seed_offset, generator, mu, used, so_in);
   launch<ForwardOp>(d, mu.scalar_type(), src, eps.has_value());
   return {z, used};
 }

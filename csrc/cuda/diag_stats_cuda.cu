@@ -226,16 +226,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cu
     const at::Tensor& mu, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
     const std::optional<at::Tensor>& seed_offset, std::optional<at::Generator> generator) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
-  const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset, op);
-  TORCH_CHECK(!shape.empty(), op, ": mu and logvar must have at least one dim (D is the last)");
+  const std::vector<int64_t> shape = check_diag_stats_args(op, mu, logvar, eps, seed_offset);
   const c10::cuda::CUDAGuard guard(mu.device());
   const StatsForwardOutputs out =
       stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
-  at::Tensor used = at::empty({2}, mu.options().dtype(at::kLong));
 
-  at::Tensor so_in;
-  StreamSource src = stream_source(eps.has_value(), seed_offset, generator, mu.device(), so_in);
-  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
+  at::Tensor used, so_in;
+  const StreamSource src =
+      recorded_stream_source(eps.has_value(), seed_offset, generator, mu, used, so_in);
   // An empty sample still launches (one block, no rows) so that `used` is written.
   RowsProblem p;
   std::array<at::Tensor, kRowOperands> keep;

@@ -56,6 +56,19 @@ inline StreamSource stream_source(bool has_eps, const std::optional<at::Tensor>&
   return src;
 }
 
+// The source of a forward op's stream, as stream_source, with `used` set to a fresh int64
+// [seed, offset] tensor on `like`'s device that the kernel fills (the op's last output).
+inline StreamSource recorded_stream_source(bool has_eps,
+                                           const std::optional<at::Tensor>& seed_offset,
+                                           const std::optional<at::Generator>& generator,
+                                           const at::Tensor& like, at::Tensor& used,
+                                           at::Tensor& keep) {
+  used = at::empty({2}, like.options().dtype(at::kLong));
+  StreamSource src = stream_source(has_eps, seed_offset, generator, like.device(), keep);
+  src.seed_offset_out = used.mutable_data_ptr<int64_t>();
+  return src;
+}
+
 __device__ __forceinline__ void resolve_stream(const StreamSource& src, uint64_t& seed,
                                                uint64_t& offset) {
   if (src.from_generator) {
