@@ -8,6 +8,10 @@ Environment overrides:
   FUSED_REPARAM_BUILD=none   no compiled extension: the package runs on its Triton and
                              pure-PyTorch backends
   TORCH_CUDA_ARCH_LIST       GPU architectures (default "8.0;9.0")
+  FUSED_REPARAM_CPU_ISAS     the wider CPU kernel builds to compile with their own flags,
+                             comma-separated (default "avx2,avx512"); those left out are
+                             compiled in the main parallel build as empty tables (the portable
+                             CPU kernels run), e.g. "" for a quick build that only GPUs use
 Install with `pip install --no-build-isolation -e .` after installing torch.
 """
 
@@ -47,6 +51,10 @@ ISA_FLAGS = {
     ],
 }
 X86_64 = platform.machine().lower() in {"x86_64", "amd64"}
+_isas = os.environ.get("FUSED_REPARAM_CPU_ISAS", ",".join(ISA_FLAGS))
+WIDE_ISAS = [name.strip() for name in _isas.split(",") if name.strip()]
+if not set(WIDE_ISAS) <= set(ISA_FLAGS):
+    raise SystemExit(f"FUSED_REPARAM_CPU_ISAS takes names of {sorted(ISA_FLAGS)}, got {_isas!r}")
 
 
 def isa_source(name: str) -> str:
@@ -57,7 +65,9 @@ def cpu_sources() -> list[str]:
     csrc = os.path.join(ROOT, "csrc")
     first = [os.path.join(ROOT, isa_source("default"))]
     rest = [os.path.join(csrc, "ops.cpp"), *sorted(glob.glob(os.path.join(csrc, "cpu", "*.cpp")))]
-    return _rel(first + rest)
+    # Wider builds not asked for compile without their flags, to tables that are empty.
+    empty = [os.path.join(ROOT, isa_source(name)) for name in ISA_FLAGS if name not in WIDE_ISAS]
+    return _rel(first + rest + empty)
 
 
 def cuda_sources() -> list[str]:
@@ -90,7 +100,8 @@ def extensions() -> tuple[list, dict]:
 
         def build_extension(self, ext) -> None:  # noqa: ANN001
             objects = []
-            for name, flags in ISA_FLAGS.items():
+            for name in WIDE_ISAS:
+                flags = ISA_FLAGS[name]
                 post = dict(ext.extra_compile_args)
                 post["cxx"] = list(post["cxx"]) + (flags if X86_64 else [])
                 objects += self.compiler.compile(

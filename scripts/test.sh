@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs and builds, then runs ruff, the
-# nvcc compile check of the CUDA code, the Triton compile check, the C++ tests (ctest) and the
-# Python tests (pytest; without a GPU the Triton kernels run in the Triton interpreter).
+# nvcc compile check of the CUDA code, the Triton compile check, the GPU check's dry run, the
+# C++ tests (ctest) and the Python tests (pytest; without a GPU the Triton kernels run in the
+# Triton interpreter).
 # Fails on the first failure. Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,9 @@ fi
 
 step "Triton compile check (sm_80, sm_90)"
 env -u TRITON_INTERPRET "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_compile.py
+
+step "GPU check dry run (test selection collected, benchmarks and kernel driver on the CPU)"
+OUT=$(mktemp -d) bash benchmarks/gpu_check.sh --dry-run
 
 step "C++ tests (CMake + ctest)"
 bash scripts/run_ctest.sh

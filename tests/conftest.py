@@ -11,6 +11,28 @@ import torch
 
 import fused_reparam
 
+# FUSED_REPARAM_COLLECT_GPU=1 with --collect-only: collect as on a machine with a GPU and every
+# GPU backend, so a GPU test selection (benchmarks/gpu_core_tests.txt) is checked for names that
+# no longer exist on a machine without one. Nothing runs in this mode (pytest_configure).
+COLLECT_GPU = os.environ.get("FUSED_REPARAM_COLLECT_GPU", "") == "1"
+GPU_BACKENDS_ALL = ["cuda", "triton", "reference"]
+
+
+def _pretend_gpu_for_collection() -> None:
+    available = fused_reparam.available_backends
+
+    def with_gpu(device: str | torch.device = "cpu", op: str = "diag_rsample") -> list[str]:
+        if torch.device(device).type == "cuda":
+            return list(GPU_BACKENDS_ALL)
+        return available(device, op)
+
+    torch.cuda.is_available = lambda: True
+    fused_reparam.available_backends = with_gpu
+
+
+if COLLECT_GPU:
+    _pretend_gpu_for_collection()
+
 # Fresh data each run; FUSED_REPARAM_TEST_SEED (printed in the report header) replays a run.
 RUN_SEED = int(os.environ.get("FUSED_REPARAM_TEST_SEED", random.randrange(2**31)))
 
@@ -58,6 +80,12 @@ def cpu_isas() -> list[str]:
     return order[: order.index(best) + 1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuses to run tests while pretending to have a GPU (collection only)."""
+    if COLLECT_GPU and not config.option.collectonly:
+        raise pytest.UsageError("FUSED_REPARAM_COLLECT_GPU=1 is for --collect-only runs")
+
+
 def pytest_report_header() -> str:
     """The run seed, so a failure on fresh data can be replayed."""
     return f"FUSED_REPARAM_TEST_SEED={RUN_SEED}"
@@ -86,3 +114,13 @@ def _restore_cpu_isa():
 def randn(shape, dtype, device, gen, scale: float = 1.0) -> torch.Tensor:
     """Random data drawn in float64 on the CPU, then cast: the same values on every device."""
     return (scale * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype).to(device)
+
+
+def assert_mostly_different(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Asserts that two samples drawn with different noise differ almost everywhere.
+
+    Two independent float32 normals are torch.isclose with probability about 5e-6, so over
+    thousands of elements a few coincide by chance: at most 1 + 1% of them may.
+    """
+    close = int(torch.isclose(a, b).sum())
+    assert close <= 1 + a.numel() // 100, f"{close} of {a.numel()} elements are equal"
