@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fused_reparam
-from conftest import DTYPES, FUSED_DEVICE_BACKENDS, diag_op_pair, randn
+from conftest import DTYPES, FUSED_DEVICE_BACKENDS, assert_mostly_different, diag_op_pair, randn
 from fused_reparam import sample_diag
 
 CPP = pytest.mark.skipif(not fused_reparam.has_extension(), reason="no compiled extension")
@@ -83,7 +83,7 @@ def test_compile_draws_fresh_noise_each_call(device, backend, gen):
         a, b = f(mu, logvar), f(mu, logvar)
     torch.manual_seed(3)
     a_eager = sample_diag(mu, logvar, backend=backend)
-    assert not torch.isclose(a, b).any()
+    assert_mostly_different(a, b)
     assert torch.equal(a, a_eager)
 
 

@@ -33,8 +33,23 @@ def to_uint64(value: int) -> int:
 
 
 def seed_offset_tensor(seed: int, offset: int, device: torch.device) -> torch.Tensor:
-    """[seed, offset] as an int64 tensor on `device`."""
-    return torch.tensor([to_int64(seed), to_int64(offset)], dtype=torch.int64, device=device)
+    """[seed, offset] as an int64 tensor on `device`.
+
+    While a CUDA graph is being captured the values are written by two fill kernels, whose
+    scalars the graph keeps (each replay reads the same stream): capture rejects the
+    host-to-device copy of a pageable tensor that torch.tensor would make.
+    """
+    values = (to_int64(seed), to_int64(offset))
+    if (
+        device.type == "cuda"
+        and not torch.compiler.is_compiling()
+        and torch.cuda.is_current_stream_capturing()
+    ):
+        out = torch.empty(2, dtype=torch.int64, device=device)
+        out[0].fill_(values[0])
+        out[1].fill_(values[1])
+        return out
+    return torch.tensor(values, dtype=torch.int64, device=device)
 
 
 def draw_seed_offset_tensor(
