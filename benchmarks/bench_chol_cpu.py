@@ -1,5 +1,5 @@
 """CPU benchmark of the Cholesky op: fused C++ kernel vs eager torch, torch.distributions and
-torch.compile, forward and forward+backward, for the (B, D) of issue 5, in one run.
+torch.compile, forward and forward+backward, for the (B, D) sizes in SIZES, in one run.
 
 Peers: eager `mu + (L @ torch.randn_like(mu)[..., None])[..., 0]`,
 `torch.distributions.MultivariateNormal(mu, scale_tril=L).rsample()` (validate_args off) and
@@ -47,7 +47,7 @@ def time_fwd_and_fwdbwd(fn, mu, L, grad) -> tuple[float, float]:
 
 
 def main() -> None:
-    args = parse_args(__doc__, "e.g. 1024x8,256x32 (default: issue 5's)")
+    args = parse_args(__doc__, "e.g. 1024x8,256x32 (default: 65536x8 .. 64x1024, SIZES)")
     dtype = getattr(torch, args.dtype)
     sizes = SIZES
     if args.sizes:

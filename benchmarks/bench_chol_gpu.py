@@ -1,4 +1,4 @@
-"""GPU benchmark of the Cholesky op z = mu + L eps (issue 5, item 4; DESIGN.md section 8).
+"""GPU benchmark of the Cholesky op z = mu + L eps (docs/design.md, "Performance").
 
 For (B, D) in (65536, 8), (65536, 32), (16384, 64), (256, 512), (64, 1024), float32 and
 bfloat16, with a per-sample factor L [B, D, D] (random, lower-triangular, diagonal >= 1) and
@@ -31,7 +31,7 @@ Reported per implementation: ms (median of do_bench CUDA-event timings, the L2 c
 before every timed call), GB/s by the model, the fraction of the copy's GB/s, the speedups
 against compile and eager, the memory autograd keeps for backward (growth of
 memory_allocated over one forward with grad, less z) and the peak memory one forward+backward
-adds above the inputs (grads included). Issue 5's targets, for D <= 64 at B >= 16384, are
+adds above the inputs (grads included). The targets, for D <= 64 at B >= 16384, are
 flags of each fused backend: forward >= 85% of the copy's GB/s, forward+backward >= 2x faster
 than compile. Writes gpu_chol_<date>.json and .md (device, driver, torch, CUDA, Triton, date,
 copy bandwidth) and a .png of GB/s per size and implementation (with matplotlib) under --out,
@@ -64,7 +64,7 @@ from bench_chol_cpu import SIZES, distributions, eager
 SMOKE_SIZES = [(16384, 4), (64, 3), (8, 17)]
 KINDS = ("fwd", "fwdbwd")
 KIND_NAMES = {"fwd": "fwd", "fwdbwd": "fwd+bwd"}
-# Issue 5's targets, for the fused backends at D <= 64 and large B.
+# The targets, for the fused backends at D <= 64 and large B.
 TARGET_MAX_D = 64
 TARGET_MIN_B = 16384
 TARGET_FWD_OF_COPY = 0.85
@@ -331,7 +331,7 @@ def write_tables(out_dir: str, stem: str, meta: dict, rows: list[dict], impls: l
                     fmt(r.get(f"{name}_peak_fwdbwd_bytes"), ".1f", 2**-20),
                 ]
                 lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Targets (issue 5)", "", f"- {meta['targets']}", ""]
+    lines += ["", "## Targets", "", f"- {meta['targets']}", ""]
     fused = [name for name in impls if name.startswith("fused")]
     target_rows = [(r, name) for r in rows for name in fused if r.get(f"{name}_target_applies")]
     if not fused:

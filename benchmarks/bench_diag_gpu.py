@@ -1,4 +1,4 @@
-"""GPU benchmark of the diagonal op (DESIGN.md section 8).
+"""GPU benchmark of the diagonal op (docs/design.md, "Performance").
 
 For N = 2^12 .. 2^28 elements, float32 and bfloat16: forward, backward and forward+backward of
 the fused op (its best backend, and the Triton backend beside it when both run) against eager

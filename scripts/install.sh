@@ -11,7 +11,7 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install --quiet "torch==${FUSED_REPARAM_TORCH_VERSION:-2.13.0}"
 fi
 "$PY" -m pip install --quiet "setuptools>=64" wheel ninja
-# The main job (python -m fused_reparam.demo) trains on scikit-learn's bundled digits data.
+# The demo (python -m fused_reparam.demo) trains on scikit-learn's bundled digits data.
 "$PY" -m pip install --quiet scikit-learn
 if [ "${1:-}" = "--test" ]; then
   "$PY" -m pip install --quiet pytest numpy triton ruff

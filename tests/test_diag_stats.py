@@ -1,5 +1,5 @@
 """Statistics of the op's noise on every backend: moments, Kolmogorov-Smirnov, 4-sigma tails,
-no correlation between neighbours or between calls (DESIGN.md section 7)."""
+no correlation between neighbours or between calls."""
 
 from __future__ import annotations
 

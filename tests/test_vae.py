@@ -1,4 +1,4 @@
-"""The digits VAE (fused_reparam.vae) and the main job's CLI (fused_reparam.demo): the ELBO
+"""The digits VAE (fused_reparam.vae) and the demo's CLI (fused_reparam.demo): the ELBO
 uses the fused KL, the fused op and the reference train to the same ELBO, the PNG writer
 writes valid files, and the demo runs end to end."""
 

@@ -2,7 +2,7 @@
 
 ``sample_diag(mu, logvar)`` draws ``z = mu + exp(0.5 * logvar) * eps`` and
 ``sample_chol(mu, scale_tril)`` draws ``z = mu + L @ eps``, with the noise made inside the
-kernel and regenerated in backward. See README.md and DESIGN.md.
+kernel and regenerated in backward. See README.md and docs/design.md.
 """
 
 from . import distributions, nn

@@ -1,4 +1,4 @@
-"""Backend choice (DESIGN.md section 5).
+"""Backend choice (docs/design.md, "Backends").
 
 `backend="auto"` picks the compiled CUDA kernels for CUDA tensors (else Triton, else the
 reference) and the compiled C++ kernels for CPU tensors (else the reference), warning once

@@ -1,4 +1,4 @@
-"""Stream identities (seed, offset): two unsigned 64-bit integers (DESIGN.md section 4).
+"""Stream identities (seed, offset): two unsigned 64-bit integers (docs/design.md).
 
 In tensors they travel as int64 bit patterns, `seed_offset = [seed, offset]`.
 """

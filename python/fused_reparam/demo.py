@@ -1,4 +1,4 @@
-"""The main job: train a VAE on scikit-learn's digits with the fused op, time it against the
+"""The demo: train a VAE on scikit-learn's digits with the fused op, time it against the
 pure-PyTorch reference, and save a picture of reconstructions and samples.
 
 Run: python -m fused_reparam.demo [--epochs 40] [--latent 8] [--device cpu|cuda]

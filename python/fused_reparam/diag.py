@@ -51,7 +51,7 @@ def sample_diag(
         generator: torch.Generator to draw the stream from (default: the device's default
             generator, so ``torch.manual_seed`` is respected).
         seed: explicit stream seed in [0, 2**64): the same (seed, offset) gives the same noise
-            on every backend (DESIGN.md section 4).
+            on every backend (docs/design.md, "The noise contract").
         offset: stream offset in [0, 2**64), used with ``seed``.
         backend: "auto", "cpu", "cuda", "triton" or "reference" (see README, "Backends").
         return_stats: also return, from the same pass, ``kl = 0.5 * sum(mu^2 + sigma^2 - 1

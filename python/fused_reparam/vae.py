@@ -1,6 +1,6 @@
 """A small MLP VAE on scikit-learn's bundled digits (8x8 images), trained with the fused op.
 
-The model behind the main job (``python -m fused_reparam.demo``), importable on its own:
+The model behind the demo (``python -m fused_reparam.demo``), importable on its own:
 
     >>> from fused_reparam.vae import load_digits_data, train_vae
     >>> train_x, test_x = load_digits_data()

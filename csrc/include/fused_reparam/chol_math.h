@@ -1,4 +1,4 @@
-// Per-row formulas of the Cholesky op z = mu + L eps (DESIGN.md section 3), shared by the C++
+// Per-row formulas of the Cholesky op z = mu + L eps (docs/design.md), shared by the C++
 // and CUDA kernels. Only the lower triangle of L is ever read. F is the compute type (float
 // for half types, double for double); T the storage type of L.
 #pragma once

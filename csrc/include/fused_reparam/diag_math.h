@@ -1,4 +1,4 @@
-// Per-element formulas of the diagonal Gaussian op (DESIGN.md section 3), shared by every
+// Per-element formulas of the diagonal Gaussian op (docs/design.md), shared by every
 // C++ and CUDA kernel. F is the compute type (float for half types) or a SIMD vector of it.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Uniforms and Box-Muller of the noise contract (DESIGN.md section 4), generic over the
+// Uniforms and Box-Muller of the noise contract (docs/design.md), generic over the
 // compute type F: float or double on host and device, or a CPU SIMD vector of them.
 //
 // A type F plugs in by specializing MathOps<F> (log, sqrt, sin, cos, exp, and the exact

@@ -1,4 +1,4 @@
-// The VAE extras of both ops (DESIGN.md section 3), shared by every C++ and CUDA kernel: per
+// The VAE extras of both ops (docs/design.md), shared by every C++ and CUDA kernel: per
 // element terms that a kernel sums over a row, the row's finish, and the gradient terms of
 // the fused backward. F is the compute type (float for half types, double for double) or a
 // SIMD vector of it; S its scalar type.

@@ -1,4 +1,4 @@
-"""The VAE extras of both ops in plain PyTorch (DESIGN.md section 3): per row of the sample,
+"""The VAE extras of both ops in plain PyTorch (docs/design.md): per row of the sample,
 KL(q || N(0, I)) and log q(z), with z. The ground truth of the fused `*_rsample_stats` ops,
 and, through torch autograd, of their gradients.
 
