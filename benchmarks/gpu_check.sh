@@ -97,7 +97,9 @@ stage_test() {
   # Parallel workers share the GPU and overlap the Triton and Inductor compiles.
   "$PY" -c "import xdist" 2>/dev/null && extra+=(-n 8)
   "$PY" -c "import pytest_timeout" 2>/dev/null && extra+=(--timeout 150)
-  timeout "$budget" "$PY" -m pytest -q -rfEs -p no:cacheprovider "${extra[@]}" "${ids[@]}"
+  # SIGINT at the cap: pytest stops and still reports what failed so far.
+  timeout -s INT -k 15 "$budget" "$PY" -m pytest -q -rfEs --durations=15 -p no:cacheprovider \
+    "${extra[@]}" "${ids[@]}"
 }
 
 stage_bench() {
