@@ -365,6 +365,19 @@ def test_triton_small_tiles_forced(d, block_d, gen, monkeypatch):
 
 
 @needs_triton
+def test_triton_row_blocks_by_tiles(gen, monkeypatch):
+    """Five row blocks of two rows by three 4-wide tiles: each program finds its (row block,
+    tile) from its one grid index (row block fastest)."""
+    from fused_reparam._triton import chol_ops
+
+    monkeypatch.setattr(chol_ops, "MAX_BLOCK_D", 4)
+    monkeypatch.setattr(chol_ops, "_TILE", 32)
+    mu = randn((5, 1, 9), torch.float32, "cpu", gen)
+    L = randn((2, 9, 9), torch.float32, "cpu", gen, scale=0.3)
+    _check_against_reference(mu, L, torch.float32)
+
+
+@needs_triton
 def test_triton_many_interleaved_batch_dims(gen):
     """Five batch dims that do not merge: the kernel's four-dim batch index falls back to
     dense copies of mu (and then L)."""

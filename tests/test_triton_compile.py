@@ -196,3 +196,48 @@ def test_diag_stats_kernels_compile_for_the_gpu(
         # 16-byte loads.
         assert len(re.findall(r"st\.global\.v4\.b32", ptx)) >= 1, "no 16-byte stores"
         assert len(re.findall(r"ld\.global(?:\.nc)?\.v4\.b32", ptx)) >= 2, "no 16-byte loads"
+
+
+def _rounded_product_exps(ptx: str) -> int:
+    """How many ex2.approx take x * log2(e) rounded to float32 (a `mul` by 0f3FB8AA3B): tl.exp's
+    float32 lowering, whose error grows with |x|. A precise exp reduces the argument exactly
+    (fma with log2(e) in two parts) before its ex2.approx."""
+    products = set(re.findall(r"mul(?:\.rn)?(?:\.ftz)?\.f32\s+(%r\d+), %r\d+, 0f3FB8AA3B;", ptx))
+    operands = re.findall(r"ex2\.approx(?:\.ftz)?\.f32\s+%r\d+, (%r\d+);", ptx)
+    return sum(op in products for op in operands)
+
+
+def _stats(which: str, has_eps: bool) -> dict:
+    extra = {"NEED_GRAD_EPS": has_eps} if which == "backward" else {}
+    return dict(NDIM=1, HAS_EPS=has_eps, IDX64=False, BLOCK_R=8, BLOCK_D=256, ALIGNED4=True,
+                F64=False, **extra)  # fmt: skip
+
+
+# The float32 kernels that compute sigma = exp(0.5 * logvar), stream and explicit eps.
+SIGMA_KERNELS = {
+    "diag_forward-stream": (diag_kernels.diag_forward_kernel, _fwd("f32", False, True, 1, False)),
+    "diag_forward-eps": (diag_kernels.diag_forward_kernel, _fwd("f32", True, False, 2, False)),
+    "diag_backward-stream": (diag_kernels.diag_backward_kernel, _bwd("f32", False, True, 1, False)),
+    "diag_backward-eps": (diag_kernels.diag_backward_kernel, _bwd("f32", True, False, 3, False)),
+    "diag_stats_forward-stream": (
+        stats_kernels.diag_stats_forward_kernel,
+        _stats("forward", False),
+    ),
+    "diag_stats_forward-eps": (stats_kernels.diag_stats_forward_kernel, _stats("forward", True)),
+    "diag_stats_backward-stream": (
+        stats_kernels.diag_stats_backward_kernel,
+        _stats("backward", False),
+    ),
+    "diag_stats_backward-eps": (stats_kernels.diag_stats_backward_kernel, _stats("backward", True)),
+}
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+@pytest.mark.parametrize("name", list(SIGMA_KERNELS))
+def test_float32_sigma_is_a_precise_exp(arch, name):
+    """sigma = exp(0.5 * logvar) in float32 is libdevice's exp (the C++ and CUDA ops' expf), not
+    ex2.approx of a rounded product (2e-6 relative error at |logvar| = 80)."""
+    kernel, constexprs = SIGMA_KERNELS[name]
+    ptx = _compile(kernel, "f32", arch, False, constexprs).asm["ptx"]
+    assert "ex2.approx" in ptx, "no exp in the kernel"
+    assert _rounded_product_exps(ptx) == 0, "exp compiled to ex2.approx(x * log2(e))"

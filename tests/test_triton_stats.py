@@ -163,6 +163,20 @@ def test_chol_small_tiles_forced(d, block_d, gen, monkeypatch):
     _check_chol(mu, L, gen)
 
 
+def test_row_blocks_by_tiles(gen, monkeypatch):
+    """Five row blocks of two rows by three tiles (D = 11 in 4-wide tiles): each backward
+    program finds its (row block, tile) from its one grid index, row block fastest."""
+    from fused_reparam._triton import chol_ops, stats_ops
+
+    monkeypatch.setattr(stats_ops, "DIAG_MAX_BLOCK_D", 4)
+    monkeypatch.setattr(stats_ops, "DIAG_TILE", 8)
+    monkeypatch.setattr(chol_ops, "MAX_BLOCK_D", 4)
+    monkeypatch.setattr(chol_ops, "_TILE", 32)
+    mu = randn((5, 1, 11), torch.float32, "cpu", gen)
+    _check_diag(mu, randn((2, 11), torch.float32, "cpu", gen, scale=0.5), gen)
+    _check_chol(mu, _chol_factor((2, 11, 11), torch.float32, gen), gen)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_chol_d130_loops_over_tiles(dtype, gen):
     """D = 130: three 64-wide tiles of the default size, one L shared by both rows."""

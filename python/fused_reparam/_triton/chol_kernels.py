@@ -1,19 +1,20 @@
 """Triton kernels of the Cholesky op z = mu + L eps: one pass forward, one pass backward.
 
 A program covers BLOCK_R sample rows and one tile t of BLOCK_D indices of the event dim
-(grid: row blocks x tiles). Tiles of L are [BLOCK_R, BLOCK_D, BLOCK_D] (rows x i x j), loaded
-with the lower-triangle mask j <= i < d: the upper triangle is never read. For D up to
-BLOCK_D (small D) one tile covers a whole L and a program handles many rows; for larger D a
-program loops over the tiles of its row or column panel, so registers stay bounded for any D.
+(row blocks x tiles programs, all in grid dim 0: _program_rows). Tiles of L are
+[BLOCK_R, BLOCK_D, BLOCK_D] (rows x i x j), loaded with the lower-triangle mask j <= i < d:
+the upper triangle is never read. For D up to BLOCK_D (small D) one tile covers a whole L
+and a program handles many rows; for larger D a program loops over the tiles of its row or
+column panel, so registers stay bounded for any D.
 
 - forward, tile t: z[r, i in t] = mu + sum over column tiles jt <= t of L[r, i, jt] eps[r, jt].
 - backward, tile t: grad_L[r, i in t, :] = g[r, i] eps[r, j] (j <= i, zeros above), and
   grad_eps[r, j in t] = sum over row tiles it >= t of L[r, it, j]^T g[r, it]. Each output
   element is written by exactly one program (no atomics, deterministic).
-- STATS (the ops with VAE extras, stats_ops.py): the forward program owns whole rows (grid:
-  row blocks x 1) and loops over their tiles, summing each row's extras in registers as it
-  goes: |tril L|^2 from the L tiles it loads anyway, |mu|^2, |eps|^2 of the diagonal tiles
-  and log|L_ii|. The backward keeps its grid and adds the extras' gradients to the outputs
+- STATS (the ops with VAE extras, stats_ops.py): the forward program owns whole rows (one
+  program a row block) and loops over their tiles, summing each row's extras in registers as
+  it goes: |tril L|^2 from the L tiles it loads anyway, |mu|^2, |eps|^2 of the diagonal tiles
+  and log|L_ii|. The backward keeps its programs and adds the extras' gradients to the outputs
   it writes, plus grad_mu (formulas of csrc/include/fused_reparam/stats_math.h).
 
 Operands are read at per-row batch offsets (the broadcast batch shape collapsed to at most
@@ -105,12 +106,18 @@ def _lower_tile(l_ptr, l_off, l_si, l_sj, row_ok, i, j, d, F64: tl.constexpr):
 
 @triton.jit
 def _program_rows(rows_total, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, IDX64: tl.constexpr):
-    """(sample rows [BLOCK_R], their mask, tile index t, tile's indices [BLOCK_D])."""
-    pid_r = tl.program_id(0)
-    t = tl.program_id(1)
+    """(sample rows [BLOCK_R], their mask, tile index t, tile's indices [BLOCK_D]).
+
+    Programs are numbered row block fastest, then tile (so programs running together read the
+    same tiles of a shared operand), all in grid dim 0: dims 1 and 2 hold at most 65535 on
+    CUDA, fewer than the tiles of a long row; dim 0 holds 2**31 - 1, more than any sample that
+    fits in memory needs."""
+    pid = tl.program_id(0)
     if IDX64:
-        pid_r = pid_r.to(tl.int64)
-        t = t.to(tl.int64)
+        pid = pid.to(tl.int64)
+    row_blocks = tl.cdiv(rows_total, BLOCK_R)
+    pid_r = pid % row_blocks
+    t = pid // row_blocks
     rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
     return rows, rows < rows_total, t, t * BLOCK_D + tl.arange(0, BLOCK_D)
 
@@ -172,7 +179,7 @@ def chol_forward_kernel(
     """z[r, i] = mu[r, i] + sum_{j <= i} L[r, i, j] eps[r, j] for the rows and tile (of i)
     of this program; eps is read, or made from the stream [seed, offset] at so_ptr.
 
-    STATS (grid: row blocks x 1): the program loops over every tile of its rows and also
+    STATS (one program a row block): the program loops over every tile of its rows and also
     stores, per row, kl = 0.5 * (sum_{j <= i} L_ij^2 + |mu|^2 - D) - ld and
     log_q = -0.5 * |eps|^2 - ld - 0.5 * D * log(2 pi), ld = sum_i log|L_ii| (kl_ptr, lq_ptr
     are unused otherwise)."""
@@ -187,7 +194,7 @@ def chol_forward_kernel(
     else:
         seed = tl.load(so_ptr)
         offset = tl.load(so_ptr + so_stride)
-    if tl.program_id(0) + tl.program_id(1) == 0:
+    if tl.program_id(0) == 0:
         # The stream used (zeros for an explicit eps), so backward regenerates the same eps;
         # written here rather than by a separate fill or copy launch.
         tl.store(used_ptr, seed)

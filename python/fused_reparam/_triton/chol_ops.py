@@ -21,7 +21,7 @@ from .. import _checks
 from .._chol_autograd import register_chol_op_pair
 from . import layout as _layout
 from .chol_kernels import chol_backward_kernel, chol_forward_kernel
-from .diag_ops import _check_seed_offset
+from .diag_ops import _check_seed_offset, unused_pointer
 
 FORWARD = "fused_reparam::triton_chol_rsample"
 BACKWARD = "fused_reparam::triton_chol_rsample_backward"
@@ -172,8 +172,9 @@ class _KernelArgs:
         views = [_BatchView(t, 2 if k == 1 else 1) for k, t in enumerate(ops)]
         return _layout.collapse(batch, views)
 
-    def grid(self) -> tuple[int, int]:
-        return (triton.cdiv(self.rows, self.block_r), self.tiles)
+    def grid(self) -> tuple[int]:
+        """Row blocks x tiles programs, all in grid dim 0 (chol_kernels._program_rows)."""
+        return (triton.cdiv(self.rows, self.block_r) * self.tiles,)
 
     def launch_args(self) -> list:
         return [self.rows, self.d, self.so_stride, *self.sizes, *self.strides, *self.row_strides]
@@ -206,9 +207,10 @@ def triton_chol_rsample(
         used = seed_offset.reshape(2).clone() if eps is None else mu.new_zeros(2, dtype=torch.int64)
         return z, used
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
-    a = _KernelArgs(shape, mu, scale_tril, eps, seed_offset, placeholder=used, grad_l=False)
+    unused = unused_pointer(mu)
+    a = _KernelArgs(shape, mu, scale_tril, eps, seed_offset, placeholder=unused, grad_l=False)
     wrap_triton(chol_forward_kernel)[a.grid()](
-        z, a.first, a.l, a.eps, a.so, used, *a.launch_args(), *_no_stats_forward(z),
+        z, a.first, a.l, a.eps, a.so, used, *a.launch_args(), *_no_stats_forward(unused),
         STATS=False, **a.constexprs(),
     )  # fmt: skip
     return z, used
@@ -240,11 +242,12 @@ def triton_chol_rsample_backward(
                            device=grad_z.device)  # fmt: skip
     if grad_z.numel() == 0:
         return grad_l, grad_eps
-    a = _KernelArgs(shape, grad_z, scale_tril, eps, seed_offset, placeholder=grad_l,
+    unused = unused_pointer(grad_z)
+    a = _KernelArgs(shape, grad_z, scale_tril, eps, seed_offset, placeholder=unused,
                     grad_l=True)  # fmt: skip
     wrap_triton(chol_backward_kernel)[a.grid()](
-        grad_l, grad_eps if need_grad_eps else grad_l, a.first, a.l, a.eps, a.so,
-        *a.launch_args(), *_no_stats_backward(grad_l), NEED_GRAD_EPS=need_grad_eps,
+        grad_l, grad_eps if need_grad_eps else unused, a.first, a.l, a.eps, a.so,
+        *a.launch_args(), *_no_stats_backward(unused), NEED_GRAD_EPS=need_grad_eps,
         STATS=False, **a.constexprs(),
     )  # fmt: skip
     return grad_l, grad_eps

@@ -12,6 +12,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from . import precise
 from .casts import to_element_type
 from .noise import stream_normals
 
@@ -100,7 +101,7 @@ def diag_forward_kernel(
         # written here rather than by a separate fill or copy launch.
         tl.store(used_ptr, seed)
         tl.store(used_ptr + 1, offset)
-    z = mu + tl.exp(0.5 * lv) * eps
+    z = mu + precise.exp(0.5 * lv) * eps
     tl.store(z_ptr + idx, to_element_type(z, z_ptr), mask=mask)
 
 
@@ -124,7 +125,7 @@ def diag_backward_kernel(
     eps, _seed, _offset_used = _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3,
                                     eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, HAS_EPS, NDIM,
                                     GROUPS, F64)  # fmt: skip
-    g_sigma = g * tl.exp(0.5 * lv)
+    g_sigma = g * precise.exp(0.5 * lv)
     tl.store(glv_ptr + idx, to_element_type(0.5 * g_sigma * eps, glv_ptr), mask=mask)
     if NEED_GRAD_EPS:
         tl.store(geps_ptr + idx, to_element_type(g_sigma, geps_ptr), mask=mask)

@@ -46,6 +46,19 @@ def _grid(numel: int) -> tuple[int]:
     return (triton.cdiv(numel, 4 * _GROUPS),)
 
 
+def unused_pointer(like: torch.Tensor) -> torch.Tensor:
+    """A 1-element tensor for the pointer arguments a launch never reads or writes (an absent
+    eps, seed_offset, grad_eps, ...), one a launch for all of them.
+
+    Not one of the op's inputs or outputs: torch.compile functionalizes a triton_op's launch
+    by the arguments it finds the kernel writing (all of them when its analysis fails), and an
+    output also passed as another argument could come back as that argument's unwritten copy.
+    Unused pointers sit behind constexpr branches, so the dtype (`like`'s) only keys the
+    compiled variant.
+    """
+    return torch.empty(1, dtype=like.dtype, device=like.device)
+
+
 def _check_seed_offset(seed_offset: torch.Tensor, like: torch.Tensor, where: str) -> None:
     if seed_offset.dtype != torch.int64 or seed_offset.numel() != 2:
         raise RuntimeError(
@@ -128,7 +141,7 @@ def triton_diag_rsample(
         used = seed_offset.reshape(2).clone() if eps is None else mu.new_zeros(2, dtype=torch.int64)
         return z, used
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
-    a = _KernelArgs(shape, mu, logvar, eps, seed_offset, placeholder=used)
+    a = _KernelArgs(shape, mu, logvar, eps, seed_offset, placeholder=unused_pointer(mu))
     wrap_triton(diag_forward_kernel)[_grid(z.numel())](
         z, a.first, a.logvar, a.eps, a.so, used, z.numel(), a.so_stride, *a.sizes, *a.strides,
         NDIM=a.ndim, MU_CONTIG=a.contig[0], LV_CONTIG=a.contig[1], EPS_CONTIG=a.contig[2],
@@ -162,9 +175,10 @@ def triton_diag_rsample_backward(
                            device=grad_z.device)  # fmt: skip
     if grad_logvar.numel() == 0:
         return grad_logvar, grad_eps
-    a = _KernelArgs(shape, grad_z, logvar, eps, seed_offset, placeholder=grad_logvar)
+    unused = unused_pointer(grad_z)
+    a = _KernelArgs(shape, grad_z, logvar, eps, seed_offset, placeholder=unused)
     wrap_triton(diag_backward_kernel)[_grid(grad_logvar.numel())](
-        grad_logvar, grad_eps if need_grad_eps else grad_logvar, a.first, a.logvar, a.eps, a.so,
+        grad_logvar, grad_eps if need_grad_eps else unused, a.first, a.logvar, a.eps, a.so,
         grad_logvar.numel(), a.so_stride, *a.sizes, *a.strides,
         NDIM=a.ndim, G_CONTIG=a.contig[0], LV_CONTIG=a.contig[1], EPS_CONTIG=a.contig[2],
         HAS_EPS=a.has_eps, NEED_GRAD_EPS=need_grad_eps, IDX64=a.idx64, GROUPS=_GROUPS,

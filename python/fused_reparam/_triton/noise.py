@@ -1,4 +1,4 @@
-"""The noise contract (DESIGN.md section 4) in Triton: four normals per Philox call.
+"""The noise contract (docs/design.md) in Triton: four normals per Philox call.
 
 `tl.philox(seed, c0, c1, c2, c3)` is Philox4x32-10 with key (lo32(seed), hi32(seed)), the
 contract's block function; the uniforms and Box-Muller below are the contract's formulas,

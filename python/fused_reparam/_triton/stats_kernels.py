@@ -5,8 +5,8 @@ pass backward.
 A program covers BLOCK_R sample rows as [BLOCK_R, BLOCK_D] tiles of the event dim. The
 forward program owns whole rows: it loops over their D tiles, storing z and summing each
 row's extras in registers, then stores kl and log_q of its rows (no atomics, no second
-launch). The backward needs no row sums (grad_kl and grad_log_q are per row), so its grid is
-row blocks x D tiles, one tile a program.
+launch). The backward needs no row sums (grad_kl and grad_log_q are per row), so it runs
+row blocks x D tiles programs, one tile each (in grid dim 0: chol_kernels._program_rows).
 
 Operands are read as chol_kernels.py reads them: per-row batch offsets (the broadcast batch
 shape collapsed to at most four dims, stride 0 where broadcast; diag_kernels._offset) plus a
@@ -21,6 +21,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from . import precise
 from .casts import to_element_type
 from .chol_kernels import _LOG_2PI, _program_rows, _tile_eps
 from .diag_kernels import _offset
@@ -82,7 +83,7 @@ def diag_stats_forward_kernel(
         lv = _row_tile_load(lv_ptr, lv_off, lv_sj, mask, j, F64)
         eps = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, j0, d,
                         HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
-        sigma = tl.exp(0.5 * lv)
+        sigma = precise.exp(0.5 * lv)
         z = mu + sigma * eps
         tl.store(z_ptr + rows[:, None] * d + j[None, :], to_element_type(z, z_ptr), mask=mask)
         kl_sum += tl.sum(tl.where(mask, mu * mu + sigma * sigma - 1.0 - lv, 0.0), axis=1)
@@ -129,7 +130,7 @@ def diag_stats_backward_kernel(
     lv = _row_tile_load(lv_ptr, lv_off, lv_sj, mask, j, F64)
     eps = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, t * BLOCK_D, d,
                     HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
-    sigma = tl.exp(0.5 * lv)
+    sigma = precise.exp(0.5 * lv)
     g_sigma = g * sigma
     out = rows[:, None] * d + j[None, :]
     tl.store(gmu_ptr + out, to_element_type(g + gk * mu, gmu_ptr), mask=mask)

@@ -29,7 +29,7 @@ from . import chol_ops as _chol_ops
 from . import layout as _layout
 from .chol_kernels import chol_backward_kernel, chol_forward_kernel
 from .diag_ops import _check_inputs as _diag_ops_check_inputs
-from .diag_ops import _check_seed_offset
+from .diag_ops import _check_seed_offset, unused_pointer
 from .stats_kernels import diag_stats_backward_kernel, diag_stats_forward_kernel
 
 DIAG_FORWARD = "fused_reparam::triton_diag_rsample_stats"
@@ -154,6 +154,10 @@ class _RowArgs:
         else:
             self.so = seed_offset.reshape(2)
             self.so_stride = self.so.stride(0)
+
+    def grid(self, tiles: int) -> tuple[int]:
+        """Row blocks x `tiles` programs, all in grid dim 0 (chol_kernels._program_rows)."""
+        return (triton.cdiv(self.rows, self.block_r) * tiles,)
 
     def constexprs(self) -> dict:
         return dict(
@@ -282,9 +286,9 @@ def triton_diag_rsample_stats(
     log_q = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
     a = _RowArgs(shape, [(mu, "row"), (logvar, "row"), (eps, "row")],
-                 seed_offset if eps is None else None, used, DIAG_MAX_BLOCK_D, DIAG_TILE, 1,
-                 shape[-1])  # fmt: skip
-    wrap_triton(diag_stats_forward_kernel)[(triton.cdiv(a.rows, a.block_r),)](
+                 seed_offset if eps is None else None, unused_pointer(mu), DIAG_MAX_BLOCK_D,
+                 DIAG_TILE, 1, shape[-1])  # fmt: skip
+    wrap_triton(diag_stats_forward_kernel)[a.grid(1)](
         z, kl, log_q, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes,
         *_launch_strides(a), HAS_EPS=eps is not None, **a.constexprs(),
     )  # fmt: skip
@@ -321,12 +325,13 @@ def triton_diag_rsample_stats_backward(
                            device=grad_z.device)  # fmt: skip
     if shape.numel() == 0:
         return grad_mu, grad_logvar, grad_eps
+    unused = unused_pointer(grad_z)
     a = _RowArgs(shape, [(grad_z, "row"), (grad_kl, "one"), (grad_log_q, "one"), (mu, "row"),
                          (logvar, "row"), (eps, "row")],
-                 seed_offset if eps is None else None, grad_mu, DIAG_MAX_BLOCK_D, DIAG_TILE, 1,
+                 seed_offset if eps is None else None, unused, DIAG_MAX_BLOCK_D, DIAG_TILE, 1,
                  shape[-1])  # fmt: skip
-    wrap_triton(diag_stats_backward_kernel)[(triton.cdiv(a.rows, a.block_r), a.tiles)](
-        grad_mu, grad_logvar, grad_eps if need_grad_eps else grad_mu, *a.tensors, a.so,
+    wrap_triton(diag_stats_backward_kernel)[a.grid(a.tiles)](
+        grad_mu, grad_logvar, grad_eps if need_grad_eps else unused, *a.tensors, a.so,
         a.rows, a.d, a.so_stride, *a.sizes, *_launch_strides(a),
         HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, **a.constexprs(),
     )  # fmt: skip
@@ -352,10 +357,10 @@ def triton_chol_rsample_stats(
     log_q = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
     a = _RowArgs(shape, [(mu, "row"), (scale_tril, "mat"), (eps, "row")],
-                 seed_offset if eps is None else None, used, _chol_ops.MAX_BLOCK_D,
-                 _chol_ops._TILE, 2, shape[-1])  # fmt: skip
+                 seed_offset if eps is None else None, unused_pointer(mu),
+                 _chol_ops.MAX_BLOCK_D, _chol_ops._TILE, 2, shape[-1])  # fmt: skip
     # One program a row block, looping over the row's tiles (so the row sums stay in it).
-    wrap_triton(chol_forward_kernel)[(triton.cdiv(a.rows, a.block_r), 1)](
+    wrap_triton(chol_forward_kernel)[a.grid(1)](
         z, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes, *_launch_strides(a),
         kl, log_q, HAS_EPS=eps is not None, STATS=True, **a.constexprs(),
     )  # fmt: skip
@@ -394,13 +399,14 @@ def triton_chol_rsample_stats_backward(
                            device=grad_z.device)  # fmt: skip
     if shape.numel() == 0:
         return grad_mu, grad_l, grad_eps
+    unused = unused_pointer(grad_z)
     a = _RowArgs(shape, [(grad_z, "row"), (scale_tril, "mat"), (eps, "row"), (mu, "row"),
                          (grad_kl, "one"), (grad_log_q, "one")],
-                 seed_offset if eps is None else None, grad_l, _chol_ops.MAX_BLOCK_D,
+                 seed_offset if eps is None else None, unused, _chol_ops.MAX_BLOCK_D,
                  _chol_ops._TILE, 2, d * d)  # fmt: skip
     g, lt, e, m, gk, gq = a.tensors
-    wrap_triton(chol_backward_kernel)[(triton.cdiv(a.rows, a.block_r), a.tiles)](
-        grad_l, grad_eps if need_grad_eps else grad_l, g, lt, e, a.so,
+    wrap_triton(chol_backward_kernel)[a.grid(a.tiles)](
+        grad_l, grad_eps if need_grad_eps else unused, g, lt, e, a.so,
         a.rows, a.d, a.so_stride, *a.sizes,
         *_flat(a.batch_strides[:3]), *_flat(a.inner_strides[:3]),
         grad_mu, m, gk, gq, *_flat(a.batch_strides[3:]), *a.inner_strides[3],
