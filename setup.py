@@ -21,6 +21,7 @@ import glob
 import os
 import platform
 import shutil
+import sys
 
 from setuptools import find_packages, setup
 
@@ -93,12 +94,20 @@ def want_cuda() -> bool:
 def extensions() -> tuple[list, dict]:
     if MODE == "none":
         return [], {}
+    import torch
     from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+
+    # Objects live in a kept folder, not pip's temporary one, so ninja recompiles only what
+    # changed (it also tracks flags and headers); one folder per Python ABI and torch.
+    kept_temp = os.path.join(
+        ROOT, "build", f"ext-{sys.implementation.cache_tag}-{torch.__version__}"
+    )
 
     class BuildExtensionWithISA(BuildExtension):
         """Compiles the ISA-specific CPU kernel files with their flags, then links as usual."""
 
         def build_extension(self, ext) -> None:  # noqa: ANN001
+            self.build_temp = kept_temp
             objects = []
             for name in WIDE_ISAS:
                 flags = ISA_FLAGS[name]
@@ -116,8 +125,6 @@ def extensions() -> tuple[list, dict]:
             super().build_extension(ext)
 
     include_dirs = [os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc")]
-    import torch
-
     cxx = ["-O3", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
     link = []
     if torch._C.has_openmp:
@@ -154,6 +161,7 @@ ext_modules, cmdclass = extensions()
 setup(
     packages=find_packages("python"),
     package_dir={"": "python"},
+    package_data={"fused_reparam": ["py.typed"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     options={"bdist_wheel": {"py_limited_api": "cp310"}} if ext_modules else {},
