@@ -2,7 +2,7 @@
 # nvcc compile check (no GPU needed) of csrc/cuda/*.cu and tests/cpp/header_check.cu for sm_80
 # and sm_90, against torch's headers, as setup.py's CUDAExtension compiles them. Works with a
 # CPU-only torch: the one generated header such a torch lacks is stood in for below.
-# Usage: bash scripts/check_cuda.sh   (NVCC, PYTHON override the tools; MAX_JOBS nvcc threads)
+# Usage: bash scripts/check_cuda.sh   (NVCC, PYTHON override the tools; MAX_JOBS files at a time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -24,9 +24,9 @@ if [ "$found" = 0 ]; then
 fi
 
 # Torch 2.13's headers need C++20; the defines are those torch.utils.cpp_extension adds.
-# --threads runs the two architectures' device passes in parallel (a .cu that includes
-# ATen takes about a minute per file on 2 cores even so).
-flags=(-std=c++20 -O3 --expt-relaxed-constexpr -Xcompiler -fPIC --threads "${MAX_JOBS:-2}"
+# Files compile in parallel (MAX_JOBS at a time, each device pass on one thread): a .cu that
+# includes ATen spends most of a minute in the host compiler, which one file cannot share.
+flags=(-std=c++20 -O3 --expt-relaxed-constexpr -Xcompiler -fPIC
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
   -DFUSED_REPARAM_WITH_CUDA -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__
   -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__
@@ -35,15 +35,30 @@ for d in $torch_inc; do flags+=(-isystem "$d"); done
 
 shopt -s nullglob
 files=(csrc/cuda/*.cu tests/cpp/header_check.cu)
-echo "check_cuda: $("$NVCC" --version | tail -1), sm_80 + sm_90, ${#files[@]} file(s)"
-fail=0
-for f in "${files[@]}"; do
-  start=$SECONDS
-  if "$NVCC" "${flags[@]}" -c "$f" -o "$tmp/$(basename "$f").o"; then
+jobs=${MAX_JOBS:-2}
+echo "check_cuda: $("$NVCC" --version | tail -1), sm_80 + sm_90, ${#files[@]} file(s), $jobs at a time"
+compile() {
+  local f=$1 start=$SECONDS
+  if "$NVCC" "${flags[@]}" -c "$f" -o "$tmp/$(basename "$f").o" 2>"$tmp/$(basename "$f").err"; then
     echo "  ok    $f ($((SECONDS - start)) s)"
   else
     echo "  FAIL  $f" >&2
-    fail=1
+    cat "$tmp/$(basename "$f").err" >&2
+    return 1
   fi
+}
+fail=0
+running=0
+for f in "${files[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || fail=1
+    running=$((running - 1))
+  fi
+  compile "$f" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || fail=1
+  running=$((running - 1))
 done
 exit "$fail"

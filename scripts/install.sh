@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
-# Installs what fused_reparam needs and builds it in place: torch (only if missing: the local
-# CPU build torch==2.13.0 where it is offered; never a plain `torch`, which would pull a
-# multi-GB CUDA build), then the package with --no-build-isolation against that torch.
-# Usage: bash scripts/install.sh [--test]   (--test adds pytest, numpy, triton, ruff)
+# Installs what fused_reparam needs and builds it in place (editable): torch (only if missing:
+# the CPU build torch==2.13.0; never a plain `torch`, which would pull a multi-GB CUDA build),
+# then the package with --no-build-isolation against that torch. Run it in a virtual
+# environment. Compiled objects are kept in build/, so a rebuild compiles only what changed.
+# Usage: bash scripts/install.sh [--test]   (--test adds what the tests need: pytest, numpy,
+# triton, ruff, build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+start=$SECONDS
+say() { printf '[install %4ds] %s\n' "$((SECONDS - start))" "$*"; }
 
 if ! "$PY" -c "import torch" 2>/dev/null; then
-  "$PY" -m pip install --quiet "torch==${FUSED_REPARAM_TORCH_VERSION:-2.13.0}"
+  version=${FUSED_REPARAM_TORCH_VERSION:-2.13.0}
+  say "installing torch==$version (CPU build)"
+  "$PY" -m pip install --quiet "torch==$version"
 fi
-"$PY" -m pip install --quiet "setuptools>=64" wheel ninja
-# The demo (python -m fused_reparam.demo) trains on scikit-learn's bundled digits data.
-"$PY" -m pip install --quiet scikit-learn
+say "build tools and the demo's scikit-learn"
+"$PY" -m pip install --quiet "setuptools>=77" wheel ninja scikit-learn
 if [ "${1:-}" = "--test" ]; then
-  "$PY" -m pip install --quiet pytest numpy triton ruff
+  say "test tools: pytest, numpy, triton, ruff, build"
+  "$PY" -m pip install --quiet pytest numpy triton ruff build
 fi
-MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" -m pip install --quiet --no-build-isolation -e .
+
+jobs=${MAX_JOBS:-$(nproc)}
+say "building fused_reparam with $jobs jobs (a first build takes a few minutes on 2 cores)"
+# pip -v shows ninja's "[k/n] compile" lines: print just those, as progress.
+MAX_JOBS=$jobs "$PY" -m pip install -v --no-build-isolation --no-deps -e . 2>&1 |
+  awk '/^ *\[[0-9]+\/[0-9]+\] /{ for (i = NF; i > 0; i--) if ($i ~ /\.(cpp|cu)$/) {
+         f = $i; sub(/.*\/csrc\//, "csrc/", f); printf "  %s %s\n", $1, f; fflush(); break } }
+       /error|Error|ERROR/{ print; fflush() }' || {
+  say "build failed: rerun with 'MAX_JOBS=$jobs $PY -m pip install -v --no-build-isolation -e .'"
+  exit 1
+}
+say "done"
 "$PY" -c "import fused_reparam, torch; print('fused_reparam', fused_reparam.__version__, \
 '| torch', torch.__version__, '| compiled extension:', fused_reparam.has_extension(), \
 '| backends on cpu:', fused_reparam.available_backends('cpu'))"

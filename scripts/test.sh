@@ -1,45 +1,85 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): installs and builds, then runs ruff, the
-# nvcc compile check of the CUDA code, the Triton compile check, the GPU check's dry run, the
-# C++ tests (ctest) and the Python tests (pytest; without a GPU the Triton kernels run in the
-# Triton interpreter).
-# Fails on the first failure. Usage: bash scripts/test.sh [extra pytest args]
+# The project's test command (README, .ci/run): installs and builds, then runs every stage and
+# fails on the first failure. Stages, in order:
+#   install   scripts/install.sh --test (editable build, incremental)
+#   ruff      lint and format check
+#   nvcc      compile check of the CUDA code for sm_80 and sm_90 (scripts/check_cuda.sh)
+#   triton    Triton compile check for sm_80 and sm_90 (tests/test_triton_compile.py)
+#   gpu-dry   the GPU check's dry run (benchmarks/gpu_check.sh --dry-run)
+#   ctest     the C++ tests (scripts/run_ctest.sh)
+#   package   wheel and sdist installed into fresh venvs (scripts/check_package.sh)
+#   pytest    the Python tests; without a GPU the Triton kernels run in the Triton interpreter
+# Usage: bash scripts/test.sh [STAGE...] [-- PYTEST_ARGS...]   (default: every stage)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+ALL=(install ruff nvcc triton gpu-dry ctest package pytest)
 
-step() { printf '\n== %s ==\n' "$*"; }
+stages=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --) shift; break ;;
+    install | ruff | nvcc | triton | gpu-dry | ctest | package | pytest) stages+=("$1"); shift ;;
+    *) echo "test.sh: unknown stage '$1' (stages: ${ALL[*]}; pytest arguments after --)" >&2
+       exit 2 ;;
+  esac
+done
+[ ${#stages[@]} -eq 0 ] && stages=("${ALL[@]}")
+wanted() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
-step "install"
-bash scripts/install.sh --test
+start=$SECONDS
+step() { printf '\n== %s == (%d s so far)\n' "$*" "$((SECONDS - start))"; }
 
-step "ruff"
-"$PY" -m ruff check python tests benchmarks setup.py
-"$PY" -m ruff format --check python tests benchmarks setup.py
-
-step "nvcc compile check (sm_80, sm_90)"
-if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
-  bash scripts/check_cuda.sh
-elif [ -n "${CI:-}" ]; then
-  echo "nvcc not found: CI must compile-check the CUDA code" >&2
-  exit 1
-else
-  echo "nvcc not found: skipped (CI runs it)"
+if wanted install; then
+  step "install"
+  bash scripts/install.sh --test
 fi
 
-step "Triton compile check (sm_80, sm_90)"
-env -u TRITON_INTERPRET "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_compile.py
-
-step "GPU check dry run (test selection collected, benchmarks and kernel driver on the CPU)"
-OUT=$(mktemp -d) bash benchmarks/gpu_check.sh --dry-run
-
-step "C++ tests (CMake + ctest)"
-bash scripts/run_ctest.sh
-
-step "pytest"
-if "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  "$PY" -m pytest -q "$@"
-else
-  # No GPU: the Triton backend runs on CPU tensors in the Triton interpreter.
-  TRITON_INTERPRET=1 "$PY" -m pytest -q "$@"
+if wanted ruff; then
+  step "ruff"
+  "$PY" -m ruff check python tests benchmarks setup.py
+  "$PY" -m ruff format --check python tests benchmarks setup.py
 fi
+
+if wanted nvcc; then
+  step "nvcc compile check (sm_80, sm_90)"
+  if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+    bash scripts/check_cuda.sh
+  elif [ -n "${CI:-}" ]; then
+    echo "nvcc not found: CI must compile-check the CUDA code" >&2
+    exit 1
+  else
+    echo "nvcc not found: skipped (CI runs it)"
+  fi
+fi
+
+if wanted triton; then
+  step "Triton compile check (sm_80, sm_90)"
+  env -u TRITON_INTERPRET "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_compile.py
+fi
+
+if wanted gpu-dry; then
+  step "GPU check dry run (test selection collected, benchmarks and kernel driver on the CPU)"
+  OUT=$(mktemp -d) bash benchmarks/gpu_check.sh --dry-run
+fi
+
+if wanted ctest; then
+  step "C++ tests (CMake + ctest)"
+  bash scripts/run_ctest.sh
+fi
+
+if wanted package; then
+  step "wheel and sdist, each installed into a fresh venv outside the source tree"
+  bash scripts/check_package.sh
+fi
+
+if wanted pytest; then
+  step "pytest"
+  if "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    "$PY" -m pytest -q "$@"
+  else
+    # No GPU: the Triton backend runs on CPU tensors in the Triton interpreter.
+    TRITON_INTERPRET=1 "$PY" -m pytest -q "$@"
+  fi
+fi
+step "done"
