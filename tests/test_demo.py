@@ -15,7 +15,7 @@ import torch
 
 pytest.importorskip("sklearn", reason="the digits data needs scikit-learn")
 
-from fused_reparam import _png, demo
+from fused_reparam import _demo_cli, _demo_sampling, _png, demo
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ def run_with_bad_flags(argv: list[str], capsys) -> str:
         (["--latent", "0"], "argument --latent: must be an integer >= 1, got 0"),
         (["--batch-size", "-3"], "argument --batch-size: must be an integer >= 1, got -3"),
         (["--threads", "-1"], "argument --threads: must be an integer >= 0, got -1"),
-        (["--seed", "-1"], f"argument --seed: must be an integer in [0, {demo.SEED_MAX}]"),
+        (["--seed", "-1"], f"argument --seed: must be an integer in [0, {_demo_cli.SEED_MAX}]"),
         (["--bench-rows", "0"], "argument --bench-rows: must be an integer in [1, 65536]"),
         (["--bench-rows", "65537"], "argument --bench-rows: must be an integer in [1, 65536]"),
         (["--device", "bogus"], "argument --device: invalid choice: 'bogus'"),
@@ -85,7 +85,7 @@ def test_cuda_without_a_gpu_is_an_error_not_a_fallback(no_work, monkeypatch, cap
 
 def test_default_device_is_cpu_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert demo.resolve_device(demo.build_parser(), None) == torch.device("cpu")
+    assert _demo_cli.resolve_device(_demo_cli.build_parser(), None) == torch.device("cpu")
 
 
 def test_out_that_is_a_folder_is_an_error(tmp_path, no_work, capsys):
@@ -136,7 +136,7 @@ def test_bad_flag_exit_code_from_the_command_line():
 
 
 def made_up_result(rows: int, cols: int, fused: float, eager: float, dist: float):
-    return demo.SizeResult(
+    return _demo_sampling.SizeResult(
         rows, cols, {"fused": fused, "eager": eager, "distributions": dist}, 1e-6, 2e-5, 3e-7
     )
 
@@ -146,7 +146,7 @@ def test_sampling_table_rows_and_columns():
         made_up_result(64, 8, 34e-6, 29e-6, 68e-6),
         made_up_result(4096, 256, 5e-3, 1e-2, 2e-2),
     ]
-    lines = demo.format_sampling_table(results, "sample_diag (cpu)")
+    lines = _demo_sampling.format_sampling_table(results, "sample_diag (cpu)")
     assert lines[0].split() == ["size", "implementation", "fwd+bwd", "speed-up", "|dz|", "|dkl|",
                                 "|dgrad|"]  # fmt: skip
     assert len(lines) == 1 + 2 * 4
@@ -165,39 +165,39 @@ def test_sampling_table_rows_and_columns():
 
 
 def test_speedup_text_says_slower():
-    assert demo.speedup_text(1.0, 0.85) == "0.85x (slower)"
-    assert demo.speedup_text(2.0, 1.0) == "0.50x (slower)"
-    assert demo.speedup_text(1.0, 1.0) == "1.00x"
-    assert demo.speedup_text(1.0, 3.456) == "3.46x"
+    assert _demo_sampling.speedup_text(1.0, 0.85) == "0.85x (slower)"
+    assert _demo_sampling.speedup_text(2.0, 1.0) == "0.50x (slower)"
+    assert _demo_sampling.speedup_text(1.0, 1.0) == "1.00x"
+    assert _demo_sampling.speedup_text(1.0, 3.456) == "3.46x"
 
 
 def test_format_time_and_size_label():
-    assert demo.format_time(34.4e-6) == "34.4 us"
-    assert demo.format_time(0.9996e-3) == "1.00 ms"
-    assert demo.format_time(12.34e-3) == "12.3 ms"
-    assert demo.format_time(26e-3) == "26.0 ms"
-    assert demo.format_time(122.4e-6) == "122 us"
-    assert demo.format_time(2.5) == "2.50 s"
-    assert demo.size_label(64, 8) == "64 x 8 = 2^9"
-    assert demo.size_label(100, 8) == "100 x 8"
+    assert _demo_sampling.format_time(34.4e-6) == "34.4 us"
+    assert _demo_sampling.format_time(0.9996e-3) == "1.00 ms"
+    assert _demo_sampling.format_time(12.34e-3) == "12.3 ms"
+    assert _demo_sampling.format_time(26e-3) == "26.0 ms"
+    assert _demo_sampling.format_time(122.4e-6) == "122 us"
+    assert _demo_sampling.format_time(2.5) == "2.50 s"
+    assert _demo_sampling.size_label(64, 8) == "64 x 8 = 2^9"
+    assert _demo_sampling.size_label(100, 8) == "100 x 8"
 
 
 def test_interleaved_medians_rotates_the_order():
     calls: list[str] = []
     fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
-    medians = demo.interleaved_medians(fns, rounds=3, target_s=0.0)  # one call per round
+    medians = _demo_sampling.interleaved_medians(fns, rounds=3, target_s=0.0)  # one call per round
     assert set(medians) == {"a", "b", "c"} and all(t >= 0 for t in medians.values())
     timed = calls[-9:]  # after the warm-up and calibration calls
     assert timed == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
 
 
 def test_fused_matches_the_reference_with_the_same_seed():
-    dz, dkl, dgrad = demo.max_differences(32, 16, torch.device("cpu"), seed=7)
+    dz, dkl, dgrad = _demo_sampling.max_differences(32, 16, torch.device("cpu"), seed=7)
     assert dz < 1e-5 and dkl < 1e-4 and dgrad < 1e-5
 
 
 def test_sampling_step_of_every_peer_runs():
-    result = demo.measure_size(16, 4, torch.device("cpu"), rounds=2, seed=0)
+    result = _demo_sampling.measure_size(16, 4, torch.device("cpu"), rounds=2, seed=0)
     assert set(result.seconds) == {"fused", "eager", "distributions"}
     assert all(t > 0 for t in result.seconds.values())
 
