@@ -11,16 +11,18 @@ mu [B, D], all in one run:
   - distributions: MultivariateNormal(mu, scale_tril=L, validate_args=False).rsample();
   - copy: dst.copy_(src) of half the forward's bytes model (read + write = the forward's bytes),
     the bandwidth yardstick, measured per size and dtype in the same run.
-Modes: forward (under no_grad) and forward+backward (torch.autograd.grad of z for mu and L with a
-fixed upstream grad, so the backward kernels run in every timed call).
+Modes: forward (under no_grad), backward (torch.autograd.grad of one forward graph, replayed
+with retain_graph, for mu and L with a fixed upstream grad) and forward+backward (both in every
+timed call).
 
 Bytes model (elements times the element size; eps is never in memory, L counted by its lower
 triangle T = B * D * (D + 1) / 2 elements, whatever an implementation really reads):
   forward          = mu (B*D) read + L's lower triangle (T) read + z (B*D) written
                    = 2*B*D + T
-  forward+backward = forward + dz (B*D) read + L's lower triangle (T) read again
-                     + dL's lower triangle (T) written + dmu (B*D) written
-                   = 4*B*D + 3*T
+  backward         = dz (B*D) read + L's lower triangle (T) read + dL's lower triangle (T)
+                     written + dmu (B*D) written
+                   = 2*B*D + 2*T
+  forward+backward = forward + backward = 4*B*D + 3*T
 The same numbers divide every implementation's time, so GB/s compares like with like. The fused
 op returns dz itself as dmu (no copy) and allocates dL as a full [B, D, D] tensor; the model
 counts dmu as written and dL by its lower triangle all the same. The eager, compiled and
@@ -62,8 +64,8 @@ from _gpu_common import driver_version, kept_for_backward, make_timer, versions
 from bench_chol_cpu import SIZES, distributions, eager
 
 SMOKE_SIZES = [(16384, 4), (64, 3), (8, 17)]
-KINDS = ("fwd", "fwdbwd")
-KIND_NAMES = {"fwd": "fwd", "fwdbwd": "fwd+bwd"}
+KINDS = ("fwd", "bwd", "fwdbwd")
+KIND_NAMES = {"fwd": "fwd", "bwd": "bwd", "fwdbwd": "fwd+bwd"}
 # The targets, for the fused backends at D <= 64 and large B.
 TARGET_MAX_D = 64
 TARGET_MIN_B = 16384
@@ -75,7 +77,8 @@ def model_elements(b: int, d: int) -> dict[str, int]:
     """Elements moved by the bytes model (module docstring) for each mode."""
     tri = b * d * (d + 1) // 2
     fwd = 2 * b * d + tri
-    return {"fwd": fwd, "fwdbwd": fwd + 2 * b * d + 2 * tri}
+    bwd = 2 * b * d + 2 * tri
+    return {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd}
 
 
 def make_inputs(
@@ -100,7 +103,8 @@ def sync(device: str) -> None:
 
 
 def bench_impl(fn: Callable, timer: Callable, mu, L, grad, device: str) -> dict[str, float]:
-    """Times fn forward and forward+backward, and measures the memory it keeps for backward."""
+    """Times fn forward, backward (one forward graph replayed) and forward+backward, and
+    measures the memory it keeps for backward."""
 
     def fwd() -> None:
         with torch.no_grad():
@@ -118,7 +122,14 @@ def bench_impl(fn: Callable, timer: Callable, mu, L, grad, device: str) -> dict[
     if gmu.shape != mu.shape or gL.shape != L.shape:
         raise RuntimeError(f"grad shapes {tuple(gmu.shape)}, {tuple(gL.shape)}")
     del gmu, gL
-    result = {"fwd_ms": timer(fwd), "fwdbwd_ms": timer(fwdbwd), "warmup_s": warmup_s}
+    graph = {"z": fn(mu, L)}
+
+    def bwd() -> None:
+        torch.autograd.grad(graph["z"], (mu, L), grad, retain_graph=True)
+
+    result = {"fwd_ms": timer(fwd), "bwd_ms": timer(bwd), "fwdbwd_ms": timer(fwdbwd)}
+    result["warmup_s"] = warmup_s
+    graph.clear()  # frees the replayed graph before the memory measurements
     result["kept_bytes"] = float(kept_for_backward(fn, mu, L))
     if device == "cuda":
         torch.cuda.synchronize()
@@ -197,6 +208,11 @@ def main() -> None:
             print(f"backend {backend!r} has no chol_rsample on {device}: its rows are skipped")
     impls["eager"] = eager
     if use_compile:
+        # Timing the backward alone replays one graph (retain_graph), which donated buffers
+        # forbid; they only let the compiled backward reuse memory in place.
+        import torch._functorch.config as functorch_config
+
+        functorch_config.donated_buffer = False
         impls["compile"] = torch.compile(eager, dynamic=True)
     impls["distributions"] = distributions
 
@@ -239,6 +255,7 @@ def main() -> None:
                 "B": b,
                 "D": d,
                 "fwd_bytes": elements["fwd"] * elt,
+                "bwd_bytes": elements["bwd"] * elt,
                 "fwdbwd_bytes": elements["fwdbwd"] * elt,
                 "copy_ms": copy_ms,
                 "copy_gbs": 2 * n_copy * elt / copy_ms / 1e6,
@@ -279,6 +296,7 @@ def summary_line(row: dict, impls: dict) -> str:
         parts.append(
             f"{name} fwd {fmt(row.get(f'{name}_fwd_ms'), '.3f')} ms"
             f" ({fmt(row[f'{name}_fwd_of_copy'], '.0f', 100)}%)"
+            f" bwd {fmt(row.get(f'{name}_bwd_ms'), '.3f')} ms"
             f" fwd+bwd {fmt(row.get(f'{name}_fwdbwd_ms'), '.3f')} ms"
         )
     return " | ".join(parts)
@@ -369,7 +387,9 @@ def plot(path: str, meta: dict, rows: list[dict], impls: list[str]) -> None:
         return
     dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
     series = ["copy", *impls]
-    fig, axes = plt.subplots(len(dtypes), 2, figsize=(15, 4.5 * len(dtypes)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(dtypes), len(KINDS), figsize=(22, 4.5 * len(dtypes)), squeeze=False
+    )
     width = 0.8 / len(series)
     for i, dtype in enumerate(dtypes):
         rs = [r for r in rows if r["dtype"] == dtype]

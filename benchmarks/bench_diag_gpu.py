@@ -94,6 +94,13 @@ def main() -> None:
 
         functorch_config.donated_buffer = False
         impls["compile"] = torch.compile(eager, dynamic=True)
+    meta = versions(args.device)
+    meta["method"] = (
+        "median of do_bench CUDA-event timings (L2 flushed per call); GB/s from the bytes "
+        "model (fwd 3N, bwd 3N, fwd+bwd 6N elements); copy = dst.copy_(src) of 1.5N elements; "
+        "compile = torch.compile(eager, dynamic=True) with donated buffers off"
+    )
+    stem = args.stem or f"gpu_diag_{meta['date']}"
     rows = []
     for dtype_name in args.dtypes.split(","):
         dtype = getattr(torch, dtype_name)
@@ -127,16 +134,11 @@ def main() -> None:
                 row[f"{name}_kept_bytes"] = r["kept_bytes"]
             rows.append(row)
             print(summary_line(row, impls), flush=True)
+            # Written after every size, so a run cut short keeps the sizes it finished.
+            write(args.out_dir, stem, meta, rows, list(impls))
             del mu, logvar, grad, src, dst
             if args.device == "cuda":
                 torch.cuda.empty_cache()
-    meta = versions(args.device)
-    meta["method"] = (
-        "median of do_bench CUDA-event timings (L2 flushed per call); GB/s from the bytes "
-        "model (fwd 3N, bwd 3N, fwd+bwd 6N elements); copy = dst.copy_(src) of 1.5N elements; "
-        "compile = torch.compile(eager, dynamic=True) with donated buffers off"
-    )
-    write(args.out_dir, args.stem or f"gpu_diag_{meta['date']}", meta, rows, list(impls))
 
 
 def summary_line(row: dict, impls: dict) -> str:

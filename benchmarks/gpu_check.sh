@@ -116,7 +116,7 @@ stage_bench() {
   # The diagonal rows first; the Cholesky rows get the rest (they are rewritten after each
   # size, so a run cut short keeps the sizes it finished).
   local rc=0 start=$SECONDS
-  timeout $((budget * 2 / 5)) "$PY" benchmarks/bench_diag_gpu.py "${diag[@]}" --out-dir "$tmp" \
+  timeout $((budget / 2)) "$PY" benchmarks/bench_diag_gpu.py "${diag[@]}" --out-dir "$tmp" \
     --stem gpu_diag || rc=1
   timeout $((budget - (SECONDS - start))) "$PY" benchmarks/bench_chol_gpu.py "${chol[@]}" \
     --out "$tmp" --stem gpu_chol || rc=1
@@ -137,8 +137,8 @@ stage_sanitize() {
   ensure_built || return 1
   # Without the caching allocator every tensor is its own allocation, so memcheck sees an
   # access past a tensor's end that would otherwise land inside a cached block.
-  export PYTORCH_NO_CUDA_MEMORY_CACHING=1
-  local rc=0 start=$SECONDS sanitizer=(compute-sanitizer --error-exitcode 97 --print-limit 20)
+  local rc=0 start=$SECONDS sanitizer=(env PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer
+    --error-exitcode 97 --print-limit 20)
   echo "-- memcheck: every kernel and dtype"
   timeout $((budget * 3 / 5)) "${sanitizer[@]}" --tool memcheck "$PY" $driver || rc=1
   # The kernels with shared memory and warp shuffles: the Cholesky and stats ops.
