@@ -20,6 +20,19 @@ _REFERENCE = {
 }
 
 
+def _needs_reference() -> bool:
+    """True under forward-mode AD or a torch.func transform (grad, jvp, vmap, ...), which the
+    fused ops' autograd cannot serve (no forward formula; a C++/Function node functorch cannot
+    see through). The reference backend draws the same numbers with plain torch ops, so routing
+    there gives the same sample with every derivative right."""
+    if torch.compiler.is_compiling():  # Dynamo traces this code and cannot trace the rest
+        return False
+    return (
+        torch.autograd.forward_ad._current_level >= 0
+        or torch._C._functorch.peek_interpreter_stack() is not None
+    )
+
+
 def run_sampling_op(
     kind: str,
     mu: torch.Tensor,
@@ -38,6 +51,8 @@ def run_sampling_op(
     is the sample's shape and `mu` is already expanded over num_samples."""
     op = f"{kind}_rsample_stats" if return_stats else f"{kind}_rsample"
     which = _backend.resolve_backend(backend, mu.device, op)
+    if which != "reference" and _needs_reference():
+        which = "reference"
     if which == "reference":
         if eps is None:
             if seed is None:

@@ -68,7 +68,15 @@ def draw_seed_offset_tensor(
 
 def draw_seed_offset(generator: torch.Generator | None, device: torch.device) -> tuple[int, int]:
     """(seed, offset) drawn as by draw_seed_offset_tensor, as Python ints."""
-    seed, offset = draw_seed_offset_tensor(generator, device).tolist()
+    drawn = draw_seed_offset_tensor(generator, device)
+    if torch._C._functorch.is_batchedtensor(drawn):
+        raise RuntimeError(
+            "fused_reparam: under torch.func.vmap(randomness='different') every instance needs "
+            "a stream of its own, which sampling cannot draw there; use randomness='same', pass "
+            "eps= drawn inside the vmapped function, or call sample_diag / sample_chol on the "
+            "batched inputs directly (every element of a sample gets its own noise)"
+        )
+    seed, offset = drawn.tolist()
     return to_uint64(seed), to_uint64(offset)
 
 
