@@ -122,6 +122,30 @@ def _bad_calls(device):
             ValueError,
             "backend must be one of",
         ),
+        (
+            "backend not a string",
+            lambda b: sample_diag(mu, lv, backend=3),
+            TypeError,
+            "backend must be one of",
+        ),
+        (
+            "return_stats not a bool",
+            lambda b: sample_diag(mu, lv, return_stats="no", backend=b),
+            TypeError,
+            "return_stats must be True or False, got 'no'",
+        ),
+        (
+            "tensor offset",
+            lambda b: sample_diag(mu, lv, offset=torch.tensor([1, 2]), backend=b),
+            TypeError,
+            "offset must be an int",
+        ),
+        (
+            "meta inputs",
+            lambda b: sample_diag(mu.to("meta"), lv.to("meta"), backend=b),
+            ValueError,
+            "mu is a meta tensor",
+        ),
     ]
 
 
@@ -209,3 +233,11 @@ def test_backward_op_checks(backend):
 def test_cpu_kernel_isa_rejects_unknown_builds():
     with pytest.raises(RuntimeError, match="unknown build 'sse9'"):
         torch.ops.fused_reparam._cpu_kernel_isa("sse9")
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+def test_numpy_integers_are_seeds_like_ints(device, backend):
+    np = pytest.importorskip("numpy")
+    mu = torch.zeros(3, 4, device=device)
+    a = sample_diag(mu, mu, seed=np.uint64(2**63 + 5), offset=np.int32(7), backend=backend)
+    assert torch.equal(a, sample_diag(mu, mu, seed=2**63 + 5, offset=7, backend=backend))

@@ -190,6 +190,7 @@ def test_non_contiguous_inputs(device, backend, gen):
         zs = sample_diag(mu, logvar, seed=3, backend=backend)
         zc = sample_diag(mu.contiguous(), logvar.contiguous(), seed=3, backend=backend)
         assert torch.equal(zs, zc), "layout must not change the noise"
+        assert zs.is_contiguous(), "z is contiguous whatever the inputs' layout"
         # Non-contiguous eps too.
         eps_t = randn(tuple(reversed(shape)), torch.float32, device, gen).permute(
             *reversed(range(len(shape)))

@@ -447,3 +447,15 @@ def test_diag_and_mvn_under_compile_fullgraph(gen):
     torch.testing.assert_close(got, want)
     for a, b in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    ("sample_shape", "error", "match"),
+    [((-1,), ValueError, "sizes >= 0"), ((2.0,), TypeError, "sequence of ints"),
+     (3, TypeError, "sequence of ints")],
+)  # fmt: skip
+def test_bad_sample_shape_is_a_clear_error(sample_shape, error, match):
+    d = DiagNormal(torch.zeros(2, 3), torch.zeros(2, 3))
+    for draw in (d.rsample, d.rsample_with_stats, d.sample):
+        with pytest.raises(error, match=match):
+            draw(sample_shape)

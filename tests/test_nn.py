@@ -66,6 +66,9 @@ def test_eval_mode_returns_the_mean(num_samples, gen):
     assert s(mu, logvar).shape == z.shape and not torch.equal(s(mu, logvar), z)
     # Back to training: samples again.
     assert not torch.equal(m.train()(mu, logvar), z)
+    # Scalars: the mean of a 0-dim pair is 0-dim.
+    scalar = torch.tensor(0.5, dtype=F64)
+    assert torch.equal(Reparameterize(num_samples).eval()(scalar, scalar), scalar.expand(k))
 
 
 def test_return_stats_train_and_eval(gen):

@@ -44,6 +44,10 @@ def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | No
 
 def requested_backend(backend: str | None) -> str:
     """The backend asked for: the argument, else FUSED_REPARAM_BACKEND, else "auto"."""
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(
+            f"fused_reparam: backend must be one of {BACKENDS} or None, got {backend!r}"
+        )
     name = backend if backend not in (None, "auto") else os.environ.get(ENV_VAR) or "auto"
     name = name.strip().lower()
     if name not in BACKENDS:

@@ -18,6 +18,23 @@ def check_float_tensor(t: object, name: str, where: str) -> torch.Tensor:
     return t
 
 
+def check_not_meta(t: torch.Tensor, name: str, where: str) -> None:
+    """Raise for a meta tensor: sampling needs data (shape inference goes through
+    torch.compile's fake tensors, which the ops support)."""
+    if t.device.type == "meta":
+        raise ValueError(
+            f"{where}: {name} is a meta tensor, which holds no data to sample from; use a real "
+            "device (for shapes alone, trace with torch.compile or FakeTensorMode)"
+        )
+
+
+def check_flag(value: object, name: str, where: str) -> bool:
+    """`value` if it is a bool, else a clear error (a string such as "no" would read true)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{where}: {name} must be True or False, got {value!r}")
+    return value
+
+
 def check_same_dtype_device(
     ref: torch.Tensor, ref_name: str, t: torch.Tensor, name: str, where: str
 ) -> None:

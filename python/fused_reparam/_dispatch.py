@@ -59,6 +59,8 @@ def run_sampling_op(
                 seed, offset = _seed.draw_seed_offset(generator, mu.device)
             eps = _ref_diag.diag_noise(shape, seed, offset, mu.dtype, mu.device)
         out = _REFERENCE[(kind, return_stats)](mu, second, eps)
+        # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).
+        out = tuple(t.contiguous() for t in out) if return_stats else out.contiguous()
     else:
         seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
         if which == "triton":  # the Triton ops take no Generator

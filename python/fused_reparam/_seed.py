@@ -5,6 +5,9 @@ In tensors they travel as int64 bit patterns, `seed_offset = [seed, offset]`.
 
 from __future__ import annotations
 
+import numbers
+import operator
+
 import torch
 
 from . import _checks
@@ -14,9 +17,11 @@ _I64_MAX = (1 << 63) - 1
 
 
 def check_u64(value: object, name: str, where: str) -> int:
-    """`value` as an int in [0, 2**64), or a clear error naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """`value` (any integer, numpy's included) as an int in [0, 2**64), or a clear error
+    naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{where}: {name} must be an int in [0, 2**64), got {type(value).__name__}")
+    value = operator.index(value)
     if not 0 <= value < _U64:
         raise ValueError(f"{where}: {name} must be in [0, 2**64), got {value}")
     return value
@@ -89,9 +94,10 @@ def check_stream_args(
     offset: int,
     generator: torch.Generator | None,
     where: str,
-) -> None:
+) -> tuple[int | None, int]:
     """Checks a sampling call's noise arguments: an explicit eps (of `shape`, mu's dtype and
-    device), or a stream from seed/offset, or from a generator; never two of them."""
+    device), or a stream from seed/offset, or from a generator; never two of them. Returns
+    (seed, offset) as Python ints."""
     if eps is not None:
         _checks.check_float_tensor(eps, "eps", where)
         _checks.check_same_dtype_device(mu, "mu", eps, "eps", where)
@@ -102,13 +108,14 @@ def check_stream_args(
         if seed is not None or generator is not None:
             raise ValueError(f"{where}: pass either eps or seed/generator, not both")
     _checks.check_generator(generator, mu.device, where)
+    offset = check_u64(offset, "offset", where)
     if seed is not None:
-        check_u64(seed, "seed", where)
-        check_u64(offset, "offset", where)
+        seed = check_u64(seed, "seed", where)
         if generator is not None:
             raise ValueError(f"{where}: pass either seed or generator, not both")
     elif offset != 0:
         raise ValueError(f"{where}: offset is only used together with seed")
+    return seed, offset
 
 
 def fused_seed_offset(

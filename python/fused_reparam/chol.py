@@ -70,6 +70,8 @@ def sample_chol(
         >>> z = sample_chol(mu, L, seed=1234)
     """
     mu = _checks.check_float_tensor(mu, "mu", _WHERE)
+    _checks.check_not_meta(mu, "mu", _WHERE)
+    return_stats = _checks.check_flag(return_stats, "return_stats", _WHERE)
     scale_tril = _checks.check_float_tensor(scale_tril, "scale_tril", _WHERE)
     _checks.check_same_dtype_device(mu, "mu", scale_tril, "scale_tril", _WHERE)
     shape = _checks.chol_sample_shape(mu, scale_tril, _WHERE)
@@ -79,8 +81,9 @@ def sample_chol(
         shape = torch.Size((num_samples, *shape))
         mu = mu.expand(shape)
     desc = "[num_samples, *batch, D]" if num_samples else "[*batch, D]"
-    _seed.check_stream_args(mu, eps, shape, f"the sample's shape {desc}", seed, offset,
-                            generator, _WHERE)  # fmt: skip
+    seed, offset = _seed.check_stream_args(
+        mu, eps, shape, f"the sample's shape {desc}", seed, offset, generator, _WHERE
+    )
 
     return run_sampling_op(kind="chol", mu=mu, second=scale_tril, shape=shape,
                            num_samples=num_samples, eps=eps, generator=generator, seed=seed,

@@ -68,6 +68,8 @@ def sample_diag(
         >>> z = sample_diag(mu, logvar, seed=1234)
     """
     mu = _checks.check_float_tensor(mu, "mu", _WHERE)
+    _checks.check_not_meta(mu, "mu", _WHERE)
+    return_stats = _checks.check_flag(return_stats, "return_stats", _WHERE)
     logvar = _checks.check_float_tensor(logvar, "logvar", _WHERE)
     _checks.check_same_dtype_device(mu, "mu", logvar, "logvar", _WHERE)
     shape = _checks.broadcast_shape(mu, "mu", logvar, "logvar", _WHERE)
@@ -79,8 +81,9 @@ def sample_diag(
         shape = torch.Size((num_samples, *shape))
         mu = mu.expand(shape)
     desc = "[num_samples, *broadcast shape]" if num_samples else "the broadcast shape"
-    _seed.check_stream_args(mu, eps, shape, f"{desc} of mu and logvar", seed, offset, generator,
-                            _WHERE)  # fmt: skip
+    seed, offset = _seed.check_stream_args(
+        mu, eps, shape, f"{desc} of mu and logvar", seed, offset, generator, _WHERE
+    )
 
     return run_sampling_op(kind="diag", mu=mu, second=logvar, shape=shape,
                            num_samples=num_samples, eps=eps, generator=generator, seed=seed,

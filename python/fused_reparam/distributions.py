@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -83,6 +84,26 @@ def chol_log_q_at_mean(loc: torch.Tensor, scale_tril: torch.Tensor) -> torch.Ten
     return lq.expand(_chol_batch(loc, scale_tril)).to(loc.dtype)
 
 
+def _check_sample_shape(sample_shape: object) -> torch.Size:
+    """`sample_shape` as a torch.Size of integers >= 0, else an error naming it."""
+    try:
+        dims = list(sample_shape)  # type: ignore[call-overload]
+    except TypeError:
+        dims = None
+    if dims is None or any(
+        isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in dims
+    ):
+        raise TypeError(
+            f"fused_reparam.distributions: sample_shape must be a sequence of ints, such as "
+            f"(4,) or torch.Size([2, 3]), got {sample_shape!r}"
+        )
+    if any(n < 0 for n in dims):
+        raise ValueError(
+            f"fused_reparam.distributions: sample_shape must have sizes >= 0, got {sample_shape!r}"
+        )
+    return torch.Size(int(n) for n in dims)
+
+
 def _fused_sample(
     dist: DiagNormal | MultivariateNormal,
     op: Callable[..., torch.Tensor | ReparamSample],
@@ -93,7 +114,7 @@ def _fused_sample(
 ) -> torch.Tensor | ReparamSample:
     """``op(dist.loc, param)`` for ``sample_shape``: one call with num_samples =
     prod(sample_shape), the result reshaped to ``[*sample_shape, *batch_shape, D]``."""
-    sample_shape = torch.Size(sample_shape)
+    sample_shape = _check_sample_shape(sample_shape)
     k = sample_shape.numel() if len(sample_shape) else None
     z_shape = dist._extended_shape(sample_shape)
     loc = dist.loc

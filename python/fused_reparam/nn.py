@@ -81,12 +81,12 @@ class _ReparameterizeBase(torch_nn.Module):
         """The eval-mode result, as if eps = 0: mu broadcast to the sample's ``shape`` (K
         times with num_samples; a view), and with return_stats the KL and log q(mu)."""
         k = () if self.num_samples is None else (self.num_samples,)
-        z = mu.expand(*k, *shape)
+        z = mu.expand((*k, *shape))
         if not self.return_stats:
             return z
         check_stats_shape(shape, where)
         log_q = log_q_fn(mu, param)
-        return ReparamSample(z, kl_fn(mu, param), log_q.expand(*k, *log_q.shape))
+        return ReparamSample(z, kl_fn(mu, param), log_q.expand((*k, *log_q.shape)))
 
 
 class Reparameterize(_ReparameterizeBase):
