@@ -14,6 +14,18 @@ import torch
 
 from ._eager_ops import call, op_by_name, register_autograd
 
+_HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
+def float32_if_summed(summed: bool, *tensors: torch.Tensor | None) -> tuple:
+    """The inputs of a backward computation as float32 when they are half types and its
+    per-element gradients are then summed (over broadcast dims or K samples): every term is
+    summed unrounded and the sum rounded once, where rounding each term to half first loses
+    the sum or overflows it. Otherwise the tensors as they are."""
+    if not summed or tensors[0].dtype not in _HALF_TYPES:
+        return tensors
+    return tuple(None if t is None else t.float() for t in tensors)
+
 
 def sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """`grad` summed over the dims along which an input of `shape` was broadcast."""
@@ -67,9 +79,11 @@ def _make_fwd_backward(bwd_op: Callable) -> Callable:
         grad_mu = sum_to(grad_z, ctx.mu_shape) if need_mu else None
         grad_logvar = grad_eps = None
         if need_logvar or need_eps:
-            g_logvar, g_eps = call(bwd_op, grad_z, logvar, eps, used, bool(need_eps))
-            grad_logvar = sum_to(g_logvar, logvar.shape) if need_logvar else None
-            grad_eps = g_eps if need_eps else None
+            summed = need_logvar and logvar.shape != grad_z.shape
+            g, lv, e = float32_if_summed(summed, grad_z, logvar, eps)
+            g_logvar, g_eps = call(bwd_op, g, lv, e, used, bool(need_eps))
+            grad_logvar = sum_to(g_logvar, logvar.shape).to(logvar.dtype) if need_logvar else None
+            grad_eps = g_eps.to(grad_z.dtype) if need_eps else None
         return (grad_mu, grad_logvar, grad_eps) + (None,) * (ctx.num_inputs - 3)
 
     return backward

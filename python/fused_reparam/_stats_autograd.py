@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ._chol_reduce import is_shared, summed_grad_l
-from ._diag_autograd import needs_grad, sum_to
+from ._diag_autograd import float32_if_summed, needs_grad, sum_to
 from ._eager_ops import call, op_by_name, register_autograd
 from ._eps import regenerate_eps
 
@@ -127,22 +127,20 @@ def register_stats_op_pair(
     def fwd_backward(ctx, grad_z, grad_kl, grad_log_q, _grad_used):  # noqa: ANN001
         mu, second, eps, used = ctx.saved_tensors
         need_mu, need_second, need_eps = needs_grad(ctx, 3)
-        if kind == "chol" and need_second and is_shared(second.shape, grad_z.shape):
-            g_mu, g_second, g_eps = shared_l_backward(
-                grad_z, grad_kl, grad_log_q, mu, second, eps, used, need_eps
-            )
-            return (
-                sum_to(g_mu, mu.shape) if need_mu else None,
-                g_second,
-                g_eps,
-            ) + (None,) * (ctx.num_inputs - 3)
-        g_mu, g_second, g_eps = call(
-            bwd_op, grad_z, grad_kl, grad_log_q, mu, second, eps, used, bool(need_eps)
-        )
+        shared = kind == "chol" and need_second and is_shared(second.shape, grad_z.shape)
+        second_summed = shared or (kind == "diag" and second.shape != grad_z.shape)
+        summed = (need_mu and mu.shape != grad_z.shape) or (need_second and second_summed)
+        inputs = float32_if_summed(summed, grad_z, grad_kl, grad_log_q, mu, second, eps)
+        if shared:
+            g_mu, g_second, g_eps = shared_l_backward(*inputs, used, need_eps)
+        else:
+            g_mu, g_second, g_eps = call(bwd_op, *inputs, used, bool(need_eps))
+            g_second = sum_to(g_second, second.shape) if need_second else None
+        dtype = grad_z.dtype
         return (
-            sum_to(g_mu, mu.shape) if need_mu else None,
-            sum_to(g_second, second.shape) if need_second else None,
-            g_eps if need_eps else None,
+            sum_to(g_mu, mu.shape).to(dtype) if need_mu else None,
+            g_second.to(dtype) if need_second else None,
+            g_eps.to(dtype) if need_eps else None,
         ) + (None,) * (ctx.num_inputs - 3)
 
     def bwd_setup(ctx, inputs, output) -> None:  # noqa: ANN001
