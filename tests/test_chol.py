@@ -384,3 +384,17 @@ def test_triton_many_interleaved_batch_dims(gen):
     mu = randn((2, 1, 2, 1, 2, 3), torch.float64, "cpu", gen)
     L = randn((1, 2, 1, 2, 1, 3, 3), torch.float64, "cpu", gen)
     _check_against_reference(mu, L, torch.float64)
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED)
+def test_num_samples_never_copies_a_strided_mu_k_times(device, backend, gen):
+    from torch.profiler import ProfilerActivity, profile
+
+    mu = randn((5, 3), torch.float32, device, gen).t()  # rows of stride 3
+    scale_tril = torch.eye(5, device=device)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        z = sample_chol(mu, scale_tril, num_samples=100, seed=1, backend=backend)
+    copied = [e.input_shapes[0] for e in prof.events() if e.name in ("aten::clone", "aten::copy_")]
+    assert [100, 3, 5] not in copied, copied
+    torch.testing.assert_close(z, sample_chol(mu.contiguous(), scale_tril, num_samples=100,
+                                              seed=1, backend=backend))  # fmt: skip

@@ -78,6 +78,9 @@ def sample_chol(
     num_samples = _sample.check_num_samples(num_samples, _WHERE)
     if num_samples is not None:
         # A stride-0 view: the kernels broadcast it, so mu and L are never copied K times.
+        # The kernels read rows of unit stride: a strided mu is made so once, before the view.
+        if mu.size(-1) > 1 and mu.stride(-1) != 1:
+            mu = mu.contiguous()
         shape = torch.Size((num_samples, *shape))
         mu = mu.expand(shape)
     desc = "[num_samples, *batch, D]" if num_samples else "[*batch, D]"
