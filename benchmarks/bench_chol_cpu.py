@@ -3,8 +3,9 @@ torch.compile, forward and forward+backward, for the (B, D) sizes in SIZES, in o
 
 Peers: eager `mu + (L @ torch.randn_like(mu)[..., None])[..., 0]`,
 `torch.distributions.MultivariateNormal(mu, scale_tril=L).rsample()` (validate_args off) and
-torch.compile of the eager line. Writes a table (machine, versions, date) to
-benchmarks/results/. Run: python benchmarks/bench_chol_cpu.py [--no-compile] [--dtype float32]
+torch.compile of the eager line, at each thread count of --threads (default 1,2). Writes a
+table per thread count (machine, versions, date) to benchmarks/results/.
+Run: python benchmarks/bench_chol_cpu.py [--threads 1,2] [--no-compile] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
-from _cpu_results import cpu_meta, finish_row, parse_args, write_table
+from _cpu_results import cpu_meta, finish_row, parse_args, use_threads, write_table
 from _timing import median_ms
 
 SIZES = [(65536, 8), (65536, 32), (16384, 64), (256, 512), (64, 1024)]
@@ -52,25 +53,28 @@ def main() -> None:
     sizes = SIZES
     if args.sizes:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    impls = {"fused": fused, "eager": eager, "distributions": distributions}
-    if not args.no_compile:
-        impls["compile"] = torch.compile(eager, dynamic=True)
+    impl_names = ["fused", "eager", "distributions"] + ([] if args.no_compile else ["compile"])
     rows = []
-    for b, d in sizes:
-        gen = torch.Generator().manual_seed(b * 1000 + d)
-        mu = torch.randn(b, d, generator=gen).to(dtype).requires_grad_()
-        base = torch.randn(b, d, d, generator=gen) / d**0.5
-        L = base.tril(-1) + torch.diag_embed(1 + base.diagonal(dim1=-2, dim2=-1).abs())
-        L = L.to(dtype).requires_grad_()
-        grad = torch.randn(b, d, generator=gen).to(dtype)
-        row: dict[str, float | int] = {"B": b, "D": d}
-        for name, fn in impls.items():
-            row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = time_fwd_and_fwdbwd(fn, mu, L, grad)
-        rows.append(finish_row(row, list(impls)))
-    meta = cpu_meta(f"chol forward / forward+backward, {args.dtype}, CPU")
-    write_table(
-        meta, rows, list(impls), ["B", "D"], args.out_dir, args.out or f"cpu_chol_{meta['date']}"
-    )
+    for threads in args.threads:
+        use_threads(threads)
+        impls = {"fused": fused, "eager": eager, "distributions": distributions}
+        if not args.no_compile:
+            impls["compile"] = torch.compile(eager, dynamic=True)
+        for b, d in sizes:
+            gen = torch.Generator().manual_seed(b * 1000 + d)
+            mu = torch.randn(b, d, generator=gen).to(dtype).requires_grad_()
+            base = torch.randn(b, d, d, generator=gen) / d**0.5
+            L = base.tril(-1) + torch.diag_embed(1 + base.diagonal(dim1=-2, dim2=-1).abs())
+            L = L.to(dtype).requires_grad_()
+            grad = torch.randn(b, d, generator=gen).to(dtype)
+            row: dict[str, float | int] = {"threads": threads, "B": b, "D": d}
+            for name, fn in impls.items():
+                fwd, fwdbwd = time_fwd_and_fwdbwd(fn, mu, L, grad)
+                row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = fwd, fwdbwd
+            rows.append(finish_row(row, impl_names))
+    meta = cpu_meta(f"chol forward / forward+backward, {args.dtype}, CPU", args.threads)
+    stem = args.out or f"cpu_chol_{meta['date']}"
+    write_table(meta, rows, impl_names, ["B", "D"], args.out_dir, stem)
 
 
 if __name__ == "__main__":

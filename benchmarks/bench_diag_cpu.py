@@ -1,23 +1,22 @@
 """CPU benchmark of the diagonal op: fused C++ kernel vs eager torch vs torch.compile.
 
-Forward, and forward+backward, for N = 2^16 .. 2^24 float32 elements, in one run; prints a
-table of ms and ratios and writes it (with the machine, versions and date) to
-benchmarks/results/. Run: python benchmarks/bench_diag_cpu.py [--max-log2 24] [--no-compile]
+Forward, and forward+backward, for N = 2^16 .. 2^24 float32 elements, at each thread count of
+--threads (default 1,2), in one run; prints a table of ms and ratios and writes it (with the
+machine, versions and date) to benchmarks/results/.
+Run: python benchmarks/bench_diag_cpu.py [--max-log2 24] [--threads 1,2] [--no-compile]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
+from _cpu_results import add_threads_argument, cpu_meta, finish_row, use_threads, write_table
 from _timing import median_ms
 
 
@@ -37,98 +36,55 @@ def fwd_bwd(fn, mu: torch.Tensor, logvar: torch.Tensor, grad: torch.Tensor):
     return run
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--min-log2", type=int, default=16)
     parser.add_argument("--max-log2", type=int, default=24)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
+    add_threads_argument(parser)
     parser.add_argument("--out", default=None, help="results file stem (default: dated)")
     parser.add_argument(
         "--out-dir", default=None, help="results folder (default: benchmarks/results)"
     )
     args = parser.parse_args()
 
-    impls = {"fused": fused, "eager": eager}
-    if not args.no_compile:
-        impls["compile"] = torch.compile(eager, dynamic=True)
-    isa = torch.ops.fused_reparam._cpu_kernel_isa()
+    impl_names = ["fused", "eager"] + ([] if args.no_compile else ["compile"])
     rows = []
-    for k in range(args.min_log2, args.max_log2 + 1):
-        n = 1 << k
-        gen = torch.Generator().manual_seed(k)
-        mu = torch.randn(n, generator=gen, requires_grad=True)
-        logvar = torch.randn(n, generator=gen, requires_grad=True)
-        grad = torch.randn(n, generator=gen)
-        row: dict[str, float | int] = {"log2_n": k}
-        for name, fn in impls.items():
-            with torch.no_grad():
-                row[f"{name}_fwd_ms"] = median_ms(
-                    lambda fn=fn, mu=mu, logvar=logvar: fn(mu, logvar)
-                )
-            row[f"{name}_fwdbwd_ms"] = median_ms(fwd_bwd(fn, mu, logvar, grad))
-        for name in impls:
-            if name != "fused":
-                for kind in ("fwd", "fwdbwd"):
-                    row[f"{kind}_x_vs_{name}"] = row[f"{name}_{kind}_ms"] / row[f"fused_{kind}_ms"]
-        rows.append(row)
-        print(
-            json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()}),
-            flush=True,
-        )
+    for threads in args.threads:
+        use_threads(threads)
+        impls = {"fused": fused, "eager": eager}
+        if not args.no_compile:
+            impls["compile"] = torch.compile(eager, dynamic=True)
+        for k in range(args.min_log2, args.max_log2 + 1):
+            n = 1 << k
+            gen = torch.Generator().manual_seed(k)
+            mu = torch.randn(n, generator=gen, requires_grad=True)
+            logvar = torch.randn(n, generator=gen, requires_grad=True)
+            grad = torch.randn(n, generator=gen)
+            row: dict[str, float | int] = {"threads": threads, "log2_n": k}
+            for name, fn in impls.items():
+                with torch.no_grad():
+                    row[f"{name}_fwd_ms"] = median_ms(
+                        lambda fn=fn, mu=mu, logvar=logvar: fn(mu, logvar)
+                    )
+                row[f"{name}_fwdbwd_ms"] = median_ms(fwd_bwd(fn, mu, logvar, grad))
+            rows.append(finish_row(row, impl_names))
 
-    meta = {
-        "benchmark": "diag forward / forward+backward, float32, CPU",
-        "date": datetime.date.today().isoformat(),
-        "cpu": cpu_name(),
-        "threads": torch.get_num_threads(),
-        "cpu_kernel_build": isa,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "peers": "eager: mu + torch.exp(0.5*logvar) * torch.randn_like(mu); "
-        "compile: torch.compile(eager, dynamic=True)",
-        "timing": "median wall time of repeated calls after 2 warm-up calls",
-    }
-    write_results(meta, rows, list(impls), args.out, args.out_dir)
-
-
-def write_results(
-    meta: dict, rows: list[dict], impls: list[str], stem: str | None, out_dir: str | None
-) -> None:
-    out_dir = out_dir or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    os.makedirs(out_dir, exist_ok=True)
-    stem = stem or f"cpu_diag_{meta['date']}"
-    with open(os.path.join(out_dir, stem + ".json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
-    lines = [f"# {meta['benchmark']}", ""]
-    lines += [f"- {key}: {value}" for key, value in meta.items() if key != "benchmark"]
-    header = ["N"] + [f"{i} {k} ms" for k in ("fwd", "fwd+bwd") for i in impls]
-    ratios = [f"{k} x vs {i}" for k in ("fwd", "fwdbwd") for i in impls if i != "fused"]
-    lines += [
-        "",
-        "| " + " | ".join(header + ratios) + " |",
-        "|" + "---|" * (len(header) + len(ratios)),
-    ]
-    for r in rows:
-        cells = [f"2^{r['log2_n']}"]
-        cells += [f"{r[f'{i}_{k}_ms']:.2f}" for k in ("fwd", "fwdbwd") for i in impls]
-        cells += [
-            f"{r[f'{k}_x_vs_{i}']:.1f}x" for k in ("fwd", "fwdbwd") for i in impls if i != "fused"
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    with open(os.path.join(out_dir, stem + ".md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {stem}.md and .json in {out_dir}")
+    meta = cpu_meta("diag forward / forward+backward, float32, CPU", args.threads)
+    meta["peers"] = (
+        "eager: mu + torch.exp(0.5*logvar) * torch.randn_like(mu); "
+        "compile: torch.compile(eager, dynamic=True)"
+    )
+    meta["timing"] = "median wall time of repeated calls after 2 warm-up calls"
+    write_table(
+        meta,
+        rows,
+        impl_names,
+        ["N"],
+        args.out_dir,
+        args.out or f"cpu_diag_{meta['date']}",
+        key_cells={"N": lambda r: f"2^{r['log2_n']}"},
+    )
 
 
 if __name__ == "__main__":

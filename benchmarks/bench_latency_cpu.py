@@ -5,8 +5,9 @@ code, forward and forward+backward, in microseconds per call, in one run.
 
 Ops: `diag` (z = mu + exp(0.5 logvar) * eps), `diag+kl` (z with its KL to N(0, I): the
 fused `return_stats=True` call; the peers compute the KL in torch ops) and `chol`
-(z = mu + L eps). Writes a table (machine, versions, date) to benchmarks/results/.
-Run: python benchmarks/bench_latency_cpu.py [--no-compile] [--dtype float32]
+(z = mu + L eps). Runs at each thread count of --threads (default 1,2) and writes a table per
+thread count (machine, versions, date) to benchmarks/results/.
+Run: python benchmarks/bench_latency_cpu.py [--threads 1,2] [--no-compile] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
-from _cpu_results import cpu_meta, finish_row, parse_args, write_table
+from _cpu_results import cpu_meta, finish_row, parse_args, use_threads, write_table
 from _timing import best_mean_us
 
 # (op, B, D)
@@ -121,28 +122,36 @@ def main() -> None:
             op, bd = item.split(":")
             b, d = (int(v) for v in bd.split("x"))
             sizes.append((op, b, d))
-    impls = {"fused": fused_impls(), "eager": eager_impls(), "distributions": distributions_impls()}
-    if not args.no_compile:
-        compiled = {op: torch.compile(fn, dynamic=False) for op, fn in eager_impls().items()}
-        impls["compile"] = compiled
+    impl_names = ["fused", "eager", "distributions"] + ([] if args.no_compile else ["compile"])
     calls = 20 if args.sizes else 300  # --sizes is the smoke test's tiny run
     rows = []
-    for op, b, d in sizes:
-        a, second, grad = inputs(op, b, d, dtype)
-        row: dict[str, float | int | str] = {"op": op, "B": b, "D": d}
-        fns = {}
-        for name, table in impls.items():
-            fwd, fwdbwd = timed_calls(table[op], a, second, grad)
-            fns[f"{name}_fwd_us"], fns[f"{name}_fwdbwd_us"] = fwd, fwdbwd
-        row.update(best_mean_us(fns, calls=calls))
-        rows.append(finish_row(row, list(impls), unit="us"))
-    meta = cpu_meta(f"one call at VAE sizes, forward / forward+backward, {args.dtype}, CPU")
+    for threads in args.threads:
+        use_threads(threads)
+        impls = {
+            "fused": fused_impls(),
+            "eager": eager_impls(),
+            "distributions": distributions_impls(),
+        }
+        if not args.no_compile:
+            compiled = {op: torch.compile(fn, dynamic=False) for op, fn in eager_impls().items()}
+            impls["compile"] = compiled
+        for op, b, d in sizes:
+            a, second, grad = inputs(op, b, d, dtype)
+            row: dict[str, float | int | str] = {"threads": threads, "op": op, "B": b, "D": d}
+            fns = {}
+            for name, table in impls.items():
+                fwd, fwdbwd = timed_calls(table[op], a, second, grad)
+                fns[f"{name}_fwd_us"], fns[f"{name}_fwdbwd_us"] = fwd, fwdbwd
+            row.update(best_mean_us(fns, calls=calls))
+            rows.append(finish_row(row, impl_names, unit="us"))
+    benchmark = f"one call at VAE sizes, forward / forward+backward, {args.dtype}, CPU"
+    meta = cpu_meta(benchmark, args.threads)
     meta["timing"] = (
         f"microseconds per call: the best of 7 rounds of the mean of {calls} calls, after "
         "warm-up; each round times every implementation in turn"
     )
     stem = args.out or f"cpu_latency_{meta['date']}"
-    write_table(meta, rows, list(impls), ["op", "B", "D"], args.out_dir, stem, unit="us")
+    write_table(meta, rows, impl_names, ["op", "B", "D"], args.out_dir, stem, unit="us")
 
 
 if __name__ == "__main__":

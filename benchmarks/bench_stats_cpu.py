@@ -5,8 +5,9 @@ torch, torch.distributions and torch.compile of the eager code, in one run.
 Eager is what a VAE/IWAE usually writes: `std = exp(0.5 logvar)`, `z = mu + std * randn`,
 `kl = 0.5 * sum(mu^2 + std^2 - 1 - logvar)`, `log_q = -0.5 * sum(((z - mu) / std)^2 + logvar +
 log 2pi)`; torch.distributions is `Normal(mu, std)`'s rsample, log_prob and kl_divergence.
-Writes a table (machine, versions, date) to benchmarks/results/.
-Run: python benchmarks/bench_stats_cpu.py [--no-compile] [--dtype float32]
+Runs at each thread count of --threads (default 1,2) and writes a table per thread count
+(machine, versions, date) to benchmarks/results/.
+Run: python benchmarks/bench_stats_cpu.py [--threads 1,2] [--no-compile] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch.distributions import Normal, kl_divergence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
-from _cpu_results import cpu_meta, finish_row, parse_args, write_table
+from _cpu_results import cpu_meta, finish_row, parse_args, use_threads, write_table
 from _timing import median_ms
 
 # (K, B, D): a VAE batch, a wide latent, and IWAE with K = 16 samples.
@@ -66,23 +67,27 @@ def main() -> None:
     sizes = SIZES
     if args.sizes:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    impls = {"fused": fused, "eager": eager, "distributions": distributions}
-    if not args.no_compile:
-        impls["compile"] = torch.compile(eager, dynamic=True)
+    impl_names = ["fused", "eager", "distributions"] + ([] if args.no_compile else ["compile"])
     rows = []
-    for k, b, d in sizes:
-        gen = torch.Generator().manual_seed(k * 10**6 + b * 1000 + d)
-        mu = torch.randn(b, d, generator=gen).to(dtype).requires_grad_()
-        logvar = (0.5 * torch.randn(b, d, generator=gen)).to(dtype).requires_grad_()
-        grad = torch.randn(k, b, d, generator=gen).to(dtype)
-        row: dict[str, float | int] = {"K": k, "B": b, "D": d}
-        for name, fn in impls.items():
-            fwd, fwdbwd = time_fwd_and_fwdbwd(fn, mu, logvar, k, grad)
-            row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = fwd, fwdbwd
-        rows.append(finish_row(row, list(impls)))
-    meta = cpu_meta(f"diag sample + KL + log q, forward / forward+backward, {args.dtype}, CPU")
+    for threads in args.threads:
+        use_threads(threads)
+        impls = {"fused": fused, "eager": eager, "distributions": distributions}
+        if not args.no_compile:
+            impls["compile"] = torch.compile(eager, dynamic=True)
+        for k, b, d in sizes:
+            gen = torch.Generator().manual_seed(k * 10**6 + b * 1000 + d)
+            mu = torch.randn(b, d, generator=gen).to(dtype).requires_grad_()
+            logvar = (0.5 * torch.randn(b, d, generator=gen)).to(dtype).requires_grad_()
+            grad = torch.randn(k, b, d, generator=gen).to(dtype)
+            row: dict[str, float | int] = {"threads": threads, "K": k, "B": b, "D": d}
+            for name, fn in impls.items():
+                fwd, fwdbwd = time_fwd_and_fwdbwd(fn, mu, logvar, k, grad)
+                row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = fwd, fwdbwd
+            rows.append(finish_row(row, impl_names))
+    benchmark = f"diag sample + KL + log q, forward / forward+backward, {args.dtype}, CPU"
+    meta = cpu_meta(benchmark, args.threads)
     stem = args.out or f"cpu_stats_{meta['date']}"
-    write_table(meta, rows, list(impls), ["K", "B", "D"], args.out_dir, stem)
+    write_table(meta, rows, impl_names, ["K", "B", "D"], args.out_dir, stem)
 
 
 if __name__ == "__main__":

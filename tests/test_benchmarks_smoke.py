@@ -40,30 +40,40 @@ def test_cpu_benchmark_script(tmp_path):
         "10",
         "--max-log2",
         "11",
+        "--threads",
+        "1,2",
         "--no-compile",
         "--out-dir",
         str(tmp_path),
         "--out",
         "smoke",
     )
-    rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
-    assert [r["log2_n"] for r in rows] == [10, 11]
+    data = json.loads((tmp_path / "smoke.json").read_text())
+    rows = data["rows"]
+    assert [(r["threads"], r["log2_n"]) for r in rows] == [(1, 10), (1, 11), (2, 10), (2, 11)]
+    assert data["meta"]["threads"] == [1, 2]
     assert all(r["fused_fwd_ms"] > 0 for r in rows)
+    md = (tmp_path / "smoke.md").read_text()
+    assert "## 1 thread\n" in md and "## 2 threads\n" in md and md.count("| 2^1") == 4
 
 
 def test_cpu_chol_benchmark_script(tmp_path):
-    _run("bench_chol_cpu.py", "--sizes", "64x3,8x17", "--no-compile", "--out-dir",
-         str(tmp_path), "--out", "smoke")  # fmt: skip
+    _run("bench_chol_cpu.py", "--sizes", "64x3,8x17", "--threads", "1,2", "--no-compile",
+         "--out-dir", str(tmp_path), "--out", "smoke")  # fmt: skip
     rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
-    assert [(r["B"], r["D"]) for r in rows] == [(64, 3), (8, 17)]
+    assert [(r["threads"], r["B"], r["D"]) for r in rows] == [
+        (t, b, d) for t in (1, 2) for b, d in ((64, 3), (8, 17))
+    ]
     assert all(r["fused_fwdbwd_ms"] > 0 and r["fwd_x_vs_distributions"] > 0 for r in rows)
 
 
 def test_cpu_stats_benchmark_script(tmp_path):
-    _run("bench_stats_cpu.py", "--sizes", "1x64x3,2x8x17", "--no-compile", "--out-dir",
-         str(tmp_path), "--out", "smoke")  # fmt: skip
+    _run("bench_stats_cpu.py", "--sizes", "1x64x3,2x8x17", "--threads", "1,2", "--no-compile",
+         "--out-dir", str(tmp_path), "--out", "smoke")  # fmt: skip
     rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
-    assert [(r["K"], r["B"], r["D"]) for r in rows] == [(1, 64, 3), (2, 8, 17)]
+    assert [(r["threads"], r["K"], r["B"], r["D"]) for r in rows] == [
+        (t, *size) for t in (1, 2) for size in ((1, 64, 3), (2, 8, 17))
+    ]
     assert all(r["fused_fwdbwd_ms"] > 0 and r["fwdbwd_x_vs_eager"] > 0 for r in rows)
 
 
@@ -103,6 +113,7 @@ def test_gpu_chol_benchmark_script_in_cpu_smoke_mode(tmp_path):
     for r in rows:
         for name in ("fused_cpu", "eager", "distributions"):
             assert r[f"{name}_fwd_ms"] > 0 and r[f"{name}_fwdbwd_gbs"] > 0
+            assert r[f"{name}_bwd_ms"] > 0 and r[f"{name}_bwd_gbs"] > 0
             assert r[f"{name}_fwd_x_vs_eager"] > 0
         assert "compile_fwd_ms" not in r  # no compile in smoke mode unless --compile
         assert r["fused_cpu_target_applies"] == (r["B"] == 16384)
@@ -113,10 +124,12 @@ def test_gpu_chol_benchmark_script_in_cpu_smoke_mode(tmp_path):
 
 
 def test_cpu_latency_benchmark_script(tmp_path):
-    _run("bench_latency_cpu.py", "--sizes", "diag:8x3,diag+kl:8x3,chol:4x5", "--no-compile",
-         "--out-dir", str(tmp_path), "--out", "smoke")  # fmt: skip
+    _run("bench_latency_cpu.py", "--sizes", "diag:8x3,diag+kl:8x3,chol:4x5", "--threads", "1,2",
+         "--no-compile", "--out-dir", str(tmp_path), "--out", "smoke")  # fmt: skip
     rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
-    assert [(r["op"], r["B"], r["D"]) for r in rows] == [("diag", 8, 3), ("diag+kl", 8, 3),
-                                                         ("chol", 4, 5)]  # fmt: skip
+    assert [(r["threads"], r["op"], r["B"], r["D"]) for r in rows] == [
+        (t, *size) for t in (1, 2) for size in (("diag", 8, 3), ("diag+kl", 8, 3), ("chol", 4, 5))
+    ]
     assert all(r["fused_fwdbwd_us"] > 0 and r["fwd_x_vs_distributions"] > 0 for r in rows)
-    assert "| diag+kl | 8 | 3 |" in (tmp_path / "smoke.md").read_text()
+    md = (tmp_path / "smoke.md").read_text()
+    assert md.count("| diag+kl | 8 | 3 |") == 2 and "## 2 threads" in md
