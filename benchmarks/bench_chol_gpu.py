@@ -227,8 +227,8 @@ def main() -> None:
         else "CPU smoke run: wall-clock median of 5 calls after one warm-up call"
     )
     meta["bytes_model"] = (
-        "T = B*D*(D+1)/2 (lower triangle); fwd = mu + L tri + z = 2BD + T; fwd+bwd = fwd + dz "
-        "+ L tri + dL tri + dmu = 4BD + 3T elements"
+        "T = B*D*(D+1)/2 (lower triangle); fwd = mu + L tri + z = 2BD + T; bwd = dz + L tri "
+        "+ dL tri + dmu = 2BD + 2T; fwd+bwd = 4BD + 3T elements"
     )
     meta["copy"] = "dst.copy_(src) of (2BD + T)/2 elements (read + write = the fwd bytes model)"
     meta["compile"] = "torch.compile(eager, dynamic=True)" if use_compile else "not run"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check: build for sm_90, the core GPU tests, the GPU benchmark subset and
-# compute-sanitizer, in one device call of at most 8 minutes (benchmarks/README.md).
+# compute-sanitizer, in one run budgeted to 8 minutes (benchmarks/README.md).
 #
 # Usage: bash benchmarks/gpu_check.sh [--dry-run] [STAGE...]
 #   STAGE: build test bench sanitize (default: all four, in that order). A stage that needs the
@@ -17,7 +17,10 @@ OUT=${OUT:-/tmp/gpu_check}
 PY=${PYTHON:-python3}
 DEADLINE=${GPU_CHECK_DEADLINE:-470}
 SELECTION=benchmarks/gpu_core_tests.txt
+SANITIZER=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+# One seed for the test data of every pytest worker, recorded in summary.txt for a replay.
+export FUSED_REPARAM_TEST_SEED=${FUSED_REPARAM_TEST_SEED:-$RANDOM$RANDOM}
 mkdir -p "$OUT"
 
 dry=0
@@ -35,45 +38,57 @@ summary="$OUT/summary.txt"
 : >"$summary"
 note() { echo "$*" | tee -a "$summary"; }
 failed=0
+build_failed=0
 
 # run_stage NAME CAP_SECONDS FUNCTION: runs FUNCTION with the smaller of its cap and the time
-# left before the deadline (in $budget), logs to $OUT/NAME.log, records the outcome.
+# left before the deadline, logs to $OUT/NAME.log, records the outcome. The function reads
+# its time left with `left`, so a build it needs first comes out of its own cap.
 run_stage() {
-  local name=$1 cap=$2 fn=$3 left=$((DEADLINE - SECONDS))
-  if [ "$left" -lt 20 ]; then
-    note "$name: SKIPPED (deadline: ${left} s left)"
+  local name=$1 cap=$2 fn=$3 remaining=$((DEADLINE - SECONDS))
+  if [ "$remaining" -lt 20 ]; then
+    note "$name: SKIPPED (deadline: ${remaining} s left)"
     failed=1
     return
   fi
-  budget=$((cap < left ? cap : left))
+  budget=$((cap < remaining ? cap : remaining))
+  stage_start=$SECONDS
   echo "== $name (at most $budget s)"
-  local start=$SECONDS rc
+  local rc
   "$fn" >"$OUT/$name.log" 2>&1
   rc=$?
   tail -n 15 "$OUT/$name.log"
   if [ $rc -eq 0 ]; then
-    note "$name: ok in $((SECONDS - start)) s"
+    note "$name: ok in $((SECONDS - stage_start)) s"
   else
     [ $rc -eq 124 ] && rc="124 (time cap $budget s)"
-    note "$name: FAILED (exit $rc) in $((SECONDS - start)) s, log $name.log"
+    note "$name: FAILED (exit $rc) in $((SECONDS - stage_start)) s, log $name.log"
     failed=1
   fi
 }
+
+# Seconds left of the current stage's budget (at least 1), times a fraction PERCENT / 100.
+left() { local t=$(((budget - (SECONDS - stage_start)) * ${1:-100} / 100)); echo $((t < 1 ? 1 : t)); }
 
 selected_tests() { grep -v -e '^#' -e '^[[:space:]]*$' "$SELECTION"; }
 
 ensure_built() {
   "$PY" -c "import sys, fused_reparam as f; sys.exit('cuda' not in f.available_backends('cuda'))" \
     2>/dev/null && return 0
+  if [ $build_failed = 1 ]; then
+    echo "gpu_check: the build failed earlier (build.log): not tried again"
+    return 1
+  fi
   echo "gpu_check: building first (the extension has no CUDA kernels here)"
-  stage_build
+  stage_build || { build_failed=1; return 1; }
+  [ "$(left)" -gt 20 ] || { echo "gpu_check: the build left this stage no time"; return 1; }
 }
 
 stage_build() {
   # sm_90 only; the wider CPU builds left out, so every translation unit is in one ninja run.
   FUSED_REPARAM_BUILD=cuda TORCH_CUDA_ARCH_LIST=9.0 FUSED_REPARAM_CPU_ISAS= \
-    MAX_JOBS=${MAX_JOBS:-$(nproc)} timeout "$budget" "$PY" setup.py build_ext --inplace &&
-    "$PY" -c "import fused_reparam as f; print('backends on cuda:', f.available_backends('cuda'))"
+    MAX_JOBS=${MAX_JOBS:-$(nproc)} timeout -k 10 "$(left)" "$PY" setup.py build_ext --inplace &&
+    "$PY" -c "import fused_reparam as f; print('backends on cuda:', f.available_backends('cuda'))" ||
+    { build_failed=1; return 1; }
 }
 
 stage_test() {
@@ -81,24 +96,28 @@ stage_test() {
   mapfile -t ids < <(selected_tests)
   echo "${#ids[@]} tests from $SELECTION"
   if [ $dry = 1 ]; then
-    # Each line must collect exactly one test where a GPU and every GPU backend are present.
-    local collected listed
+    # Each line must collect exactly itself where a GPU and every GPU backend are present.
+    local collected rc
     collected=$(FUSED_REPARAM_COLLECT_GPU=1 "$PY" -m pytest --collect-only -q \
       -p no:cacheprovider "${ids[@]}" 2>&1)
-    local rc=$?
-    listed=$(grep -c '::' <<<"$collected")
+    rc=$?
     grep -iE 'error|not found' <<<"$collected"
-    echo "collected $listed of ${#ids[@]} against the GPU parametrization (pytest exit $rc)"
-    [ $rc -eq 0 ] && [ "$listed" -eq "${#ids[@]}" ]
+    local missing extra
+    missing=$(comm -23 <(printf '%s\n' "${ids[@]}" | sort) <(grep '::' <<<"$collected" | sort))
+    extra=$(comm -13 <(printf '%s\n' "${ids[@]}" | sort) <(grep '::' <<<"$collected" | sort))
+    [ -n "$missing" ] && printf 'not collected:\n%s\n' "$missing"
+    [ -n "$extra" ] && printf 'collected but not listed:\n%s\n' "$extra"
+    echo "collected $(grep -c '::' <<<"$collected") of ${#ids[@]} (pytest exit $rc)"
+    [ $rc -eq 0 ] && [ -z "$missing" ] && [ -z "$extra" ]
     return
   fi
   ensure_built || return 1
   local extra=()
   # Parallel workers share the GPU and overlap the Triton and Inductor compiles.
   "$PY" -c "import xdist" 2>/dev/null && extra+=(-n 8)
-  "$PY" -c "import pytest_timeout" 2>/dev/null && extra+=(--timeout 150)
+  "$PY" -c "import pytest_timeout" 2>/dev/null && extra+=(--timeout 60)
   # SIGINT at the cap: pytest stops and still reports what failed so far.
-  timeout -s INT -k 15 "$budget" "$PY" -m pytest -q -rfEs --durations=15 -p no:cacheprovider \
+  timeout -s INT -k 15 "$(left)" "$PY" -m pytest -q -rfEs --durations=15 -p no:cacheprovider \
     "${extra[@]}" "${ids[@]}"
 }
 
@@ -113,13 +132,14 @@ stage_bench() {
   else
     ensure_built || return 1
   fi
-  # The diagonal rows first; the Cholesky rows get the rest (they are rewritten after each
-  # size, so a run cut short keeps the sizes it finished).
-  local rc=0 start=$SECONDS
-  timeout $((budget / 2)) "$PY" benchmarks/bench_diag_gpu.py "${diag[@]}" --out-dir "$tmp" \
+  # The diagonal rows first, then the Cholesky rows; each script rewrites its results after
+  # every size, so a run cut short keeps the sizes it finished.
+  local rc=0
+  timeout -k 10 "$(left 50)" "$PY" benchmarks/bench_diag_gpu.py "${diag[@]}" --out-dir "$tmp" \
     --stem gpu_diag || rc=1
-  timeout $((budget - (SECONDS - start))) "$PY" benchmarks/bench_chol_gpu.py "${chol[@]}" \
-    --out "$tmp" --stem gpu_chol || rc=1
+  timeout -k 10 "$(left)" "$PY" benchmarks/bench_chol_gpu.py "${chol[@]}" --out "$tmp" \
+    --stem gpu_chol || rc=1
+  : >"$OUT/bench.md"
   for f in gpu_diag gpu_chol; do
     [ -f "$tmp/$f.json" ] && cp "$tmp/$f.json" "$OUT/"
     [ -f "$tmp/$f.md" ] && { cat "$tmp/$f.md"; echo; } >>"$OUT/bench.md"
@@ -135,16 +155,17 @@ stage_sanitize() {
     return
   fi
   ensure_built || return 1
+  [ -x "$SANITIZER" ] || { echo "gpu_check: compute-sanitizer not found"; return 1; }
   # Without the caching allocator every tensor is its own allocation, so memcheck sees an
   # access past a tensor's end that would otherwise land inside a cached block.
-  local rc=0 start=$SECONDS sanitizer=(env PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer
-    --error-exitcode 97 --print-limit 20)
+  local rc=0 sanitizer=(env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --error-exitcode 97
+    --print-limit 20)
   echo "-- memcheck: every kernel and dtype"
-  timeout $((budget * 3 / 5)) "${sanitizer[@]}" --tool memcheck "$PY" $driver || rc=1
+  timeout -k 10 "$(left 60)" "${sanitizer[@]}" --tool memcheck "$PY" $driver || rc=1
   # The kernels with shared memory and warp shuffles: the Cholesky and stats ops.
   for tool in synccheck racecheck; do
     echo "-- $tool: kernels with shared memory"
-    timeout $(((budget - (SECONDS - start)) / 2)) "${sanitizer[@]}" --tool $tool "$PY" $driver \
+    timeout -k 10 "$(left 50)" "${sanitizer[@]}" --tool $tool "$PY" $driver \
       --ops diag_stats,chol --dtypes float32,float16,float64 || rc=1
   done
   return $rc
@@ -159,8 +180,12 @@ stage_sanitize() {
 '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name() if torch.cuda.is_available()
 else 'no GPU')"
   "$PY" -c "import triton; print('triton', triton.__version__)" 2>&1
+  # The build needs setuptools >= 64 and ninja (without it, compiles run one at a time).
+  "$PY" -c "import setuptools; print('setuptools', setuptools.__version__)" 2>&1
+  "$PY" -c "import ninja" 2>/dev/null || command -v ninja >/dev/null || echo "WARNING: no ninja"
   command -v nvcc >/dev/null && nvcc --version | tail -1
-  command -v compute-sanitizer >/dev/null && compute-sanitizer --version | tail -1
+  [ -x "$SANITIZER" ] && "$SANITIZER" --version | tail -1
+  echo "test data: FUSED_REPARAM_TEST_SEED=$FUSED_REPARAM_TEST_SEED"
   [ $dry = 1 ] && echo "dry run: no GPU work"
 } 2>&1 | tee -a "$summary"
 
@@ -180,7 +205,7 @@ done
 n=$(find "$OUT" -type f | wc -l)
 note "total: $SECONDS s; $n files in $OUT"
 if [ "$n" -gt 8 ]; then
-  note "gpu_check: more than 8 files in $OUT: the device tool would not return them all"
+  note "gpu_check: more than 8 files in $OUT: not all of them would come back from the GPU machine"
   failed=1
 fi
 exit $failed

@@ -9,8 +9,9 @@ stride-0 (K samples) inputs, misaligned views, and the sizes at which the CUDA l
 kernels (Cholesky: D <= 64 tiles, larger D units; stats: rows of <= 1024 elements in tiles,
 longer rows one block each). Every output is checked to be finite.
 
-    python benchmarks/gpu_kernel_driver.py [--device cuda] [--ops diag,chol,diag_stats,chol_stats]
+    python benchmarks/gpu_kernel_driver.py [--device cuda] [--ops diag,diag_stats,chol]
                                            [--dtypes float32,float64,float16,bfloat16]
+    (--ops chol covers the Cholesky ops with and without the stats)
     python benchmarks/gpu_kernel_driver.py --device cpu   (the same calls on the CPU kernels)
 """
 

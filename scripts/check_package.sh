@@ -2,7 +2,7 @@
 # Builds an sdist and a wheel, installs each into a fresh virtual environment outside the
 # source tree, and runs a smoke test there: the package and all its modules import from the
 # venv, the compiled ops are present, and a sample, its gradients and the stats are right.
-# Usage: bash scripts/check_package.sh   (PYTHON, MAX_JOBS, FUSED_REPARAM_TORCH_VERSION)
+# Usage: bash scripts/check_package.sh   (PYTHON, MAX_JOBS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,7 +10,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
 say() { printf '[package %4ds] %s\n' "$((SECONDS - start))" "$*"; }
-torch_version=${FUSED_REPARAM_TORCH_VERSION:-$("$PY" -c "import torch; print(torch.__version__.split('+')[0])")}
 
 say "sdist"
 "$PY" -m build --sdist --no-isolation -o "$tmp/dist" . >"$tmp/sdist.log" 2>&1 ||
@@ -21,14 +20,22 @@ say "wheel (from the source tree: reuses build/'s compiled objects)"
   { cat "$tmp/wheel.log"; exit 1; }
 wheel=$(ls "$tmp"/dist/*.whl)
 
+# torch and numpy come from the environment that runs this check, through a .pth file (a
+# path line; the .pth files of that folder are not read, so its fused_reparam is not seen):
+# installing torch into each venv would download it again, a multi-GB CUDA build on most
+# machines. Everything of fused_reparam comes from the wheel or the sdist alone.
+deps_dir=$("$PY" -c "import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))")
 fresh_venv() {
   "$PY" -m venv "$1"
-  "$1/bin/python" -m pip install -q "torch==$torch_version" numpy "setuptools>=77" wheel ninja
+  local site
+  site=$("$1/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  echo "$deps_dir" >"$site/torch_of_the_test_environment.pth"
+  "$1/bin/python" -m pip install -q "setuptools>=64" wheel ninja
 }
 
 repo=$PWD
 smoke() {
-  (cd "$tmp" && "$1/bin/python" - "$repo" <<'EOF'
+  (cd "$tmp" && "$1/bin/python" - "$repo" "$1" <<'EOF'
 import os
 import pkgutil
 import sys
@@ -37,9 +44,10 @@ import torch
 
 import fused_reparam as f
 
-root = os.path.realpath(sys.argv[1])
+root, venv = os.path.realpath(sys.argv[1]), os.path.realpath(sys.argv[2])
 where = os.path.realpath(os.path.dirname(f.__file__))
 assert not where.startswith(root), f"imported from the source tree: {where}"
+assert where.startswith(venv), f"not imported from the fresh venv {venv}: {where}"
 for m in pkgutil.walk_packages(f.__path__, "fused_reparam."):
     if ".demo" not in m.name and "._triton." not in m.name:  # the demo needs scikit-learn
         __import__(m.name)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what fused_reparam needs and builds it in place (editable): torch (only if missing:
-# the CPU build torch==2.13.0; never a plain `torch`, which would pull a multi-GB CUDA build),
+# the pin torch==2.13.0, never a plain `torch`; where the package index serves the CUDA build
+# for it, install the torch you want first),
 # then the package with --no-build-isolation against that torch. Run it in a virtual
 # environment. Compiled objects are kept in build/, so a rebuild compiles only what changed.
 # Usage: bash scripts/install.sh [--test]   (--test adds what the tests need: pytest, numpy,
@@ -13,7 +14,7 @@ say() { printf '[install %4ds] %s\n' "$((SECONDS - start))" "$*"; }
 
 if ! "$PY" -c "import torch" 2>/dev/null; then
   version=${FUSED_REPARAM_TORCH_VERSION:-2.13.0}
-  say "installing torch==$version (CPU build)"
+  say "installing torch==$version"
   "$PY" -m pip install --quiet "torch==$version"
 fi
 say "build tools and the demo's scikit-learn"
@@ -29,7 +30,7 @@ say "building fused_reparam with $jobs jobs (a first build takes a few minutes o
 MAX_JOBS=$jobs "$PY" -m pip install -v --no-build-isolation --no-deps -e . 2>&1 |
   awk '/^ *\[[0-9]+\/[0-9]+\] /{ for (i = NF; i > 0; i--) if ($i ~ /\.(cpp|cu)$/) {
          f = $i; sub(/.*\/csrc\//, "csrc/", f); printf "  %s %s\n", $1, f; fflush(); break } }
-       /error|Error|ERROR/{ print; fflush() }' || {
+       /error:|FAILED:/{ print; fflush() }' || {
   say "build failed: rerun with 'MAX_JOBS=$jobs $PY -m pip install -v --no-build-isolation -e .'"
   exit 1
 }

@@ -35,6 +35,8 @@ if COLLECT_GPU:
 
 # Fresh data each run; FUSED_REPARAM_TEST_SEED (printed in the report header) replays a run.
 RUN_SEED = int(os.environ.get("FUSED_REPARAM_TEST_SEED", random.randrange(2**31)))
+# pytest-xdist workers inherit the environment: all of them use the seed printed here.
+os.environ["FUSED_REPARAM_TEST_SEED"] = str(RUN_SEED)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -120,7 +122,7 @@ def assert_mostly_different(a: torch.Tensor, b: torch.Tensor) -> None:
     """Asserts that two samples drawn with different noise differ almost everywhere.
 
     Two independent float32 normals are torch.isclose with probability about 5e-6, so over
-    thousands of elements a few coincide by chance: at most 1 + 1% of them may.
+    thousands of elements a few may coincide by chance: at most 3 + 0.01% of them may.
     """
     close = int(torch.isclose(a, b).sum())
-    assert close <= 1 + a.numel() // 100, f"{close} of {a.numel()} elements are equal"
+    assert close <= 3 + a.numel() // 10_000, f"{close} of {a.numel()} elements are equal"

@@ -12,6 +12,7 @@ import re
 import pytest
 
 triton = pytest.importorskip("triton")
+tl = pytest.importorskip("triton.language")
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
@@ -230,6 +231,20 @@ SIGMA_KERNELS = {
     ),
     "diag_stats_backward-eps": (stats_kernels.diag_stats_backward_kernel, _stats("backward", True)),
 }
+
+
+@triton.jit
+def _tl_exp_kernel(x_ptr, y_ptr, numel, BLOCK: tl.constexpr):
+    offsets = tl.arange(0, BLOCK)
+    mask = offsets < numel
+    tl.store(y_ptr + offsets, tl.exp(tl.load(x_ptr + offsets, mask=mask)), mask=mask)
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_the_approximate_exp_pattern_is_recognised(arch):
+    """The control of the test below: plain tl.exp matches the pattern it must not find."""
+    ptx = _compile(_tl_exp_kernel, "f32", arch, False, {"BLOCK": 128}).asm["ptx"]
+    assert _rounded_product_exps(ptx) >= 1
 
 
 @pytest.mark.parametrize("arch", [80, 90])
