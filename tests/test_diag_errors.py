@@ -241,3 +241,30 @@ def test_numpy_integers_are_seeds_like_ints(device, backend):
     mu = torch.zeros(3, 4, device=device)
     a = sample_diag(mu, mu, seed=np.uint64(2**63 + 5), offset=np.int32(7), backend=backend)
     assert torch.equal(a, sample_diag(mu, mu, seed=2**63 + 5, offset=7, backend=backend))
+
+
+def _meta_seed_offset_calls(prefix: str) -> list:
+    ops = torch.ops.fused_reparam
+    x, so = torch.zeros(4, 3), torch.tensor([1, 2], device="meta")
+    lower, rows = torch.eye(3), torch.zeros(4)
+    op = lambda name: getattr(ops, prefix + name).default  # noqa: E731
+    return [
+        lambda: op("diag_rsample")(x, x, None, so),
+        lambda: op("diag_rsample_backward")(x, x, None, so, False),
+        lambda: op("chol_rsample")(x, lower, None, so),
+        lambda: op("chol_rsample_backward")(x, lower, None, so, False),
+        lambda: op("diag_rsample_stats")(x, x, None, so),
+        lambda: op("diag_rsample_stats_backward")(x, rows, rows, x, x, None, so, False),
+        lambda: op("chol_rsample_stats")(x, lower, None, so),
+        lambda: op("chol_rsample_stats_backward")(x, rows, rows, x, lower, None, so, False),
+    ]
+
+
+@pytest.mark.parametrize("backend", OP_BACKENDS)
+@pytest.mark.parametrize("case", range(8))
+def test_op_with_a_meta_seed_offset_and_cpu_inputs_raises(backend, case):
+    """The dispatcher sends any call with a meta argument to the Meta (fake) kernel, which
+    must refuse mixed devices rather than return uninitialized CPU tensors."""
+    call = _meta_seed_offset_calls("triton_" if backend == "triton" else "")[case]
+    with pytest.raises(ERRORS, match=r"must be on cpu|is on meta|seed_offset"):
+        call()

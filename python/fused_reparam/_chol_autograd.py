@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ._chol_reduce import is_shared, summed_grad_l
-from ._diag_autograd import needs_grad, sum_to
+from ._diag_autograd import check_one_device, needs_grad, sum_to
 from ._eager_ops import call, op_by_name, register_autograd
 from ._eps import regenerate_eps
 
@@ -47,11 +47,13 @@ def register_chol_op_pair(
 
         @torch.library.register_fake(fwd_name)
         def _fwd_fake(mu, scale_tril, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
+            check_one_device(fwd_name, mu, scale_tril, eps, seed_offset)
             batch = torch.broadcast_shapes(mu.shape[:-1], scale_tril.shape[:-2])
             return mu.new_empty((*batch, mu.shape[-1])), mu.new_empty((2,), dtype=torch.int64)
 
         @torch.library.register_fake(bwd_name)
         def _bwd_fake(grad_z, scale_tril, eps, seed_offset, need_grad_eps):  # noqa: ANN001
+            check_one_device(bwd_name, grad_z, scale_tril, eps, seed_offset)
             d = grad_z.shape[-1]
             grad_eps_shape = grad_z.shape if need_grad_eps else (0,)
             return grad_z.new_empty((*grad_z.shape, d)), grad_z.new_empty(grad_eps_shape)

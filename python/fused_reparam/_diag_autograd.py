@@ -27,6 +27,19 @@ def float32_if_summed(summed: bool, *tensors: torch.Tensor | None) -> tuple:
     return tuple(None if t is None else t.float() for t in tensors)
 
 
+def check_one_device(op: str, *tensors: torch.Tensor | None) -> None:
+    """The fake kernels' device check. They also serve as the Meta kernels, which the
+    dispatcher picks when any argument is a meta tensor: a meta [seed, offset] with CPU inputs
+    would otherwise return uninitialized CPU outputs instead of the C++ op's error."""
+    first = tensors[0]
+    for t in tensors[1:]:
+        if t is not None and t.device != first.device:
+            raise RuntimeError(
+                f"{op}: every tensor argument must be on {first.device} (the first one's "
+                f"device), got one on {t.device}"
+            )
+
+
 def sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """`grad` summed over the dims along which an input of `shape` was broadcast."""
     return grad if grad.shape == shape else grad.sum_to_size(shape)
@@ -52,11 +65,13 @@ def register_diag_op_pair(fwd_name: str, bwd_name: str, *, register_fakes: bool 
 
         @torch.library.register_fake(fwd_name)
         def _fwd_fake(mu, logvar, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
+            check_one_device(fwd_name, mu, logvar, eps, seed_offset)
             shape = torch.broadcast_shapes(mu.shape, logvar.shape)
             return mu.new_empty(shape), mu.new_empty((2,), dtype=torch.int64)
 
         @torch.library.register_fake(bwd_name)
         def _bwd_fake(grad_z, logvar, eps, seed_offset, need_grad_eps):  # noqa: ANN001
+            check_one_device(bwd_name, grad_z, logvar, eps, seed_offset)
             grad_eps_shape = grad_z.shape if need_grad_eps else (0,)
             return grad_z.new_empty(grad_z.shape), grad_z.new_empty(grad_eps_shape)
 

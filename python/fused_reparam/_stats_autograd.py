@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ._chol_reduce import is_shared, summed_grad_l
-from ._diag_autograd import float32_if_summed, needs_grad, sum_to
+from ._diag_autograd import check_one_device, float32_if_summed, needs_grad, sum_to
 from ._eager_ops import call, op_by_name, register_autograd
 from ._eps import regenerate_eps
 
@@ -80,6 +80,7 @@ def register_stats_op_pair(
 
         @torch.library.register_fake(fwd_name)
         def _fwd_fake(mu, second, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
+            check_one_device(fwd_name, mu, second, eps, seed_offset)
             shape = _sample_shape(kind, mu, second)
             rows = shape[:-1]
             return (
@@ -91,6 +92,7 @@ def register_stats_op_pair(
 
         @torch.library.register_fake(bwd_name)
         def _bwd_fake(grad_z, grad_kl, grad_log_q, mu, second, eps, seed_offset, need):  # noqa: ANN001
+            check_one_device(bwd_name, grad_z, grad_kl, grad_log_q, mu, second, eps, seed_offset)
             shape = grad_z.shape
             second_shape = shape if kind == "diag" else (*shape, shape[-1])
             return (
