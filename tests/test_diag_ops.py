@@ -129,3 +129,30 @@ def test_triton_forward_needs_a_stream_or_eps():
         pytest.skip("the Triton backend cannot run on CPU tensors here")
     with pytest.raises(ValueError, match="seed_offset is required when eps is not given"):
         torch.ops.fused_reparam.triton_diag_rsample(torch.zeros(3), torch.zeros(3))
+
+
+@pytest.mark.parametrize("kind", ["diag", "diag_stats", "chol"])
+def test_reference_backend_compiles_fullgraph(kind, gen):
+    """The reference backend (the fallback of an install without the extension) compiles with
+    fullgraph: an explicit seed past 2**63, and a stream drawn from the generator."""
+    mu = randn((3, 6), torch.float32, "cpu", gen).requires_grad_()
+    second = torch.eye(6) if kind == "chol" else randn((3, 6), torch.float32, "cpu", gen)
+
+    def sample(m, s, **kw):
+        if kind == "chol":
+            return fused_reparam.sample_chol(m, s, backend="reference", num_samples=2, **kw)
+        out = sample_diag(m, s, backend="reference", return_stats=kind == "diag_stats", **kw)
+        return out.z + out.kl[..., None] if kind == "diag_stats" else out
+
+    torch._dynamo.reset()
+    compiled = torch.compile(sample, fullgraph=True)
+    seeded = {"seed": 2**63 + 7, "offset": 2**40}
+    z = compiled(mu, second, **seeded)
+    torch.testing.assert_close(z, sample(mu, second, **seeded))
+    (g,) = torch.autograd.grad(z.sum(), mu)
+    torch.testing.assert_close(g, torch.autograd.grad(sample(mu, second, **seeded).sum(), mu)[0])
+    with torch._inductor.config.patch(fallback_random=True):
+        torch.manual_seed(9)
+        drawn = compiled(mu, second)
+    torch.manual_seed(9)
+    torch.testing.assert_close(drawn, sample(mu, second))

@@ -56,7 +56,9 @@ def run_sampling_op(
     if which == "reference":
         if eps is None:
             if seed is None:
-                seed, offset = _seed.draw_seed_offset(generator, mu.device)
+                # Kept a tensor: no host sync, so torch.compile, CUDA-graph capture and
+                # vmap(randomness="different") all see the draw.
+                seed, offset = _seed.draw_seed_offset_tensor(generator, mu.device).unbind()
             eps = _ref_diag.diag_noise(shape, seed, offset, mu.dtype, mu.device)
         out = _REFERENCE[(kind, return_stats)](mu, second, eps)
         # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).

@@ -32,11 +32,6 @@ def to_int64(value: int) -> int:
     return value - _U64 if value >= 1 << 63 else value
 
 
-def to_uint64(value: int) -> int:
-    """The unsigned 64-bit value of an int64 bit pattern."""
-    return value + _U64 if value < 0 else value
-
-
 def seed_offset_tensor(seed: int, offset: int, device: torch.device) -> torch.Tensor:
     """[seed, offset] as an int64 tensor on `device`.
 
@@ -69,20 +64,6 @@ def draw_seed_offset_tensor(
     """
     draw_device = generator.device if generator is not None else device
     return torch.randint(_I64_MAX, (2,), dtype=torch.int64, device=draw_device, generator=generator)
-
-
-def draw_seed_offset(generator: torch.Generator | None, device: torch.device) -> tuple[int, int]:
-    """(seed, offset) drawn as by draw_seed_offset_tensor, as Python ints."""
-    drawn = draw_seed_offset_tensor(generator, device)
-    if torch._C._functorch.is_batchedtensor(drawn):
-        raise RuntimeError(
-            "fused_reparam: under torch.func.vmap(randomness='different') every instance needs "
-            "a stream of its own, which sampling cannot draw there; use randomness='same', pass "
-            "eps= drawn inside the vmapped function, or call sample_diag / sample_chol on the "
-            "batched inputs directly (every element of a sample gets its own noise)"
-        )
-    seed, offset = drawn.tolist()
-    return to_uint64(seed), to_uint64(offset)
 
 
 def check_stream_args(

@@ -15,7 +15,11 @@ __all__ = ["compute_dtype", "diag_noise", "diag_rsample"]
 
 
 def diag_noise(
-    shape: torch.Size, seed: int, offset: int, dtype: torch.dtype, device: torch.device
+    shape: torch.Size,
+    seed: int | torch.Tensor,
+    offset: int | torch.Tensor,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> torch.Tensor:
     """eps of stream (seed, offset) for a sample of `shape`, in the compute dtype of `dtype`."""
     return standard_normal(shape, seed, offset, dtype=compute_dtype(dtype), device=device)

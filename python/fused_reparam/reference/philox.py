@@ -97,7 +97,12 @@ def philox4x32_10(counter: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     for name, t in (("counter", counter), ("key", key)):
         if t.numel() and bool(((t < 0) | (t > _MASK32)).any()):
             raise ValueError(f"{name} words must lie in [0, 2**32)")
+    return _philox_rounds(counter, key)
 
+
+def _philox_rounds(counter: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """philox4x32_10 without its argument checks, for words known to be in range (the check
+    reads the data, which torch.compile cannot trace)."""
     c0, c1, c2, c3 = counter.unbind(-1)
     k0, k1 = key.unbind(-1)
     c0, c1, c2, c3, k0, k1 = torch.broadcast_tensors(c0, c1, c2, c3, k0, k1)
@@ -138,10 +143,23 @@ def _check_numel(numel: int) -> int:
     return n
 
 
+def _words_of(value: int | torch.Tensor, name: str) -> tuple[int, int] | tuple[torch.Tensor, ...]:
+    """(lo32, hi32) of a stream word: a Python int in [0, 2**64), or a 0-dim int64 tensor
+    holding its bit pattern (a drawn stream: no host sync, traced by torch.compile, batched by
+    vmap)."""
+    if isinstance(value, torch.Tensor):
+        return value & _MASK32, (value >> 32) & _MASK32  # the shift sign-extends: mask it
+    return split_u64(value, name)
+
+
 def philox_words(
-    numel: int, seed: int, offset: int, device: torch.device | str | None = None
+    numel: int,
+    seed: int | torch.Tensor,
+    offset: int | torch.Tensor,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Philox words for the first ``numel`` elements of the stream ``(seed, offset)``.
+    """Philox words for the first ``numel`` elements of the stream ``(seed, offset)``: ints
+    in [0, 2**64), or 0-dim int64 tensors of their bit patterns.
 
     Returns:
         int64 tensor ``[ceil(numel / 4), 4]``; row ``j`` is Philox4x32-10 of counter
@@ -149,21 +167,23 @@ def philox_words(
         ``(lo32(seed), hi32(seed))``.
     """
     n = _check_numel(numel)
-    k0, k1 = split_u64(seed, "seed")
-    o0, o1 = split_u64(offset, "offset")
+    k0, k1 = _words_of(seed, "seed")
+    o0, o1 = _words_of(offset, "offset")
     rows = (n + 3) // 4
-    key = torch.tensor([k0, k1], dtype=torch.int64, device=device)
-    out = torch.empty((rows, 4), dtype=torch.int64, device=device)
+    if isinstance(k0, torch.Tensor):
+        key = torch.stack((k0, k1))
+    else:
+        key = torch.tensor([k0, k1], dtype=torch.int64, device=device)
+    chunks = []
     # Chunked only so the int64 temporaries stay cache-sized; the result does not depend on it.
-    for start in range(0, rows, _ROWS_PER_CHUNK):
-        j = torch.arange(
-            start, min(start + _ROWS_PER_CHUNK, rows), dtype=torch.int64, device=device
-        )
-        counter = torch.stack(
-            (j & _MASK32, j >> 32, torch.full_like(j, o0), torch.full_like(j, o1)), dim=-1
-        )
-        out[start : start + j.numel()] = philox4x32_10(counter, key)
-    return out
+    for start in range(0, max(rows, 1), _ROWS_PER_CHUNK):
+        j = torch.arange(start, min(start + _ROWS_PER_CHUNK, rows), dtype=torch.int64,
+                         device=device)  # fmt: skip
+        words = [o.expand_as(j) if isinstance(o, torch.Tensor) else torch.full_like(j, o)
+                 for o in (o0, o1)]  # fmt: skip
+        counter = torch.stack((j & _MASK32, j >> 32, *words), dim=-1)
+        chunks.append(_philox_rounds(counter, key))
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
 
 def uniforms_from_words(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -212,8 +232,8 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def standard_normal(
     shape_or_numel: int | Sequence[int] | torch.Size,
-    seed: int,
-    offset: int,
+    seed: int | torch.Tensor,
+    offset: int | torch.Tensor,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -223,8 +243,8 @@ def standard_normal(
         shape_or_numel: an int ``numel`` (returns a 1-D tensor of that many elements) or a
             shape (returns a tensor of that shape, element ``i`` in row-major order). ``numel``
             may be 0 and need not be a multiple of 4.
-        seed: unsigned 64-bit integer, in [0, 2**64).
-        offset: unsigned 64-bit integer, in [0, 2**64).
+        seed: unsigned 64-bit integer, in [0, 2**64), or a 0-dim int64 tensor of its bits.
+        offset: unsigned 64-bit integer, in [0, 2**64), or a 0-dim int64 tensor of its bits.
         dtype: output dtype, float64, float32, float16 or bfloat16. float64 computes in
             float64; the others compute in float32 and are rounded to ``dtype`` at the end.
         device: where to build the tensors.
