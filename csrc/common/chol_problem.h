@@ -1,6 +1,7 @@
 // Checks of the Cholesky op's arguments and the builder of its plain-data problem
 // (common/chol_layout.h) from tensors. The builder makes every operand's last dim unit-stride,
-// copying only an operand's own storage, never a broadcast. Shared by the CPU and CUDA ops.
+// copying only an operand's own storage, not a broadcast (except where interleaved broadcasts
+// leave too many batch dims, make_chol_problem). Shared by the CPU and CUDA ops.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -9,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/batch_dims.h"
 #include "common/chol_layout.h"
 #include "common/diag_checks.h"
 #include "common/diag_loop.h"
@@ -75,46 +77,30 @@ inline at::Tensor unit_last_stride(const at::Tensor& t) {
 }
 
 // The problem for operands first [..., D], l [..., D, D], eps [*batch, D] over `shape`.
-// keep_alive holds any copies made.
+// keep_alive holds any copies made: of an operand whose rows are not unit-stride, and of all
+// of them when interleaved broadcasts leave more than kMaxDims batch dims unmerged.
 inline CholProblem make_chol_problem(at::IntArrayRef shape, const at::Tensor& first,
                                      const at::Tensor& l, const std::optional<at::Tensor>& eps,
                                      std::array<at::Tensor, 3>& keep_alive) {
   CholProblem p;
-  const int64_t nb = static_cast<int64_t>(shape.size()) - 1;
   p.d = shape.back();
   p.rows = c10::multiply_integers(shape.begin(), shape.end() - 1);
-  keep_alive[0] = unit_last_stride(first);
-  keep_alive[1] = unit_last_stride(l);
-  if (l.size(-1) > 1 && keep_alive[1].stride(-2) < l.size(-1)) keep_alive[1] = l.contiguous();
-  if (eps.has_value()) keep_alive[2] = unit_last_stride(*eps);
-  p.l_row_stride = keep_alive[1].stride(-2);
-  // Batch views broadcast to the batch shape (stride 0 along broadcast dims).
-  std::vector<int64_t> bshape(shape.begin(), shape.end() - 1);
-  std::array<at::Tensor, 3> views;
-  views[0] = keep_alive[0].select(-1, 0).expand(bshape);
-  views[1] = keep_alive[1].select(-1, 0).select(-1, 0).expand(bshape);
-  if (eps.has_value()) views[2] = keep_alive[2].select(-1, 0).expand(bshape);
-  // Merge batch dims where every operand is row-major across the pair.
-  for (int64_t i = 0; i < nb; ++i) {
-    if (bshape[i] == 1) continue;
-    bool merge = p.bdim > 0;
-    for (int k = 0; k < 3 && merge; ++k) {
-      if (!views[k].defined()) continue;
-      merge = p.bstrides[k][p.bdim - 1] == views[k].stride(i) * bshape[i];
+  const at::IntArrayRef bshape = shape.slice(0, shape.size() - 1);
+  std::array<at::Tensor, 3> views;  // the operands over the batch shape
+  for (bool dense : {false, true}) {
+    keep_alive[0] = unit_last_stride(dense ? first.expand(shape).contiguous() : first);
+    keep_alive[1] = dense ? l.expand(append_dim(shape, p.d)).contiguous()
+                          : unit_last_stride(l);
+    if (l.size(-1) > 1 && keep_alive[1].stride(-2) < l.size(-1)) {
+      keep_alive[1] = keep_alive[1].contiguous();
     }
-    if (merge) {
-      p.bsizes[p.bdim - 1] *= bshape[i];
-      for (int k = 0; k < 3; ++k) {
-        if (views[k].defined()) p.bstrides[k][p.bdim - 1] = views[k].stride(i);
-      }
-    } else {
-      TORCH_CHECK(p.bdim < kMaxDims, "fused_reparam: too many batch dims");
-      p.bsizes[p.bdim] = bshape[i];
-      for (int k = 0; k < 3; ++k) {
-        if (views[k].defined()) p.bstrides[k][p.bdim] = views[k].stride(i);
-      }
-      ++p.bdim;
-    }
+    if (eps.has_value()) keep_alive[2] = unit_last_stride(dense ? eps->contiguous() : *eps);
+    p.l_row_stride = keep_alive[1].stride(-2);
+    views[0] = keep_alive[0].select(-1, 0).expand(bshape);
+    views[1] = keep_alive[1].select(-1, 0).select(-1, 0).expand(bshape);
+    if (eps.has_value()) views[2] = keep_alive[2].select(-1, 0).expand(bshape);
+    if (merge_batch_dims(bshape, views, p.bsizes, p.bstrides, p.bdim)) break;
+    TORCH_CHECK(!dense, "fused_reparam: dense operands must merge their batch dims");
   }
   p.in[0] = keep_alive[0].const_data_ptr();
   p.in[1] = keep_alive[1].const_data_ptr();

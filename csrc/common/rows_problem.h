@@ -1,6 +1,6 @@
 // Argument checks of the ops with VAE extras and the builder of their RowsProblem
 // (common/rows_layout.h) from tensors: every operand is viewed over the sample's batch shape
-// (broadcast dims get stride 0, never a copy), and batch dims are merged where all allow.
+// (broadcast dims get stride 0, not a copy), and batch dims are merged where all allow.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/batch_dims.h"
 #include "common/chol_problem.h"
 #include "common/diag_checks.h"
 #include "common/rows_layout.h"
@@ -43,6 +44,8 @@ struct RowInput {
 };
 
 // `shape` is the sample's shape [*batch, D]; `keep_alive` holds the views (and any copies).
+// Broadcasts that interleave so that more than kMaxDims batch dims stay unmerged are read from
+// dense copies instead: first of the per-element and per-row operands, then of L too.
 inline RowsProblem make_rows_problem(at::IntArrayRef shape,
                                      std::array<RowInput, kRowOperands> inputs,
                                      std::array<at::Tensor, kRowOperands>& keep_alive) {
@@ -52,41 +55,29 @@ inline RowsProblem make_rows_problem(at::IntArrayRef shape,
   p.d = shape.back();
   p.rows = c10::multiply_integers(batch);
   std::array<at::Tensor, kRowOperands> views;  // each operand over the batch shape
-  for (int k = 0; k < kRowOperands; ++k) {
-    const RowInput& in = inputs[k];
-    if (in.t == nullptr) continue;
-    if (in.kind == RowKind::kTril) {
-      at::Tensor l = unit_last_stride(*in.t);
-      if (l.size(-1) > 1 && l.stride(-2) < l.size(-1)) l = l.contiguous();
-      keep_alive[k] = l;
-      p.l_row_stride = l.stride(-2);
-      p.dstride[k] = 1;
-      views[k] = l.select(-1, 0).select(-1, 0).expand(batch);
-    } else if (in.kind == RowKind::kRow) {
-      keep_alive[k] = *in.t;
-      views[k] = in.t->expand(batch);
-    } else {
-      keep_alive[k] = in.t->expand(shape);
-      p.dstride[k] = keep_alive[k].stride(-1);
-      views[k] = keep_alive[k].select(-1, 0);
-    }
-  }
-  for (int64_t i = 0; i < nb; ++i) {
-    if (batch[i] == 1) continue;
-    bool merge = p.bdim > 0;
-    for (int k = 0; k < kRowOperands && merge; ++k) {
-      if (views[k].defined()) merge = p.bstrides[k][p.bdim - 1] == views[k].stride(i) * batch[i];
-    }
-    TORCH_CHECK(merge || p.bdim < kMaxDims, "fused_reparam: more than ", kMaxDims,
-                " batch dims that cannot be merged");
-    if (merge) {
-      p.bsizes[p.bdim - 1] *= batch[i];
-    } else {
-      p.bsizes[p.bdim++] = batch[i];
-    }
+  for (int dense = 0;; ++dense) {
     for (int k = 0; k < kRowOperands; ++k) {
-      if (views[k].defined()) p.bstrides[k][p.bdim - 1] = views[k].stride(i);
+      const RowInput& in = inputs[k];
+      if (in.t == nullptr) continue;
+      if (in.kind == RowKind::kTril) {
+        at::Tensor l = unit_last_stride(*in.t);
+        if (dense >= 2) l = l.expand(append_dim(shape, p.d)).contiguous();
+        if (l.size(-1) > 1 && l.stride(-2) < l.size(-1)) l = l.contiguous();
+        keep_alive[k] = l;
+        p.l_row_stride = l.stride(-2);
+        p.dstride[k] = 1;
+        views[k] = l.select(-1, 0).select(-1, 0).expand(batch);
+      } else if (in.kind == RowKind::kRow) {
+        keep_alive[k] = dense >= 1 ? in.t->expand(batch).contiguous() : *in.t;
+        views[k] = keep_alive[k].expand(batch);
+      } else {
+        keep_alive[k] = dense >= 1 ? in.t->expand(shape).contiguous() : in.t->expand(shape);
+        p.dstride[k] = keep_alive[k].stride(-1);
+        views[k] = keep_alive[k].select(-1, 0);
+      }
     }
+    if (merge_batch_dims(batch, views, p.bsizes, p.bstrides, p.bdim)) break;
+    TORCH_CHECK(dense < 2, "fused_reparam: dense operands must merge their batch dims");
   }
   if (p.bdim == 0) p.bsizes[p.bdim++] = 1;
   for (int k = 0; k < kRowOperands; ++k) {
