@@ -23,8 +23,9 @@ _REFERENCE = {
 def _needs_reference() -> bool:
     """True under forward-mode AD or a torch.func transform (grad, jvp, vmap, ...), which the
     fused ops' autograd cannot serve (no forward formula; a C++/Function node functorch cannot
-    see through). The reference backend draws the same numbers with plain torch ops, so routing
-    there gives the same sample with every derivative right."""
+    see through). The reference backend draws the same numbers for a given stream with plain
+    torch ops, so routing there gives every derivative right, and the same sample for a seed
+    (or a stream drawn as the cpu and triton backends draw it)."""
     if torch.compiler.is_compiling():  # Dynamo traces this code and cannot trace the rest
         return False
     return (
