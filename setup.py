@@ -65,7 +65,11 @@ def isa_source(name: str) -> str:
 def cpu_sources() -> list[str]:
     csrc = os.path.join(ROOT, "csrc")
     first = [os.path.join(ROOT, isa_source("default"))]
-    rest = [os.path.join(csrc, "ops.cpp"), *sorted(glob.glob(os.path.join(csrc, "cpu", "*.cpp")))]
+    rest = [
+        os.path.join(csrc, "ops.cpp"),
+        *sorted(glob.glob(os.path.join(csrc, "autograd", "*.cpp"))),
+        *sorted(glob.glob(os.path.join(csrc, "cpu", "*.cpp"))),
+    ]
     # Wider builds not asked for compile without their flags, to tables that are empty.
     empty = [os.path.join(ROOT, isa_source(name)) for name in ISA_FLAGS if name not in WIDE_ISAS]
     return _rel(first + rest + empty)

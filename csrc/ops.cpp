@@ -1,6 +1,10 @@
 // The operator schemas (one per op) and, for the Python build, the `_C` module stub.
-// Kernels are registered per device in cpu/ and cuda/; fake tensors and autograd in Python.
+// Kernels are registered per device in cpu/ and cuda/ (the Triton ones from Python), autograd
+// in autograd/, fake tensors in Python.
 #include <torch/library.h>
+
+#include <string>
+#include <vector>
 
 #ifdef FUSED_REPARAM_PYTHON_MODULE
 #include <Python.h>
@@ -14,65 +18,80 @@ PyObject* PyInit__C(void) {
 }
 #endif
 
-TORCH_LIBRARY(fused_reparam, m) {
+namespace {
+
+// Every backend provides the same eight ops: the compiled C++/CUDA kernels under the plain
+// names, the Triton kernels under "triton_<name>".
+void define_backend_ops(torch::Library& m, const std::string& p) {
+  const std::vector<at::Tag> seeded{at::Tag::nondeterministic_seeded};
+  const auto def = [&](const std::string& schema, bool is_seeded) {
+    if (is_seeded) {
+      m.def((p + schema).c_str(), seeded);
+    } else {
+      m.def((p + schema).c_str());
+    }
+  };
   // z = mu + exp(0.5 * logvar) * eps. eps is drawn in-kernel from the stream seed_offset =
   // [seed, offset] (int64 bit patterns of two uint64), or from `generator` when seed_offset is
   // None, unless an explicit eps is given. Returns z and the [seed, offset] it used (zeros
   // when eps was given), which the backward takes to regenerate eps.
-  m.def(
-      "diag_rsample(Tensor mu, Tensor logvar, Tensor? eps=None, Tensor? seed_offset=None, "
+  def("diag_rsample(Tensor mu, Tensor logvar, Tensor? eps=None, Tensor? seed_offset=None, "
       "Generator? generator=None) -> (Tensor, Tensor)",
-      {at::Tag::nondeterministic_seeded});
+      true);
   // grad_logvar = 0.5 * grad_z * sigma * eps over grad_z's shape (the caller reduces
   // broadcast dims); grad_eps = grad_z * sigma when need_grad_eps, else an empty tensor.
-  m.def(
-      "diag_rsample_backward(Tensor grad_z, Tensor logvar, Tensor? eps, Tensor seed_offset, "
-      "bool need_grad_eps) -> (Tensor, Tensor)");
+  def("diag_rsample_backward(Tensor grad_z, Tensor logvar, Tensor? eps, Tensor seed_offset, "
+      "bool need_grad_eps) -> (Tensor, Tensor)",
+      false);
   // z = mu + L eps for mu [..., D] and scale_tril L [..., D, D] (lower triangle read only;
   // batch dims broadcast), eps [*batch, D] from the stream as for diag_rsample (element i of
   // the sample in row-major order), or given. Returns z and the [seed, offset] used.
-  m.def(
-      "chol_rsample(Tensor mu, Tensor scale_tril, Tensor? eps=None, Tensor? seed_offset=None, "
+  def("chol_rsample(Tensor mu, Tensor scale_tril, Tensor? eps=None, Tensor? seed_offset=None, "
       "Generator? generator=None) -> (Tensor, Tensor)",
-      {at::Tag::nondeterministic_seeded});
+      true);
   // grad_L = tril(grad_z eps^T) over grad_z's batch shape ([*batch, D, D], zeros above the
   // diagonal; the caller reduces broadcast dims); grad_eps = L^T grad_z when need_grad_eps,
   // else an empty tensor.
-  m.def(
-      "chol_rsample_backward(Tensor grad_z, Tensor scale_tril, Tensor? eps, Tensor seed_offset, "
-      "bool need_grad_eps) -> (Tensor, Tensor)");
+  def("chol_rsample_backward(Tensor grad_z, Tensor scale_tril, Tensor? eps, Tensor seed_offset, "
+      "bool need_grad_eps) -> (Tensor, Tensor)",
+      false);
   // The VAE extras in the same pass (rows = the sample's dims but the last, D = its last dim):
   // z as diag_rsample, kl[r] = 0.5 * sum_d(mu^2 + exp(logvar) - 1 - logvar) (KL to N(0, I))
   // and log_q[r] = -0.5 * sum_d(eps^2 + logvar + log(2 pi)), in the compute type, stored in
   // mu's dtype. Returns (z, kl, log_q, [seed, offset] used).
-  m.def(
-      "diag_rsample_stats(Tensor mu, Tensor logvar, Tensor? eps=None, Tensor? seed_offset=None, "
-      "Generator? generator=None) -> (Tensor, Tensor, Tensor, Tensor)",
-      {at::Tag::nondeterministic_seeded});
+  def("diag_rsample_stats(Tensor mu, Tensor logvar, Tensor? eps=None, "
+      "Tensor? seed_offset=None, Generator? generator=None) -> (Tensor, Tensor, Tensor, Tensor)",
+      true);
   // Over the sample's shape (the caller reduces broadcast dims), with gk = grad_kl[r] and
   // gq = grad_log_q[r] for the element's row:
   //   grad_mu = grad_z + gk * mu
   //   grad_logvar = 0.5 * grad_z * sigma * eps + 0.5 * gk * (sigma^2 - 1) - 0.5 * gq
   //   grad_eps = grad_z * sigma - gq * eps  (when need_grad_eps, else an empty tensor).
-  m.def(
-      "diag_rsample_stats_backward(Tensor grad_z, Tensor grad_kl, Tensor grad_log_q, Tensor mu, "
-      "Tensor logvar, Tensor? eps, Tensor seed_offset, bool need_grad_eps) "
-      "-> (Tensor, Tensor, Tensor)");
+  def("diag_rsample_stats_backward(Tensor grad_z, Tensor grad_kl, Tensor grad_log_q, "
+      "Tensor mu, Tensor logvar, Tensor? eps, Tensor seed_offset, bool need_grad_eps) "
+      "-> (Tensor, Tensor, Tensor)",
+      false);
   // z as chol_rsample, with ld = sum_i log|L[i, i]|:
   //   kl[r] = 0.5 * (sum_{j <= i} L[i, j]^2 + sum_i mu_i^2 - D) - ld  (KL to N(0, I))
   //   log_q[r] = -0.5 * sum_i eps_i^2 - ld - 0.5 * D * log(2 pi).
-  m.def(
-      "chol_rsample_stats(Tensor mu, Tensor scale_tril, Tensor? eps=None, "
+  def("chol_rsample_stats(Tensor mu, Tensor scale_tril, Tensor? eps=None, "
       "Tensor? seed_offset=None, Generator? generator=None) -> (Tensor, Tensor, Tensor, Tensor)",
-      {at::Tag::nondeterministic_seeded});
+      true);
   // Over the sample's batch shape (the caller reduces broadcast dims):
   //   grad_mu = grad_z + gk * mu
   //   grad_L = tril(grad_z eps^T) + gk * tril(L) - diag((gk + gq) / L[i, i])
   //   grad_eps = L^T grad_z - gq * eps  (when need_grad_eps, else an empty tensor).
-  m.def(
-      "chol_rsample_stats_backward(Tensor grad_z, Tensor grad_kl, Tensor grad_log_q, Tensor mu, "
-      "Tensor scale_tril, Tensor? eps, Tensor seed_offset, bool need_grad_eps) "
-      "-> (Tensor, Tensor, Tensor)");
+  def("chol_rsample_stats_backward(Tensor grad_z, Tensor grad_kl, Tensor grad_log_q, "
+      "Tensor mu, Tensor scale_tril, Tensor? eps, Tensor seed_offset, bool need_grad_eps) "
+      "-> (Tensor, Tensor, Tensor)",
+      false);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(fused_reparam, m) {
+  define_backend_ops(m, "");
+  define_backend_ops(m, "triton_");
   // Which CPU kernel build runs ("default", "avx2", "avx512"); a non-empty name forces one
   // (for tests and benchmarks). Returns the build in use after the call.
   m.def("_cpu_kernel_isa(str force=\"\") -> str");

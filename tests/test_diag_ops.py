@@ -124,11 +124,26 @@ def test_op_with_explicit_eps_returns_zero_seed_offset(device, backend, gen):
     assert used.tolist() == [0, 0]
 
 
-def test_triton_forward_needs_a_stream_or_eps():
+@pytest.mark.parametrize("op", ["diag_rsample", "chol_rsample", "diag_rsample_stats",
+                                "chol_rsample_stats"])  # fmt: skip
+def test_triton_forward_draws_its_stream_as_the_cpu_op(op):
+    """Without seed_offset or eps every backend's forward draws [seed, offset] from the
+    generator the same way, so the same manual_seed (or generator state) gives the same z."""
     if "triton" not in fused_reparam.available_backends("cpu"):
         pytest.skip("the Triton backend cannot run on CPU tensors here")
-    with pytest.raises(ValueError, match="seed_offset is required when eps is not given"):
-        torch.ops.fused_reparam.triton_diag_rsample(torch.zeros(3), torch.zeros(3))
+    mu = torch.randn(5, 3)
+    second = torch.randn(5, 3) if op.startswith("diag") else torch.eye(3) * 2
+    outs = {}
+    for prefix in ("", "triton_"):
+        fn = getattr(torch.ops.fused_reparam, prefix + op)
+        torch.manual_seed(11)
+        from_default = fn(mu, second)
+        from_gen = fn(mu, second, None, None, torch.Generator().manual_seed(12))
+        outs[prefix] = (from_default, from_gen)
+    for got, want in zip(outs["triton_"], outs[""], strict=True):
+        assert got[-1].tolist() == want[-1].tolist()  # the [seed, offset] used
+        torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-5)
+    assert outs[""][0][-1].tolist() != outs[""][1][-1].tolist()
 
 
 @pytest.mark.parametrize("kind", ["diag", "diag_stats", "chol"])

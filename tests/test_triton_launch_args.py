@@ -1,9 +1,8 @@
 """What the Triton ops pass to their kernels, checked at the launch without running a kernel
 (no GPU needed, interpreted or not): each input and output of an op is passed in one argument
-only (an absent operand gets a dummy tensor, so torch.compile cannot see an output aliased to
-another argument); torch.compile's own mutation analysis of each compiled kernel finds exactly
-the op's outputs written; and every grid fits CUDA's limits (dims 1 and 2 at most 65535), for
-any D."""
+only (an absent operand gets a dummy tensor, so no kernel sees an output aliased to another
+argument); torch's own mutation analysis of each compiled kernel finds exactly the op's
+outputs written; and every grid fits CUDA's limits (dims 1 and 2 at most 65535), for any D."""
 
 from __future__ import annotations
 
@@ -13,11 +12,20 @@ import pytest
 import torch
 
 triton = pytest.importorskip("triton")
-# The op modules register the ops when imported: interpreted (TRITON_INTERPRET=1) as custom
-# ops, else as triton_ops, which run on CPU tensors too when their launches are intercepted.
+# The op modules register the Triton kernels of the ops when imported (for CPU tensors too
+# under TRITON_INTERPRET=1); with their launches intercepted, no kernel runs.
 from fused_reparam._triton import chol_ops, diag_ops, stats_ops  # noqa: E402
 
-OPS = torch.ops.fused_reparam
+
+def _kernel_of(name: str):
+    """The Python kernel registered for fused_reparam::<name>, called directly: without a
+    GPU and without the interpreter no kernel is registered for CPU tensors."""
+    for module in (diag_ops, chol_ops, stats_ops):
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AssertionError(f"no Triton kernel function {name}")
+
+
 KINDS = ["diag", "chol", "diag_stats", "chol_stats"]
 # Where eps comes from, and whether the backward op returns grad_eps.
 MODES = ["stream", "eps", "eps_and_grad_eps"]
@@ -35,19 +43,22 @@ def launches(monkeypatch) -> list[Launch]:
     """Every kernel launch of the Triton ops from here on, recorded instead of run."""
     recorded: list[Launch] = []
 
-    def wrap_triton(kernel):
-        class Launcher:
-            def __getitem__(self, grid):
-                def launch(*args, **kwargs):
-                    named = dict(zip(kernel.arg_names, args, strict=False))
-                    recorded.append(Launch(kernel, tuple(grid), {**named, **kwargs}))
+    class Recorder:
+        def __init__(self, kernel) -> None:
+            self.kernel = kernel
 
-                return launch
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                named = dict(zip(self.kernel.arg_names, args, strict=False))
+                recorded.append(Launch(self.kernel, tuple(grid), {**named, **kwargs}))
 
-        return Launcher()
+            return launch
 
+    # The ops launch the kernels through their modules' globals.
     for module in (diag_ops, chol_ops, stats_ops):
-        monkeypatch.setattr(module, "wrap_triton", wrap_triton)
+        for name, value in list(vars(module).items()):
+            if name.endswith("_kernel") and hasattr(value, "arg_names"):
+                monkeypatch.setattr(module, name, Recorder(value))
     return recorded
 
 
@@ -68,8 +79,8 @@ def _op_calls(kind: str, mode: str) -> list:
     uppers = (gz, gk, gq) if stats else (gz,)
     second_args = (mu, second) if stats else (second,)
     return [
-        (getattr(OPS, name), (mu, second, eps, so if eps is None else None)),
-        (getattr(OPS, f"{name}_backward"), (*uppers, *second_args, eps, so, need_grad_eps)),
+        (_kernel_of(name), (mu, second, eps, so if eps is None else None)),
+        (_kernel_of(f"{name}_backward"), (*uppers, *second_args, eps, so, need_grad_eps)),
     ]
 
 
@@ -159,8 +170,8 @@ def test_grids_fit_cuda_limits_past_65535_tiles(launches, monkeypatch):
     d = 4 * (65535 + 2)
     gz, mu, logvar, gk, gq = (torch.zeros(s) for s in ((1, d), (1, d), (1, d), 1, 1))
     so = torch.tensor([1, 2])
-    OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, logvar, None, so, False)
-    OPS.triton_chol_rsample(mu, torch.ones(1, 1).expand(d, d), None, so)
+    _kernel_of("triton_diag_rsample_stats_backward")(gz, gk, gq, mu, logvar, None, so, False)
+    _kernel_of("triton_chol_rsample")(mu, torch.ones(1, 1).expand(d, d), None, so)
     assert len(launches) == 2
     for launch in launches:
         _check_grid(launch)

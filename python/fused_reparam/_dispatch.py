@@ -7,10 +7,12 @@ from __future__ import annotations
 import torch
 
 from . import _backend, _sample, _seed
-from ._eager_ops import call, op_by_name
 from .reference import chol as _ref_chol
 from .reference import diag as _ref_diag
 from .reference import stats as _ref_stats
+
+# (backend, op) -> the op's OpOverload: looking one up costs microseconds.
+_OPS: dict[tuple[str, str], object] = {}
 
 _REFERENCE = {
     ("diag", False): _ref_diag.diag_rsample,
@@ -65,11 +67,13 @@ def run_sampling_op(
         # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).
         out = tuple(t.contiguous() for t in out) if return_stats else out.contiguous()
     else:
-        seed_offset = _seed.fused_seed_offset(which, eps, seed, offset, generator, mu.device)
-        if which == "triton":  # the Triton ops take no Generator
-            out = call(op_by_name(f"fused_reparam::triton_{op}"), mu, second, eps, seed_offset)
-        else:
-            out = call(op_by_name(f"fused_reparam::{op}"), mu, second, eps, seed_offset, generator)
+        fused = _OPS.get((which, op))
+        if fused is None:
+            prefix = "triton_" if which == "triton" else ""
+            fused = _OPS[(which, op)] = getattr(torch.ops.fused_reparam, prefix + op).default
+        seed_offset = None if seed is None else _seed.seed_offset_tensor(seed, offset, mu.device)
+        # One call: autograd is the op's own (C++), for every backend.
+        out = fused(mu, second, eps, seed_offset, generator)
         if not return_stats:
             out = out[0]
     return _sample.stats_result(*out[:3], num_samples) if return_stats else out

@@ -11,6 +11,8 @@ import warnings
 
 import torch
 
+from . import _fakes
+
 _LOAD_ERROR: str | None = None
 
 try:
@@ -51,6 +53,8 @@ def _kernel_table() -> dict[tuple[str, str], bool]:
 
 
 _KERNELS = _kernel_table()
+if _LOAD_ERROR is None:
+    _fakes.register_fakes()
 
 
 def has_kernel(op: str, dispatch_key: str) -> bool:

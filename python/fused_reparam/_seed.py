@@ -97,21 +97,3 @@ def check_stream_args(
     elif offset != 0:
         raise ValueError(f"{where}: offset is only used together with seed")
     return seed, offset
-
-
-def fused_seed_offset(
-    backend: str,
-    eps: torch.Tensor | None,
-    seed: int | None,
-    offset: int,
-    generator: torch.Generator | None,
-    device: torch.device,
-) -> torch.Tensor | None:
-    """The `seed_offset` argument of a fused op: [seed, offset] when a seed is given; for the
-    Triton ops (which take no Generator) a stream drawn here when neither eps nor seed is
-    given; else None (the C++ ops draw from `generator` themselves)."""
-    if seed is not None:
-        return seed_offset_tensor(seed, offset, device)
-    if backend == "triton" and eps is None:
-        return draw_seed_offset_tensor(generator, device)
-    return None

@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from . import _checks, _extension, _sample, _seed
-from ._chol_autograd import register_chol_op_pair
+from . import _checks, _sample, _seed
 from ._dispatch import run_sampling_op
-from ._stats_autograd import register_stats_op_pair
 
 _WHERE = "fused_reparam.sample_chol"
-
-if _extension.has_extension():
-    register_chol_op_pair(
-        "fused_reparam::chol_rsample",
-        "fused_reparam::chol_rsample_backward",
-        "fused_reparam::diag_rsample",
-    )
-    register_stats_op_pair(
-        "chol",
-        "fused_reparam::chol_rsample_stats",
-        "fused_reparam::chol_rsample_stats_backward",
-        "fused_reparam::diag_rsample",
-    )
 
 
 def sample_chol(

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from . import _checks, _extension, _sample, _seed
-from ._diag_autograd import register_diag_op_pair
+from . import _checks, _sample, _seed
 from ._dispatch import run_sampling_op
-from ._stats_autograd import register_stats_op_pair
 
 _WHERE = "fused_reparam.sample_diag"
-
-if _extension.has_extension():
-    register_diag_op_pair("fused_reparam::diag_rsample", "fused_reparam::diag_rsample_backward")
-    register_stats_op_pair(
-        "diag",
-        "fused_reparam::diag_rsample_stats",
-        "fused_reparam::diag_rsample_stats_backward",
-        "fused_reparam::diag_rsample",
-    )
 
 
 def sample_diag(

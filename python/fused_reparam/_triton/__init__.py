@@ -12,12 +12,17 @@ import os
 
 import torch
 
+from .. import _extension
+
 _LOAD_ERROR: str | None = None
 _INTERPRETED = False
 
 
 def _wanted() -> str | None:
     """None when Triton can be of use here, else why not."""
+    if not _extension.has_extension():
+        # The Triton kernels implement ops that the compiled extension defines.
+        return f"the compiled extension is not available ({_extension.load_error()})"
     if torch.cuda.is_available():
         return None
     if os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes"):

@@ -1,27 +1,23 @@
-"""The Triton op pair of the Cholesky op, as torch.library.triton_op (custom_op under the
-interpreter), like diag_ops.py:
+"""The Triton kernels of the Cholesky op pair, registered like diag_ops.py's:
 
-    fused_reparam::triton_chol_rsample(mu, scale_tril, eps=None, seed_offset=None) -> (z, used)
+    fused_reparam::triton_chol_rsample(mu, scale_tril, eps=None, seed_offset=None,
+                                       generator=None) -> (z, used)
     fused_reparam::triton_chol_rsample_backward(grad_z, scale_tril, eps, seed_offset,
                                                 need_grad_eps) -> (grad_L, grad_eps)
 
-The C++ ops' contract (csrc/ops.cpp) without the Generator: the forward needs seed_offset when
-eps is not given (sample_chol draws it from the generator). Inputs are passed to the kernels
-as they are (per-row batch offsets and per-operand strides): a shared or broadcast L is never
-copied.
+The C++ ops' contract (csrc/ops.cpp). Inputs are passed to the kernels as they are (per-row
+batch offsets and per-operand strides): a shared or broadcast L is never copied.
 """
 
 from __future__ import annotations
 
 import torch
 import triton
-from torch.library import custom_op, triton_op, wrap_triton
 
 from .. import _checks
-from .._chol_autograd import register_chol_op_pair
 from . import layout as _layout
 from .chol_kernels import chol_backward_kernel, chol_forward_kernel
-from .diag_ops import _check_seed_offset, unused_pointer
+from .diag_ops import _check_seed_offset, forward_stream, register_kernel, unused_pointer
 
 FORWARD = "fused_reparam::triton_chol_rsample"
 BACKWARD = "fused_reparam::triton_chol_rsample_backward"
@@ -40,7 +36,6 @@ MAX_BLOCK_D = 64
 _TILE = 16384 if interpreted() else 4096
 _NUM_WARPS = 4
 _INT32_LIMIT = 2**31
-_define_op = custom_op if interpreted() else triton_op
 
 
 def _no_stats_forward(placeholder: torch.Tensor) -> tuple:
@@ -186,22 +181,17 @@ class _KernelArgs:
         )  # fmt: skip
 
 
-@_define_op(FORWARD, mutates_args=())
+@register_kernel("triton_chol_rsample")
 def triton_chol_rsample(
     mu: torch.Tensor,
     scale_tril: torch.Tensor,
     eps: torch.Tensor | None = None,
     seed_offset: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """z = mu + tril(scale_tril) @ eps, and the [seed, offset] used (zeros when eps given)."""
     shape = _check_inputs(mu, "mu", scale_tril, eps, FORWARD)
-    if eps is None:
-        if seed_offset is None:
-            raise ValueError(
-                f"{FORWARD}: seed_offset is required when eps is not given (sample_chol draws "
-                "it from the generator)"
-            )
-        _check_seed_offset(seed_offset, mu, FORWARD)
+    seed_offset = forward_stream(mu, eps, seed_offset, generator, FORWARD)
     z = torch.empty(shape, dtype=mu.dtype, device=mu.device)
     if z.numel() == 0:
         used = seed_offset.reshape(2).clone() if eps is None else mu.new_zeros(2, dtype=torch.int64)
@@ -209,14 +199,14 @@ def triton_chol_rsample(
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
     unused = unused_pointer(mu)
     a = _KernelArgs(shape, mu, scale_tril, eps, seed_offset, placeholder=unused, grad_l=False)
-    wrap_triton(chol_forward_kernel)[a.grid()](
+    chol_forward_kernel[a.grid()](
         z, a.first, a.l, a.eps, a.so, used, *a.launch_args(), *_no_stats_forward(unused),
         STATS=False, **a.constexprs(),
     )  # fmt: skip
     return z, used
 
 
-@_define_op(BACKWARD, mutates_args=())
+@register_kernel("triton_chol_rsample_backward")
 def triton_chol_rsample_backward(
     grad_z: torch.Tensor,
     scale_tril: torch.Tensor,
@@ -245,15 +235,9 @@ def triton_chol_rsample_backward(
     unused = unused_pointer(grad_z)
     a = _KernelArgs(shape, grad_z, scale_tril, eps, seed_offset, placeholder=unused,
                     grad_l=True)  # fmt: skip
-    wrap_triton(chol_backward_kernel)[a.grid()](
+    chol_backward_kernel[a.grid()](
         grad_l, grad_eps if need_grad_eps else unused, a.first, a.l, a.eps, a.so,
         *a.launch_args(), *_no_stats_backward(unused), NEED_GRAD_EPS=need_grad_eps,
         STATS=False, **a.constexprs(),
     )  # fmt: skip
     return grad_l, grad_eps
-
-
-# A triton_op is its own fake kernel (its Python runs on fake tensors); a custom_op needs one.
-register_chol_op_pair(
-    FORWARD, BACKWARD, "fused_reparam::triton_diag_rsample", register_fakes=interpreted()
-)

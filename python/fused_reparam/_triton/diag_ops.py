@@ -1,28 +1,24 @@
-"""The Triton op pair of the diagonal op, as torch.library.triton_op: torch.compile sees the
-kernels themselves (no graph break, no opaque call).
+"""The Triton kernels of the diagonal op pair, registered for CUDA tensors (and for CPU
+tensors under the Triton interpreter, TRITON_INTERPRET=1, which is how CI runs them):
 
-    fused_reparam::triton_diag_rsample(mu, logvar, eps=None, seed_offset=None) -> (z, used)
+    fused_reparam::triton_diag_rsample(mu, logvar, eps=None, seed_offset=None,
+                                       generator=None) -> (z, used)
     fused_reparam::triton_diag_rsample_backward(grad_z, logvar, eps, seed_offset,
                                                 need_grad_eps) -> (grad_logvar, grad_eps)
 
-The same contract as the C++ ops (csrc/ops.cpp) except that the forward takes no Generator
-(triton_op schemas cannot hold one) and needs seed_offset when eps is not given: sample_diag
-draws [seed, offset] from the generator with a torch random op (graph-safe, traced by
-torch.compile) and passes it in. So both ops are pure functions of their inputs.
-
-Under the Triton interpreter (TRITON_INTERPRET=1, CPU tensors in CI) torch cannot trace into
-an interpreted kernel, so there the ops are plain opaque custom ops with fake kernels: the same
-Python and kernels, and torch.compile still traces them without a graph break.
+The schemas, autograd and fake kernels are those of every backend (csrc/ops.cpp,
+csrc/autograd/, _fakes.py). Without seed_offset or eps the forward draws [seed, offset] from
+the generator with torch.randint, as the C++ CPU op does, so both give the same z.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import triton
-from torch.library import custom_op, triton_op, wrap_triton
 
-from .. import _checks
-from .._diag_autograd import register_diag_op_pair
+from .. import _checks, _seed
 from . import layout as _layout
 from .diag_kernels import diag_backward_kernel, diag_forward_kernel
 
@@ -39,7 +35,21 @@ def interpreted() -> bool:
 # it gets big blocks; the stream is indexed by element, so this changes no number.
 _GROUPS = 4096 if interpreted() else 512
 _NUM_WARPS = 4
-_define_op = custom_op if interpreted() else triton_op
+# Kept alive for as long as the registrations below should last: the whole process.
+_LIBRARY = torch.library.Library("fused_reparam", "IMPL")
+
+
+def register_kernel(name: str) -> Callable:
+    """Registers the decorated function as the kernel of `fused_reparam::<name>` for CUDA
+    tensors, and for CPU tensors under the interpreter."""
+
+    def register(fn: Callable) -> Callable:
+        _LIBRARY.impl(name, fn, "CUDA")
+        if interpreted():
+            _LIBRARY.impl(name, fn, "CPU")
+        return fn
+
+    return register
 
 
 def _grid(numel: int) -> tuple[int]:
@@ -50,11 +60,10 @@ def unused_pointer(like: torch.Tensor) -> torch.Tensor:
     """A 1-element tensor for the pointer arguments a launch never reads or writes (an absent
     eps, seed_offset, grad_eps, ...), one a launch for all of them.
 
-    Not one of the op's inputs or outputs: torch.compile functionalizes a triton_op's launch
-    by the arguments it finds the kernel writing (all of them when its analysis fails), and an
-    output also passed as another argument could come back as that argument's unwritten copy.
-    Unused pointers sit behind constexpr branches, so the dtype (`like`'s) only keys the
-    compiled variant.
+    Not one of the op's inputs or outputs, so no launch ever sees one tensor in two argument
+    places (an output also passed as an input is what a kernel's aliasing analysis, or
+    torch.compile's functionalization of a launch, would get wrong). Unused pointers sit
+    behind constexpr branches, so the dtype (`like`'s) only keys the compiled variant.
     """
     return torch.empty(1, dtype=like.dtype, device=like.device)
 
@@ -69,6 +78,22 @@ def _check_seed_offset(seed_offset: torch.Tensor, like: torch.Tensor, where: str
         raise RuntimeError(
             f"{where}: seed_offset is on {seed_offset.device} but the inputs are on {like.device}"
         )
+
+
+def forward_stream(
+    like: torch.Tensor,
+    eps: torch.Tensor | None,
+    seed_offset: torch.Tensor | None,
+    generator: torch.Generator | None,
+    where: str,
+) -> torch.Tensor | None:
+    """The [seed, offset] a forward op uses: seed_offset (checked), else one drawn from the
+    generator when eps is not given."""
+    if seed_offset is None and eps is None:
+        return _seed.draw_seed_offset_tensor(generator, like.device)
+    if seed_offset is not None:
+        _check_seed_offset(seed_offset, like, where)
+    return seed_offset
 
 
 def _check_inputs(
@@ -120,29 +145,24 @@ class _KernelArgs:
             self.so_stride = self.so.stride(0)
 
 
-@_define_op(FORWARD, mutates_args=())
+@register_kernel("triton_diag_rsample")
 def triton_diag_rsample(
     mu: torch.Tensor,
     logvar: torch.Tensor,
     eps: torch.Tensor | None = None,
     seed_offset: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """z = mu + exp(0.5 * logvar) * eps, and the [seed, offset] used (zeros when eps given)."""
     shape = _check_inputs(mu, "mu", logvar, eps, FORWARD)
-    if seed_offset is not None:
-        _check_seed_offset(seed_offset, mu, FORWARD)
-    elif eps is None:
-        raise ValueError(
-            f"{FORWARD}: seed_offset is required when eps is not given (sample_diag draws it "
-            "from the generator)"
-        )
+    seed_offset = forward_stream(mu, eps, seed_offset, generator, FORWARD)
     z = torch.empty(shape, dtype=mu.dtype, device=mu.device)
     if z.numel() == 0:
         used = seed_offset.reshape(2).clone() if eps is None else mu.new_zeros(2, dtype=torch.int64)
         return z, used
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
     a = _KernelArgs(shape, mu, logvar, eps, seed_offset, placeholder=unused_pointer(mu))
-    wrap_triton(diag_forward_kernel)[_grid(z.numel())](
+    diag_forward_kernel[_grid(z.numel())](
         z, a.first, a.logvar, a.eps, a.so, used, z.numel(), a.so_stride, *a.sizes, *a.strides,
         NDIM=a.ndim, MU_CONTIG=a.contig[0], LV_CONTIG=a.contig[1], EPS_CONTIG=a.contig[2],
         HAS_EPS=a.has_eps, IDX64=a.idx64, GROUPS=_GROUPS, F64=a.f64, num_warps=_NUM_WARPS,
@@ -150,7 +170,7 @@ def triton_diag_rsample(
     return z, used
 
 
-@_define_op(BACKWARD, mutates_args=())
+@register_kernel("triton_diag_rsample_backward")
 def triton_diag_rsample_backward(
     grad_z: torch.Tensor,
     logvar: torch.Tensor,
@@ -177,7 +197,7 @@ def triton_diag_rsample_backward(
         return grad_logvar, grad_eps
     unused = unused_pointer(grad_z)
     a = _KernelArgs(shape, grad_z, logvar, eps, seed_offset, placeholder=unused)
-    wrap_triton(diag_backward_kernel)[_grid(grad_logvar.numel())](
+    diag_backward_kernel[_grid(grad_logvar.numel())](
         grad_logvar, grad_eps if need_grad_eps else unused, a.first, a.logvar, a.eps, a.so,
         grad_logvar.numel(), a.so_stride, *a.sizes, *a.strides,
         NDIM=a.ndim, G_CONTIG=a.contig[0], LV_CONTIG=a.contig[1], EPS_CONTIG=a.contig[2],
@@ -185,7 +205,3 @@ def triton_diag_rsample_backward(
         F64=a.f64, num_warps=_NUM_WARPS,
     )  # fmt: skip
     return grad_logvar, grad_eps
-
-
-# A triton_op is its own fake kernel (its Python runs on fake tensors); a custom_op needs one.
-register_diag_op_pair(FORWARD, BACKWARD, register_fakes=interpreted())

@@ -1,35 +1,32 @@
-"""The Triton ops with the VAE extras, as torch.library.triton_op (custom_op under the
-interpreter), like diag_ops.py and chol_ops.py:
+"""The Triton kernels of the ops with the VAE extras, registered like diag_ops.py's:
 
-    fused_reparam::triton_diag_rsample_stats(mu, logvar, eps=None, seed_offset=None)
-        -> (z, kl, log_q, used)
+    fused_reparam::triton_diag_rsample_stats(mu, logvar, eps=None, seed_offset=None,
+        generator=None) -> (z, kl, log_q, used)
     fused_reparam::triton_diag_rsample_stats_backward(grad_z, grad_kl, grad_log_q, mu, logvar,
         eps, seed_offset, need_grad_eps) -> (grad_mu, grad_logvar, grad_eps)
-    fused_reparam::triton_chol_rsample_stats(mu, scale_tril, eps=None, seed_offset=None)
-        -> (z, kl, log_q, used)
+    fused_reparam::triton_chol_rsample_stats(mu, scale_tril, eps=None, seed_offset=None,
+        generator=None) -> (z, kl, log_q, used)
     fused_reparam::triton_chol_rsample_stats_backward(grad_z, grad_kl, grad_log_q, mu,
         scale_tril, eps, seed_offset, need_grad_eps) -> (grad_mu, grad_L, grad_eps)
 
-The C++ ops' contract (csrc/ops.cpp) without the Generator: the forward needs seed_offset when
-eps is not given. kl and log_q have the sample's shape without its last dim, in mu's dtype,
-summed in float32 (half types) or float64. The diagonal kernels are stats_kernels.py, the
-Cholesky ones the STATS variants of chol_kernels.py. Inputs are passed as they are (per-row
-batch offsets and per-operand strides, _RowArgs): broadcast inputs are never copied.
+The C++ ops' contract (csrc/ops.cpp). kl and log_q have the sample's shape without its last
+dim, in mu's dtype, summed in float32 (half types) or float64. The diagonal kernels are
+stats_kernels.py, the Cholesky ones the STATS variants of chol_kernels.py. Inputs are passed
+as they are (per-row batch offsets and per-operand strides, _RowArgs): broadcast inputs are
+never copied.
 """
 
 from __future__ import annotations
 
 import torch
 import triton
-from torch.library import custom_op, triton_op, wrap_triton
 
 from .. import _checks
-from .._stats_autograd import register_stats_op_pair
 from . import chol_ops as _chol_ops
 from . import layout as _layout
 from .chol_kernels import chol_backward_kernel, chol_forward_kernel
 from .diag_ops import _check_inputs as _diag_ops_check_inputs
-from .diag_ops import _check_seed_offset, unused_pointer
+from .diag_ops import _check_seed_offset, forward_stream, register_kernel, unused_pointer
 from .stats_kernels import diag_stats_backward_kernel, diag_stats_forward_kernel
 
 DIAG_FORWARD = "fused_reparam::triton_diag_rsample_stats"
@@ -51,7 +48,6 @@ DIAG_MAX_BLOCK_D = 256 if interpreted() else 1024
 DIAG_TILE = 16384 if interpreted() else 2048
 _NUM_WARPS = 4
 _INT32_LIMIT = 2**31
-_define_op = custom_op if interpreted() else triton_op
 
 # How an operand spans a sample row: "row" is broadcast to the whole sample [*batch, D]
 # (stride 0 along D when broadcast there); "mat" is [..., D, D] over the batch; "one" is one
@@ -204,18 +200,6 @@ def _check_sample_dims(shape: torch.Size, where: str) -> None:
         )
 
 
-def _check_forward_stream(
-    mu: torch.Tensor, eps: torch.Tensor | None, seed_offset: torch.Tensor | None, where: str
-) -> None:
-    if eps is None:
-        if seed_offset is None:
-            raise ValueError(
-                f"{where}: seed_offset is required when eps is not given (sample_diag and "
-                "sample_chol draw it from the generator)"
-            )
-        _check_seed_offset(seed_offset, mu, where)
-
-
 def _empty_forward(
     shape: torch.Size, mu: torch.Tensor, eps: torch.Tensor | None, seed_offset: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -267,18 +251,19 @@ def _check_backward_inputs(
     return shape
 
 
-@_define_op(DIAG_FORWARD, mutates_args=())
+@register_kernel("triton_diag_rsample_stats")
 def triton_diag_rsample_stats(
     mu: torch.Tensor,
     logvar: torch.Tensor,
     eps: torch.Tensor | None = None,
     seed_offset: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z, kl, log_q, [seed, offset] used): z = mu + exp(0.5 * logvar) * eps and per row
     kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar), log_q = -0.5 * sum(eps^2 + logvar + log 2pi)."""
     shape = _diag_ops_check_inputs(mu, "mu", logvar, eps, DIAG_FORWARD)
     _check_sample_dims(shape, DIAG_FORWARD)
-    _check_forward_stream(mu, eps, seed_offset, DIAG_FORWARD)
+    seed_offset = forward_stream(mu, eps, seed_offset, generator, DIAG_FORWARD)
     if shape.numel() == 0:
         return _empty_forward(shape, mu, eps, seed_offset)
     z = torch.empty(shape, dtype=mu.dtype, device=mu.device)
@@ -288,14 +273,14 @@ def triton_diag_rsample_stats(
     a = _RowArgs(shape, [(mu, "row"), (logvar, "row"), (eps, "row")],
                  seed_offset if eps is None else None, unused_pointer(mu), DIAG_MAX_BLOCK_D,
                  DIAG_TILE, 1, shape[-1])  # fmt: skip
-    wrap_triton(diag_stats_forward_kernel)[a.grid(1)](
+    diag_stats_forward_kernel[a.grid(1)](
         z, kl, log_q, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes,
         *_launch_strides(a), HAS_EPS=eps is not None, **a.constexprs(),
     )  # fmt: skip
     return z, kl, log_q, used
 
 
-@_define_op(DIAG_BACKWARD, mutates_args=())
+@register_kernel("triton_diag_rsample_stats_backward")
 def triton_diag_rsample_stats_backward(
     grad_z: torch.Tensor,
     grad_kl: torch.Tensor,
@@ -330,7 +315,7 @@ def triton_diag_rsample_stats_backward(
                          (logvar, "row"), (eps, "row")],
                  seed_offset if eps is None else None, unused, DIAG_MAX_BLOCK_D, DIAG_TILE, 1,
                  shape[-1])  # fmt: skip
-    wrap_triton(diag_stats_backward_kernel)[a.grid(a.tiles)](
+    diag_stats_backward_kernel[a.grid(a.tiles)](
         grad_mu, grad_logvar, grad_eps if need_grad_eps else unused, *a.tensors, a.so,
         a.rows, a.d, a.so_stride, *a.sizes, *_launch_strides(a),
         HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, **a.constexprs(),
@@ -338,18 +323,19 @@ def triton_diag_rsample_stats_backward(
     return grad_mu, grad_logvar, grad_eps
 
 
-@_define_op(CHOL_FORWARD, mutates_args=())
+@register_kernel("triton_chol_rsample_stats")
 def triton_chol_rsample_stats(
     mu: torch.Tensor,
     scale_tril: torch.Tensor,
     eps: torch.Tensor | None = None,
     seed_offset: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z, kl, log_q, [seed, offset] used): z = mu + tril(L) @ eps and per row, with
     ld = sum_i log|L_ii|, kl = 0.5 * (|tril L|^2 + |mu|^2 - D) - ld and
     log_q = -0.5 * |eps|^2 - ld - 0.5 * D * log 2pi."""
     shape = _chol_ops._check_inputs(mu, "mu", scale_tril, eps, CHOL_FORWARD)
-    _check_forward_stream(mu, eps, seed_offset, CHOL_FORWARD)
+    seed_offset = forward_stream(mu, eps, seed_offset, generator, CHOL_FORWARD)
     if shape.numel() == 0:
         return _empty_forward(shape, mu, eps, seed_offset)
     z = torch.empty(shape, dtype=mu.dtype, device=mu.device)
@@ -360,14 +346,14 @@ def triton_chol_rsample_stats(
                  seed_offset if eps is None else None, unused_pointer(mu),
                  _chol_ops.MAX_BLOCK_D, _chol_ops._TILE, 2, shape[-1])  # fmt: skip
     # One program a row block, looping over the row's tiles (so the row sums stay in it).
-    wrap_triton(chol_forward_kernel)[a.grid(1)](
+    chol_forward_kernel[a.grid(1)](
         z, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes, *_launch_strides(a),
         kl, log_q, HAS_EPS=eps is not None, STATS=True, **a.constexprs(),
     )  # fmt: skip
     return z, kl, log_q, used
 
 
-@_define_op(CHOL_BACKWARD, mutates_args=())
+@register_kernel("triton_chol_rsample_stats_backward")
 def triton_chol_rsample_stats_backward(
     grad_z: torch.Tensor,
     grad_kl: torch.Tensor,
@@ -405,7 +391,7 @@ def triton_chol_rsample_stats_backward(
                  seed_offset if eps is None else None, unused, _chol_ops.MAX_BLOCK_D,
                  _chol_ops._TILE, 2, d * d)  # fmt: skip
     g, lt, e, m, gk, gq = a.tensors
-    wrap_triton(chol_backward_kernel)[a.grid(a.tiles)](
+    chol_backward_kernel[a.grid(a.tiles)](
         grad_l, grad_eps if need_grad_eps else unused, g, lt, e, a.so,
         a.rows, a.d, a.so_stride, *a.sizes,
         *_flat(a.batch_strides[:3]), *_flat(a.inner_strides[:3]),
@@ -413,10 +399,3 @@ def triton_chol_rsample_stats_backward(
         HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, STATS=True, **a.constexprs(),
     )  # fmt: skip
     return grad_mu, grad_l, grad_eps
-
-
-# A triton_op is its own fake kernel (its Python runs on fake tensors); a custom_op needs one.
-register_stats_op_pair("diag", DIAG_FORWARD, DIAG_BACKWARD, "fused_reparam::triton_diag_rsample",
-                       register_fakes=interpreted())  # fmt: skip
-register_stats_op_pair("chol", CHOL_FORWARD, CHOL_BACKWARD, "fused_reparam::triton_diag_rsample",
-                       register_fakes=interpreted())  # fmt: skip

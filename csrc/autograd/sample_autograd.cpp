@@ -1,0 +1,180 @@
+// Autograd of the sampling ops (diag_rsample, chol_rsample) and of their backward ops, for
+// every backend: the forward runs the backend's op below autograd and saves its second input,
+// eps (only when given) and the 16-byte [seed, offset] it used; the backward calls the
+// backend's backward op, which regenerates eps. The backward op has its own autograd
+// (double backward), written with the two ops themselves, so eps is never stored.
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <torch/library.h>
+
+#include "autograd/grad_util.h"
+
+namespace fused_reparam {
+namespace autograd {
+namespace {
+
+const Tensor kNone;
+
+constexpr int idx(Family f) { return static_cast<int>(f); }
+
+// (grad of the second input summed to its shape, grad_eps) of the forward op, as requested.
+template <Backend B, Family F>
+std::pair<Tensor, Tensor> second_and_eps_grads(const Tensor& g, const Tensor& second,
+                                               const Tensor& eps, const Tensor& used,
+                                               bool need_second, bool need_eps) {
+  const auto& backward = backend_ops(B).sample_backward[idx(F)];
+  if constexpr (F == Family::Chol) {
+    if (need_second && l_is_shared(second.sym_sizes(), g.sym_sizes())) {
+      const Tensor e = regenerate_eps(B, eps, used, g.sym_sizes(), g);
+      return {summed_grad_l(g, e, second.sym_sizes()),
+              need_eps ? tril_t_matvec(second, g) : Tensor()};
+    }
+    auto [g_l, g_eps] = backward.call(g, second, opt(eps), used, need_eps);
+    return {need_second ? reduce_to(g_l, second.sym_sizes()) : Tensor(),
+            need_eps ? g_eps : Tensor()};
+  } else {
+    // Half-type terms summed over broadcast dims are computed in float32.
+    const bool summed = need_second && !second.sym_sizes().equals(g.sym_sizes());
+    auto [g_lv, g_eps] =
+        backward.call(float32_if_summed(summed, g), float32_if_summed(summed, second),
+                      opt(float32_if_summed(summed, eps)), used, need_eps);
+    return {need_second ? reduce_to(g_lv, second.sym_sizes()).to(second.scalar_type()) : Tensor(),
+            need_eps ? g_eps.to(g.scalar_type()) : Tensor()};
+  }
+}
+
+template <Backend B, Family F>
+struct SampleFunction : public torch::autograd::Function<SampleFunction<B, F>> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& mu, const Tensor& second,
+                               const OptTensor& eps, const OptTensor& seed_offset,
+                               OptGenerator generator) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [z, used] =
+        backend_ops(B).sample[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
+    ctx->saved_data["mu_sizes"] = mu.sym_sizes();
+    ctx->save_for_backward({second, eps.value_or(Tensor()), used});
+    ctx->mark_non_differentiable({used});
+    return {z, used};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &second = saved[0], &eps = saved[1], &used = saved[2];
+    const Tensor& grad_z = grads[0];
+    const bool need_second = ctx->needs_input_grad(1);
+    const bool need_eps = eps.defined() && ctx->needs_input_grad(2);
+    Tensor grad_mu, grad_second, grad_eps;
+    if (ctx->needs_input_grad(0)) {
+      grad_mu = reduce_to(grad_z, ctx->saved_data["mu_sizes"].toSymIntVector());
+    }
+    if (need_second || need_eps) {
+      std::tie(grad_second, grad_eps) =
+          second_and_eps_grads<B, F>(grad_z, second, eps, used, need_second, need_eps);
+    }
+    return {grad_mu, grad_second, grad_eps, Tensor(), Tensor()};
+  }
+};
+
+// The backward op's outputs, diagonal: G = 0.5 g sigma eps, E = g sigma; upstream (a, b):
+//   d/dg = 0.5 a sigma eps + b sigma, d/dlogvar = 0.5 g (d/dg), d/deps = 0.5 a g sigma.
+// Cholesky: G = tril(g eps^T), E = L^T g; upstream (A, b):
+//   d/dg = tril(A) eps + tril(L) b (the forward op with mu = 0, on A and on L),
+//   d/dL = tril(g b^T) (the backward op with eps = b), d/deps = tril(A)^T g.
+template <Backend B, Family F>
+struct SampleBackwardFunction
+    : public torch::autograd::Function<SampleBackwardFunction<B, F>> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& grad_z, const Tensor& second,
+                               const OptTensor& eps, const Tensor& seed_offset,
+                               bool need_grad_eps) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [g_second, g_eps] = backend_ops(B).sample_backward[idx(F)].call(
+        grad_z, second, eps, seed_offset, need_grad_eps);
+    ctx->save_for_backward({grad_z, second, eps.value_or(Tensor()), seed_offset});
+    return {g_second, g_eps};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &g = saved[0], &second = saved[1], &eps = saved[2], &so = saved[3];
+    const Tensor &up_second = grads[0], &up_eps = grads[1];
+    const bool need_g = ctx->needs_input_grad(0), need_second = ctx->needs_input_grad(1);
+    const bool need_eps = eps.defined() && ctx->needs_input_grad(2);
+    const bool has_b = eps.defined() && up_eps.defined() && up_eps.sym_numel() != 0;
+    const BackendOps& o = backend_ops(B);
+    Tensor d_g, d_second, d_eps;
+    if constexpr (F == Family::Diag) {
+      if (need_g || need_second) {
+        d_g = std::get<0>(o.sample_backward[idx(F)].call(up_second, second, opt(eps), so, false));
+        if (has_b) d_g = d_g + up_eps * at::exp(0.5 * second);
+      }
+      if (need_second) d_second = reduce_to(0.5 * g * d_g, second.sym_sizes());
+      if (need_eps) d_eps = 0.5 * up_second * g * at::exp(0.5 * second);
+    } else {
+      // mu = 0 over g's shape, as a stride-0 view (no memory).
+      const Tensor zero_mu = at::zeros_symint({g.sym_size(-1)}, g.options())
+                                 .expand_symint(g.sym_sizes());
+      if (need_g) {
+        d_g = std::get<0>(o.sample[idx(F)].call(zero_mu, up_second, opt(eps), so, std::nullopt));
+        if (has_b) {
+          d_g = d_g + std::get<0>(o.sample[idx(F)].call(zero_mu, second, up_eps, std::nullopt,
+                                                         std::nullopt));
+        }
+      }
+      if (need_second && has_b) {
+        d_second = second_and_eps_grads<B, F>(g, second, up_eps, so, true, false).first;
+      }
+      if (need_eps) d_eps = std::get<1>(o.sample_backward[idx(F)].call(g, up_second, eps, so, true));
+    }
+    return {need_g ? d_g : Tensor(), d_second, d_eps, Tensor(), Tensor()};
+  }
+};
+
+template <Backend B, Family F>
+std::tuple<Tensor, Tensor> sample_autograd(const Tensor& mu, const Tensor& second,
+                                           const OptTensor& eps, const OptTensor& seed_offset,
+                                           OptGenerator generator) {
+  const Tensor& e = eps.has_value() ? *eps : kNone;
+  check_no_forward_grad("fused_reparam: the sampling op", {&mu, &second, &e});
+  if (!records({&mu, &second, &e})) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return backend_ops(B).sample[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
+  }
+  variable_list out =
+      SampleFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator));
+  return {out[0], out[1]};
+}
+
+template <Backend B, Family F>
+std::tuple<Tensor, Tensor> sample_backward_autograd(const Tensor& grad_z, const Tensor& second,
+                                                    const OptTensor& eps,
+                                                    const Tensor& seed_offset,
+                                                    bool need_grad_eps) {
+  const Tensor& e = eps.has_value() ? *eps : kNone;
+  check_no_forward_grad("fused_reparam: the sampling op's backward", {&grad_z, &second, &e});
+  if (!records({&grad_z, &second, &e})) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return backend_ops(B).sample_backward[idx(F)].call(grad_z, second, eps, seed_offset,
+                                                       need_grad_eps);
+  }
+  variable_list out =
+      SampleBackwardFunction<B, F>::apply(grad_z, second, eps, seed_offset, need_grad_eps);
+  return {out[0], out[1]};
+}
+
+constexpr Backend kC = Backend::Compiled, kT = Backend::Triton;
+constexpr Family kD = Family::Diag, kL = Family::Chol;
+
+}  // namespace
+}  // namespace autograd
+}  // namespace fused_reparam
+
+TORCH_LIBRARY_IMPL(fused_reparam, Autograd, m) {
+  using namespace fused_reparam::autograd;
+  m.impl("diag_rsample", &sample_autograd<kC, kD>);
+  m.impl("diag_rsample_backward", &sample_backward_autograd<kC, kD>);
+  m.impl("chol_rsample", &sample_autograd<kC, kL>);
+  m.impl("chol_rsample_backward", &sample_backward_autograd<kC, kL>);
+  m.impl("triton_diag_rsample", &sample_autograd<kT, kD>);
+  m.impl("triton_diag_rsample_backward", &sample_backward_autograd<kT, kD>);
+  m.impl("triton_chol_rsample", &sample_autograd<kT, kL>);
+  m.impl("triton_chol_rsample_backward", &sample_backward_autograd<kT, kL>);
+}

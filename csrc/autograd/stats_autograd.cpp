@@ -1,0 +1,170 @@
+// Autograd of the ops with the VAE extras (diag_rsample_stats, chol_rsample_stats) and of
+// their backward ops, for every backend. The forward saves its inputs and the [seed, offset]
+// used; the fused backward op returns every input's gradient over the sample's shape, summed
+// here over broadcast dims. The backward op's own backward (double backward) is written out
+// in ATen ops on eps regenerated as a tensor (stats_vjp.h), so it is differentiable again.
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <torch/library.h>
+
+#include <array>
+#include <vector>
+
+#include "autograd/grad_util.h"
+#include "autograd/stats_vjp.h"
+
+namespace fused_reparam {
+namespace autograd {
+namespace {
+
+const Tensor kNone;
+
+constexpr int idx(Family f) { return static_cast<int>(f); }
+
+// One scale_tril shared by several sample rows: its gradient is a matmul over eps regenerated
+// as a tensor (summed_grad_l), the rest elementwise.
+template <Backend B>
+std::array<Tensor, 3> shared_l_backward(const Tensor& gz, const Tensor& gk, const Tensor& gq,
+                                        const Tensor& mu, const Tensor& scale_tril,
+                                        const Tensor& eps, const Tensor& used, bool need_eps) {
+  const Tensor e = regenerate_eps(B, eps, used, gz.sym_sizes(), gz);
+  const c10::SymIntArrayRef lb = scale_tril.sym_sizes().slice(0, scale_tril.dim() - 2);
+  const Tensor lower = at::tril(scale_tril);
+  const Tensor diag = at::diagonal(lower, 0, -2, -1);
+  const Tensor g_l = summed_grad_l(gz, e, scale_tril.sym_sizes()) +
+                     reduce_to(gk, lb).unsqueeze(-1).unsqueeze(-1) * lower -
+                     at::diag_embed(reduce_to(gk + gq, lb).unsqueeze(-1) / diag);
+  Tensor g_eps;
+  if (need_eps) g_eps = tril_t_matvec(scale_tril, gz) - gq.unsqueeze(-1) * eps;
+  return {gz + gk.unsqueeze(-1) * mu, g_l, g_eps};
+}
+
+template <Backend B, Family F>
+struct StatsFunction : public torch::autograd::Function<StatsFunction<B, F>> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& mu, const Tensor& second,
+                               const OptTensor& eps, const OptTensor& seed_offset,
+                               OptGenerator generator) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [z, kl, log_q, used] =
+        backend_ops(B).stats[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
+    ctx->save_for_backward({mu, second, eps.value_or(Tensor()), used});
+    ctx->mark_non_differentiable({used});
+    return {z, kl, log_q, used};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &mu = saved[0], &second = saved[1], &eps = saved[2], &used = saved[3];
+    const Tensor& grad_z = grads[0];
+    const bool need_mu = ctx->needs_input_grad(0), need_second = ctx->needs_input_grad(1);
+    const bool need_eps = eps.defined() && ctx->needs_input_grad(2);
+    const c10::SymIntArrayRef shape = grad_z.sym_sizes();
+    const bool shared =
+        F == Family::Chol && need_second && l_is_shared(second.sym_sizes(), shape);
+    const bool second_summed =
+        shared || (F == Family::Diag && !second.sym_sizes().equals(shape));
+    const bool summed =
+        (need_mu && !mu.sym_sizes().equals(shape)) || (need_second && second_summed);
+    std::array<Tensor, 6> in{grad_z, grads[1], grads[2], mu, second, eps};
+    for (Tensor& t : in) t = float32_if_summed(summed, t);
+    Tensor g_mu, g_second, g_eps;
+    if (F == Family::Chol && shared) {
+      auto g = shared_l_backward<B>(in[0], in[1], in[2], in[3], in[4], in[5], used, need_eps);
+      g_mu = g[0], g_second = g[1], g_eps = g[2];
+    } else {
+      std::tie(g_mu, g_second, g_eps) = backend_ops(B).stats_backward[idx(F)].call(
+          in[0], in[1], in[2], in[3], in[4], opt(in[5]), used, need_eps);
+      if (need_second) g_second = reduce_to(g_second, second.sym_sizes());
+    }
+    const at::ScalarType dtype = grad_z.scalar_type();
+    return {need_mu ? reduce_to(g_mu, mu.sym_sizes()).to(dtype) : Tensor(),
+            need_second ? g_second.to(dtype) : Tensor(), need_eps ? g_eps.to(dtype) : Tensor(),
+            Tensor(), Tensor()};
+  }
+};
+
+template <Backend B, Family F>
+struct StatsBackwardFunction : public torch::autograd::Function<StatsBackwardFunction<B, F>> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& gz, const Tensor& gk,
+                               const Tensor& gq, const Tensor& mu, const Tensor& second,
+                               const OptTensor& eps, const Tensor& seed_offset,
+                               bool need_grad_eps) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [g_mu, g_second, g_eps] = backend_ops(B).stats_backward[idx(F)].call(
+        gz, gk, gq, mu, second, eps, seed_offset, need_grad_eps);
+    ctx->save_for_backward({gz, gk, gq, mu, second, eps.value_or(Tensor()), seed_offset});
+    return {g_mu, g_second, g_eps};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list s = ctx->get_saved_variables();
+    const Tensor& gz = s[0];
+    const Tensor e = regenerate_eps(B, s[5], s[6], gz.sym_sizes(), gz).to(gz.scalar_type());
+    StatsUpstream up{grads[0], grads[1], grads[2]};
+    if (!up.mu.defined()) up.mu = at::zeros_like(gz);
+    if (!up.second.defined()) {
+      std::vector<c10::SymInt> shape(gz.sym_sizes().begin(), gz.sym_sizes().end());
+      if (F == Family::Chol) shape.push_back(gz.sym_size(-1));
+      up.second = at::zeros_symint(shape, gz.options());
+    }
+    if (!up.eps.defined() || up.eps.sym_numel() == 0) up.eps = at::zeros_like(gz);
+    const StatsSaved sv{gz, s[1], s[2], s[3], s[4]};
+    std::array<Tensor, 6> g =
+        F == Family::Diag ? diag_stats_vjp(up, sv, e) : chol_stats_vjp(up, sv, e);
+    variable_list out(8);
+    for (int i = 0; i < 6; ++i) {
+      const bool need = i < 5 ? ctx->needs_input_grad(i) : s[5].defined() && ctx->needs_input_grad(5);
+      if (need) out[i] = reduce_to(g[i], (i == 5 ? gz : s[i]).sym_sizes());
+    }
+    return out;
+  }
+};
+
+template <Backend B, Family F>
+std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, const Tensor& second,
+                                                          const OptTensor& eps,
+                                                          const OptTensor& seed_offset,
+                                                          OptGenerator generator) {
+  const Tensor& e = eps.has_value() ? *eps : kNone;
+  check_no_forward_grad("fused_reparam: the sampling op with stats", {&mu, &second, &e});
+  if (!records({&mu, &second, &e})) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return backend_ops(B).stats[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
+  }
+  variable_list out = StatsFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator));
+  return {out[0], out[1], out[2], out[3]};
+}
+
+template <Backend B, Family F>
+std::tuple<Tensor, Tensor, Tensor> stats_backward_autograd(
+    const Tensor& gz, const Tensor& gk, const Tensor& gq, const Tensor& mu, const Tensor& second,
+    const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps) {
+  const Tensor& e = eps.has_value() ? *eps : kNone;
+  check_no_forward_grad("fused_reparam: the stats op's backward", {&gz, &gk, &gq, &mu, &second, &e});
+  if (!records({&gz, &gk, &gq, &mu, &second, &e})) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return backend_ops(B).stats_backward[idx(F)].call(gz, gk, gq, mu, second, eps, seed_offset,
+                                                      need_grad_eps);
+  }
+  variable_list out = StatsBackwardFunction<B, F>::apply(gz, gk, gq, mu, second, eps,
+                                                         seed_offset, need_grad_eps);
+  return {out[0], out[1], out[2]};
+}
+
+constexpr Backend kC = Backend::Compiled, kT = Backend::Triton;
+constexpr Family kD = Family::Diag, kL = Family::Chol;
+
+}  // namespace
+}  // namespace autograd
+}  // namespace fused_reparam
+
+TORCH_LIBRARY_IMPL(fused_reparam, Autograd, m) {
+  using namespace fused_reparam::autograd;
+  m.impl("diag_rsample_stats", &stats_autograd<kC, kD>);
+  m.impl("diag_rsample_stats_backward", &stats_backward_autograd<kC, kD>);
+  m.impl("chol_rsample_stats", &stats_autograd<kC, kL>);
+  m.impl("chol_rsample_stats_backward", &stats_backward_autograd<kC, kL>);
+  m.impl("triton_diag_rsample_stats", &stats_autograd<kT, kD>);
+  m.impl("triton_diag_rsample_stats_backward", &stats_backward_autograd<kT, kD>);
+  m.impl("triton_chol_rsample_stats", &stats_autograd<kT, kL>);
+  m.impl("triton_chol_rsample_stats_backward", &stats_backward_autograd<kT, kL>);
+}
