@@ -1,7 +1,9 @@
 """CPU benchmark of one call at the sizes a VAE step uses (a batch of tens to a thousand rows,
 latent D of 8 to 64): where the per-call cost (Python, dispatch, autograd) weighs as much as
 the kernel. Fused against eager torch, torch.distributions and torch.compile of the eager
-code, forward and forward+backward, in microseconds per call, in one run.
+code, forward and forward+backward, in microseconds per call, in one run; beside them the
+registered op called directly ("raw": the public function's own cost is the difference) and
+the floor of any op, one native op with C++ autograd (`torch.addcmul` on the sample's shape).
 
 Ops: `diag` (z = mu + exp(0.5 logvar) * eps), `diag+kl` (z with its KL to N(0, I): the
 fused `return_stats=True` call; the peers compute the KL in torch ops) and `chol`
@@ -81,6 +83,30 @@ def fused_impls() -> dict[str, Callable]:
     }
 
 
+def raw_impls() -> dict[str, Callable]:
+    """The registered ops called directly, without the public function around them."""
+    ops = torch.ops.fused_reparam
+    return {
+        "diag": lambda mu, logvar: ops.diag_rsample.default(mu, logvar, None, None, None)[:1],
+        "diag+kl": lambda mu, logvar: ops.diag_rsample_stats.default(mu, logvar, None, None,
+                                                                     None)[:2],
+        "chol": lambda mu, scale_tril: ops.chol_rsample.default(mu, scale_tril, None, None,
+                                                                None)[:1],
+    }  # fmt: skip
+
+
+def floor_impls() -> dict[str, Callable]:
+    """One native op with C++ autograd on the sample's shape: what any op costs per call."""
+
+    def diag(mu, logvar):
+        return (torch.addcmul(mu, logvar, mu),)
+
+    def chol(mu, scale_tril):
+        return (torch.addcmul(mu, mu, mu),)
+
+    return {"diag": diag, "diag+kl": diag, "chol": chol}
+
+
 def timed_calls(fn: Callable, a: torch.Tensor, b: torch.Tensor, grad: torch.Tensor) -> tuple:
     """fn without grad, and forward + backward of a loss that uses every output (the inputs'
     .grad reset each call, as an optimizer's zero_grad does)."""
@@ -122,13 +148,16 @@ def main() -> None:
             op, bd = item.split(":")
             b, d = (int(v) for v in bd.split("x"))
             sizes.append((op, b, d))
-    impl_names = ["fused", "eager", "distributions"] + ([] if args.no_compile else ["compile"])
+    impl_names = ["fused", "raw", "addcmul", "eager", "distributions"]
+    impl_names += [] if args.no_compile else ["compile"]
     calls = 20 if args.sizes else 300  # --sizes is the smoke test's tiny run
     rows = []
     for threads in args.threads:
         use_threads(threads)
         impls = {
             "fused": fused_impls(),
+            "raw": raw_impls(),
+            "addcmul": floor_impls(),
             "eager": eager_impls(),
             "distributions": distributions_impls(),
         }

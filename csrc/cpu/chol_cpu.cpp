@@ -64,9 +64,7 @@ std::tuple<at::Tensor, at::Tensor> chol_rsample_backward_cpu(
   p.out[0] = grad_l.mutable_data_ptr();
   p.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   if (!eps.has_value()) {
-    const at::Tensor so = seed_offset.reshape({2}).contiguous();
-    p.seed = as_u64(so.const_data_ptr<int64_t>()[0]);
-    p.offset = as_u64(so.const_data_ptr<int64_t>()[1]);
+    std::tie(p.seed, p.offset) = read_seed_offset(seed_offset);
   }
   parallel_rows(p, active_cpu_kernels()->chol_backward[dtype_index(grad_z.scalar_type())]);
   return {grad_l, grad_eps};

@@ -84,9 +84,7 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
   d.out[0] = grad_logvar.mutable_data_ptr();
   d.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   if (!eps.has_value()) {
-    const at::Tensor so = seed_offset.reshape({2}).contiguous();
-    d.seed = as_u64(so.const_data_ptr<int64_t>()[0]);
-    d.offset = as_u64(so.const_data_ptr<int64_t>()[1]);
+    std::tie(d.seed, d.offset) = read_seed_offset(seed_offset);
   }
   parallel_ranges(d, active_kernels().load()->backward[dtype_index(grad_z.scalar_type())]);
   return {grad_logvar, grad_eps};

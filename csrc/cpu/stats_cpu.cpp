@@ -28,9 +28,7 @@ void parallel_rows(const RowsProblem& p, int64_t work_per_row, StatsRowsFn fn) {
 }
 
 void set_stream(RowsProblem& p, const at::Tensor& seed_offset) {
-  const at::Tensor so = seed_offset.reshape({2}).contiguous();
-  p.seed = as_u64(so.const_data_ptr<int64_t>()[0]);
-  p.offset = as_u64(so.const_data_ptr<int64_t>()[1]);
+  std::tie(p.seed, p.offset) = read_seed_offset(seed_offset);
 }
 
 // The forward of both ops: z, kl, log_q and the stream used.

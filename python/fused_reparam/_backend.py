@@ -20,8 +20,8 @@ _TRITON_OPS = ("diag_rsample", "chol_rsample", "diag_rsample_stats", "chol_rsamp
 ENV_VAR = "FUSED_REPARAM_BACKEND"
 
 _warned: set[tuple[str, str]] = set()
-# (requested backend, device type, op) -> the backend that runs it.
-_resolved: dict[tuple[str, str, str], str] = {}
+# (backend argument, FUSED_REPARAM_BACKEND, device type, op) -> the backend that runs it.
+_resolved: dict[tuple, str] = {}
 
 
 def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | None:
@@ -58,11 +58,13 @@ def requested_backend(backend: str | None) -> str:
 
 def resolve_backend(backend: str | None, device: torch.device, op: str) -> str:
     """The backend that will run `op` for inputs on `device`."""
-    name = requested_backend(backend)
-    key = (name, device.type, op)
+    if backend is not None and not isinstance(backend, str):
+        requested_backend(backend)  # raises the error naming the argument
+    # Keyed by the raw argument and environment value: a repeated call does no string work.
+    key = (backend, os.environ.get(ENV_VAR), device.type, op)
     which = _resolved.get(key)
     if which is None:
-        which = _resolve(name, device, op)
+        which = _resolve(requested_backend(backend), device, op)
         # Availability is fixed once the package is imported; a fallback chosen while
         # compiling is not kept, so the first eager call still warns.
         if not (which == "reference" and torch.compiler.is_compiling()):
