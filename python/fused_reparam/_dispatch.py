@@ -4,6 +4,8 @@ extras. Both ops share it: they differ only in their second input and their form
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from . import _backend, _sample, _seed
@@ -12,7 +14,10 @@ from .reference import diag as _ref_diag
 from .reference import stats as _ref_stats
 
 # (backend, op) -> the op's OpOverload: looking one up costs microseconds.
-_OPS: dict[tuple[str, str], object] = {}
+_OPS: dict[tuple[str, str], torch._ops.OpOverload] = {}
+# (kind, return_stats, backend argument, FUSED_REPARAM_BACKEND, device type) -> the fused op
+# that runs the common call; never a reference choice, which may still warn.
+_FAST: dict[tuple, torch._ops.OpOverload] = {}
 
 _REFERENCE = {
     ("diag", False): _ref_diag.diag_rsample,
@@ -34,6 +39,63 @@ def _needs_reference() -> bool:
         torch.autograd.forward_ad._current_level >= 0
         or torch._C._functorch.peek_interpreter_stack() is not None
     )
+
+
+def _fused_op(which: str, op: str) -> torch._ops.OpOverload:
+    fused = _OPS.get((which, op))
+    if fused is None:
+        prefix = "triton_" if which == "triton" else ""
+        fused = _OPS[(which, op)] = getattr(torch.ops.fused_reparam, prefix + op).default
+    return fused
+
+
+def try_fused_call(
+    kind: str,
+    mu: object,
+    second: object,
+    eps: torch.Tensor | None,
+    generator: torch.Generator | None,
+    backend: object,
+    return_stats: object,
+) -> torch.Tensor | _sample.ReparamSample | None:
+    """The common call (no seed, no num_samples) straight into the fused op, whose C++ checks
+    stand in for the Python ones: the result, or None when the call needs the full path (the
+    reference backend, a transform, tracing, an argument the op does not check) or when the op
+    refused its arguments, so that the full path's checks name the problem in the public
+    function's words."""
+    if (
+        type(mu) is not torch.Tensor
+        or type(return_stats) is not bool
+        or (
+            generator is not None
+            and (
+                type(generator) is not torch.Generator
+                or eps is not None
+                or generator.device != mu.device
+            )
+        )
+        or torch.compiler.is_compiling()
+    ):
+        return None
+    device = mu.device
+    key = (kind, return_stats, backend, os.environ.get(_backend.ENV_VAR), device.type)
+    fused = _FAST.get(key)
+    if fused is None:
+        op = f"{kind}_rsample_stats" if return_stats else f"{kind}_rsample"
+        try:
+            which = _backend.resolve_backend(backend, device, op)
+        except (RuntimeError, TypeError, ValueError):
+            return None  # the full path raises it, after the checks that come first
+        if which == "reference":
+            return None
+        fused = _FAST[key] = _fused_op(which, op)
+    if _needs_reference():
+        return None
+    try:
+        out = fused(mu, second, eps, None, generator)
+    except (RuntimeError, TypeError, ValueError):
+        return None
+    return _sample.stats_result(*out[:3], None) if return_stats else out[0]
 
 
 def run_sampling_op(
@@ -67,13 +129,9 @@ def run_sampling_op(
         # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).
         out = tuple(t.contiguous() for t in out) if return_stats else out.contiguous()
     else:
-        fused = _OPS.get((which, op))
-        if fused is None:
-            prefix = "triton_" if which == "triton" else ""
-            fused = _OPS[(which, op)] = getattr(torch.ops.fused_reparam, prefix + op).default
         seed_offset = None if seed is None else _seed.seed_offset_tensor(seed, offset, mu.device)
         # One call: autograd is the op's own (C++), for every backend.
-        out = fused(mu, second, eps, seed_offset, generator)
+        out = _fused_op(which, op)(mu, second, eps, seed_offset, generator)
         if not return_stats:
             out = out[0]
     return _sample.stats_result(*out[:3], num_samples) if return_stats else out

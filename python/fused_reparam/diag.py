@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks, _sample, _seed
-from ._dispatch import run_sampling_op
+from ._dispatch import run_sampling_op, try_fused_call
 
 _WHERE = "fused_reparam.sample_diag"
 
@@ -56,6 +56,10 @@ def sample_diag(
         >>> mu, logvar = torch.zeros(4, 8), torch.zeros(4, 8)
         >>> z = sample_diag(mu, logvar, seed=1234)
     """
+    if num_samples is None and seed is None and type(offset) is int and offset == 0:
+        out = try_fused_call("diag", mu, logvar, eps, generator, backend, return_stats)
+        if out is not None:
+            return out
     mu = _checks.check_float_tensor(mu, "mu", _WHERE)
     _checks.check_not_meta(mu, "mu", _WHERE)
     return_stats = _checks.check_flag(return_stats, "return_stats", _WHERE)
