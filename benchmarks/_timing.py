@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -20,6 +21,28 @@ def median_ms(
         fn()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
+
+
+def interleaved_median_ms(
+    fns: dict[str, Callable[[], object]], *, warmup: int = 2, reps: int = 7
+) -> dict[str, float]:
+    """Median wall time in milliseconds of each fn, timed in rounds: each round calls every fn
+    once, so a slow phase of a shared machine hits all of them alike. Each round takes them
+    in a new (seeded) random order, so no fn always follows the same other one: a large
+    allocation right after another fn's frees can pay the page faults of fresh memory."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    order = random.Random(0)
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        order.shuffle(names)
+        for name in names:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def best_mean_us(

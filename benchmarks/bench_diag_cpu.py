@@ -1,8 +1,11 @@
-"""CPU benchmark of the diagonal op: fused C++ kernel vs eager torch vs torch.compile.
+"""CPU benchmark of the diagonal op: fused C++ kernel vs eager torch vs torch.compile, with
+the registered op called directly ("raw": the public function's own cost is the difference)
+and one native op with autograd (`torch.addcmul`, the floor) beside them.
 
 Forward, and forward+backward, for N = 2^16 .. 2^24 float32 elements, at each thread count of
---threads (default 1,2), in one run; prints a table of ms and ratios and writes it (with the
-machine, versions and date) to benchmarks/results/.
+--threads (default 1,2), in one run, implementations interleaved round by round; prints a
+table of ms and ratios and writes it (with the machine, versions and date) to
+benchmarks/results/.
 Run: python benchmarks/bench_diag_cpu.py [--max-log2 24] [--threads 1,2] [--no-compile]
 """
 
@@ -17,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
 from _cpu_results import add_threads_argument, cpu_meta, finish_row, use_threads, write_table
-from _timing import median_ms
+from _timing import interleaved_median_ms
 
 
 def eager(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -26,6 +29,22 @@ def eager(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def fused(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return fused_reparam.sample_diag(mu, logvar, backend="cpu")
+
+
+def raw(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return torch.ops.fused_reparam.diag_rsample.default(mu, logvar, None, None, None)[0]
+
+
+def addcmul(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return torch.addcmul(mu, logvar, mu)
+
+
+def no_grad(fn, mu: torch.Tensor, logvar: torch.Tensor):
+    def run() -> None:
+        with torch.no_grad():
+            fn(mu, logvar)
+
+    return run
 
 
 def fwd_bwd(fn, mu: torch.Tensor, logvar: torch.Tensor, grad: torch.Tensor):
@@ -48,11 +67,11 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    impl_names = ["fused", "eager"] + ([] if args.no_compile else ["compile"])
+    impl_names = ["fused", "raw", "addcmul", "eager"] + ([] if args.no_compile else ["compile"])
     rows = []
     for threads in args.threads:
         use_threads(threads)
-        impls = {"fused": fused, "eager": eager}
+        impls = {"fused": fused, "raw": raw, "addcmul": addcmul, "eager": eager}
         if not args.no_compile:
             impls["compile"] = torch.compile(eager, dynamic=True)
         for k in range(args.min_log2, args.max_log2 + 1):
@@ -62,20 +81,23 @@ def main() -> None:
             logvar = torch.randn(n, generator=gen, requires_grad=True)
             grad = torch.randn(n, generator=gen)
             row: dict[str, float | int] = {"threads": threads, "log2_n": k}
+            fns = {}
             for name, fn in impls.items():
-                with torch.no_grad():
-                    row[f"{name}_fwd_ms"] = median_ms(
-                        lambda fn=fn, mu=mu, logvar=logvar: fn(mu, logvar)
-                    )
-                row[f"{name}_fwdbwd_ms"] = median_ms(fwd_bwd(fn, mu, logvar, grad))
+                fns[f"{name}_fwd_ms"] = no_grad(fn, mu, logvar)
+                fns[f"{name}_fwdbwd_ms"] = fwd_bwd(fn, mu, logvar, grad)
+            row.update(interleaved_median_ms(fns))
             rows.append(finish_row(row, impl_names))
 
     meta = cpu_meta("diag forward / forward+backward, float32, CPU", args.threads)
     meta["peers"] = (
+        "raw: torch.ops.fused_reparam.diag_rsample; addcmul: torch.addcmul(mu, logvar, mu); "
         "eager: mu + torch.exp(0.5*logvar) * torch.randn_like(mu); "
         "compile: torch.compile(eager, dynamic=True)"
     )
-    meta["timing"] = "median wall time of repeated calls after 2 warm-up calls"
+    meta["timing"] = (
+        "median wall time of 7 rounds after 2 warm-up calls; each round calls every "
+        "implementation once, in turn"
+    )
     write_table(
         meta,
         rows,

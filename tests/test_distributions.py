@@ -1,6 +1,6 @@
 """fused_reparam.distributions against torch.distributions: DiagNormal against
 Independent(Normal(loc, exp(0.5 * logvar)), 1), the fused MultivariateNormal against torch's,
-on fresh random data with odd shapes."""
+on seeded random data with odd shapes."""
 
 from __future__ import annotations
 

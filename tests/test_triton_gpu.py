@@ -1,6 +1,6 @@
 """GPU-only checks of the Triton backend's ops (torch.ops.fused_reparam.triton_*): each op,
-forward and backward, under torch.compile(fullgraph=True) (the triton_ops' kernels traced,
-functionalized and launched by Inductor) against eager; float32 sigma = exp(0.5 * logvar) within
+forward and backward, under torch.compile(fullgraph=True) (each op one opaque call in the
+graph, its fake kernel traced) against eager; float32 sigma = exp(0.5 * logvar) within
 1e-6 relative of float64 for |logvar| up to 80; a row of more than 65535 tiles (the stats
 backward's launch). Skipped without a GPU."""
 

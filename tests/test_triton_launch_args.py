@@ -148,9 +148,9 @@ class _CudaTarget:
 def test_compile_mutation_analysis_finds_only_the_outputs_written(
     kind, mode, launches, monkeypatch
 ):
-    """What torch.compile functionalizes a triton_op's launch by: the kernel arguments its
-    TTIR stores to. They must be exactly the op's outputs (an input or a dummy there would be
-    copied, an output twice would be two copies of which one is returned)."""
+    """The kernel arguments its TTIR stores to, by torch's own mutation analysis: exactly the
+    op's outputs (a kernel writing an input or a dummy, or one output in two places, would be
+    a bug in the launch)."""
     monkeypatch.setattr(triton.runtime.driver, "_active", _CudaTarget())
     for op, args in _op_calls(kind, mode):
         outputs, launch = _launch_of(op, args, launches)

@@ -13,10 +13,9 @@ import warnings
 
 import torch
 
-from . import _extension, _triton
+from . import _extension, _families, _triton
 
 BACKENDS = ("auto", "cuda", "triton", "cpu", "reference")
-_TRITON_OPS = ("diag_rsample", "chol_rsample", "diag_rsample_stats", "chol_rsample_stats")
 ENV_VAR = "FUSED_REPARAM_BACKEND"
 
 _warned: set[tuple[str, str]] = set()
@@ -29,7 +28,7 @@ def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | No
     if backend == "reference":
         return None
     if backend == "triton":
-        if op not in _TRITON_OPS:
+        if op not in _families.forward_ops():
             return f"the Triton backend has no {op} kernels yet"
         return _triton.unavailable_reason(device)
     want = "CUDA" if backend == "cuda" else "CPU"

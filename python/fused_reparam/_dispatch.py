@@ -9,22 +9,14 @@ import os
 import torch
 
 from . import _backend, _sample, _seed
-from .reference import chol as _ref_chol
+from ._families import BACKEND_PREFIX, FAMILIES
 from .reference import diag as _ref_diag
-from .reference import stats as _ref_stats
 
 # (backend, op) -> the op's OpOverload: looking one up costs microseconds.
 _OPS: dict[tuple[str, str], torch._ops.OpOverload] = {}
 # (kind, return_stats, backend argument, FUSED_REPARAM_BACKEND, device type) -> the fused op
 # that runs the common call; never a reference choice, which may still warn.
 _FAST: dict[tuple, torch._ops.OpOverload] = {}
-
-_REFERENCE = {
-    ("diag", False): _ref_diag.diag_rsample,
-    ("diag", True): _ref_stats.diag_stats,
-    ("chol", False): _ref_chol.chol_rsample,
-    ("chol", True): _ref_stats.chol_stats,
-}
 
 
 def _needs_reference() -> bool:
@@ -44,8 +36,8 @@ def _needs_reference() -> bool:
 def _fused_op(which: str, op: str) -> torch._ops.OpOverload:
     fused = _OPS.get((which, op))
     if fused is None:
-        prefix = "triton_" if which == "triton" else ""
-        fused = _OPS[(which, op)] = getattr(torch.ops.fused_reparam, prefix + op).default
+        fused = getattr(torch.ops.fused_reparam, BACKEND_PREFIX[which] + op).default
+        _OPS[(which, op)] = fused
     return fused
 
 
@@ -81,7 +73,7 @@ def try_fused_call(
     key = (kind, return_stats, backend, os.environ.get(_backend.ENV_VAR), device.type)
     fused = _FAST.get(key)
     if fused is None:
-        op = f"{kind}_rsample_stats" if return_stats else f"{kind}_rsample"
+        op = FAMILIES[kind].op(return_stats)
         try:
             which = _backend.resolve_backend(backend, device, op)
         except (RuntimeError, TypeError, ValueError):
@@ -114,7 +106,8 @@ def run_sampling_op(
 ) -> torch.Tensor | _sample.ReparamSample:
     """z (or a ReparamSample) of op `kind` ("diag" or "chol") for checked arguments; `shape`
     is the sample's shape and `mu` is already expanded over num_samples."""
-    op = f"{kind}_rsample_stats" if return_stats else f"{kind}_rsample"
+    family = FAMILIES[kind]
+    op = family.op(return_stats)
     which = _backend.resolve_backend(backend, mu.device, op)
     if which != "reference" and _needs_reference():
         which = "reference"
@@ -125,7 +118,7 @@ def run_sampling_op(
                 # vmap(randomness="different") all see the draw.
                 seed, offset = _seed.draw_seed_offset_tensor(generator, mu.device).unbind()
             eps = _ref_diag.diag_noise(shape, seed, offset, mu.dtype, mu.device)
-        out = _REFERENCE[(kind, return_stats)](mu, second, eps)
+        out = (family.reference_stats if return_stats else family.reference)(mu, second, eps)
         # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).
         out = tuple(t.contiguous() for t in out) if return_stats else out.contiguous()
     else:

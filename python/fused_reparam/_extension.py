@@ -11,7 +11,7 @@ import warnings
 
 import torch
 
-from . import _fakes
+from . import _fakes, _families
 
 _LOAD_ERROR: str | None = None
 
@@ -40,11 +40,7 @@ def load_error() -> str | None:
 
 def _kernel_table() -> dict[tuple[str, str], bool]:
     # Read once at import: torch.compile cannot trace the dispatcher query.
-    ops = tuple(
-        f"{kind}_rsample{suffix}"
-        for kind in ("diag", "chol")
-        for suffix in ("", "_backward", "_stats", "_stats_backward")
-    )
+    ops = _families.all_ops()
     keys = ("CPU", "CUDA")
     if _LOAD_ERROR is not None:
         return {(op, key): False for op in ops for key in keys}
