@@ -3,8 +3,11 @@ torch.compile, forward and forward+backward, for the (B, D) sizes in SIZES, in o
 
 Peers: eager `mu + (L @ torch.randn_like(mu)[..., None])[..., 0]`,
 `torch.distributions.MultivariateNormal(mu, scale_tril=L).rsample()` (validate_args off) and
-torch.compile of the eager line, at each thread count of --threads (default 1,2). Writes a
-table per thread count (machine, versions, date) to benchmarks/results/.
+torch.compile of the eager line, and `jax.jit` of the same where JAX is installed and the run
+is `--threads 1` (the process is then bound to one CPU; _jax_peer.py says why only then), at
+each thread count of --threads (default 1,2), implementations interleaved round by round in
+random order. Writes a table per thread count (machine, versions, date) to
+benchmarks/results/.
 Run: python benchmarks/bench_chol_cpu.py [--threads 1,2] [--no-compile] [--dtype float32]
 """
 
@@ -18,7 +21,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
 from _cpu_results import cpu_meta, finish_row, parse_args, use_threads, write_table
-from _timing import median_ms
+from _jax_peer import chol_peer, prepare
+from _timing import interleaved_median_ms
 
 SIZES = [(65536, 8), (65536, 32), (16384, 64), (256, 512), (64, 1024)]
 
@@ -35,16 +39,18 @@ def fused(mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
     return fused_reparam.sample_chol(mu, L, backend="cpu")
 
 
-def time_fwd_and_fwdbwd(fn, mu, L, grad) -> tuple[float, float]:
-    """Median ms of fn(mu, L) without grad, and of forward + backward with grad."""
-    with torch.no_grad():
-        fwd = median_ms(lambda: fn(mu, L), reps=5)
+def timed(fn, mu, L, grad) -> tuple:
+    """fn(mu, L) without grad, and forward + backward with grad."""
+
+    def fwd() -> None:
+        with torch.no_grad():
+            fn(mu, L)
 
     def step() -> None:
         mu.grad = L.grad = None
         fn(mu, L).backward(grad)
 
-    return fwd, median_ms(step, reps=5)
+    return fwd, step
 
 
 def main() -> None:
@@ -54,6 +60,11 @@ def main() -> None:
     if args.sizes:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     impl_names = ["fused", "eager", "distributions"] + ([] if args.no_compile else ["compile"])
+    no_jax = prepare(args.threads) if args.dtype == "float32" else "JAX peer: float32 only"
+    if no_jax is None:
+        impl_names.append("jax")
+    else:
+        print(f"no JAX column: {no_jax}")
     rows = []
     for threads in args.threads:
         use_threads(threads)
@@ -68,9 +79,13 @@ def main() -> None:
             L = L.to(dtype).requires_grad_()
             grad = torch.randn(b, d, generator=gen).to(dtype)
             row: dict[str, float | int] = {"threads": threads, "B": b, "D": d}
+            fns = {}
             for name, fn in impls.items():
-                fwd, fwdbwd = time_fwd_and_fwdbwd(fn, mu, L, grad)
-                row[f"{name}_fwd_ms"], row[f"{name}_fwdbwd_ms"] = fwd, fwdbwd
+                fns[f"{name}_fwd_ms"], fns[f"{name}_fwdbwd_ms"] = timed(fn, mu, L, grad)
+            if no_jax is None:
+                arrays = (t.detach().numpy() for t in (mu, L, grad))
+                fns["jax_fwd_ms"], fns["jax_fwdbwd_ms"] = chol_peer(*arrays)
+            row.update(interleaved_median_ms(fns))
             rows.append(finish_row(row, impl_names))
     meta = cpu_meta(f"chol forward / forward+backward, {args.dtype}, CPU", args.threads)
     stem = args.out or f"cpu_chol_{meta['date']}"

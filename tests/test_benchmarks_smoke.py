@@ -67,6 +67,14 @@ def test_cpu_chol_benchmark_script(tmp_path):
     assert all(r["fused_fwdbwd_ms"] > 0 and r["fwd_x_vs_distributions"] > 0 for r in rows)
 
 
+def test_cpu_chol_benchmark_compares_with_jax_at_one_thread(tmp_path):
+    pytest.importorskip("jax")
+    _run("bench_chol_cpu.py", "--sizes", "8x3", "--threads", "1", "--no-compile",
+         "--out-dir", str(tmp_path), "--out", "smoke")  # fmt: skip
+    (row,) = json.loads((tmp_path / "smoke.json").read_text())["rows"]
+    assert row["jax_fwd_ms"] > 0 and row["jax_fwdbwd_ms"] > 0 and row["fwdbwd_x_vs_jax"] > 0
+
+
 def test_cpu_stats_benchmark_script(tmp_path):
     _run("bench_stats_cpu.py", "--sizes", "1x64x3,2x8x17", "--threads", "1,2", "--no-compile",
          "--out-dir", str(tmp_path), "--out", "smoke")  # fmt: skip
