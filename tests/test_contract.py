@@ -1,10 +1,11 @@
 """The contract every row (family, backend, device, dtype, atol, rtol) meets, derived from
 the family registry (fused_reparam._families): the sample and its extras, and every input's
-gradient, equal the reference's for the same stream, with broadcast, non-contiguous and empty
-inputs of odd and prime sizes; float64 rows pass gradcheck and gradgradcheck; float32 rows
-pass opcheck on all four ops of the family and torch.compile(fullgraph=True) equals eager.
-Shapes are small; the two checks that take tens of seconds under the Triton interpreter run
-there only with FUSED_REPARAM_SLOW_TESTS=1."""
+gradient, equal the reference's for the same stream, explicit or drawn from the generator,
+with broadcast inputs of odd and prime sizes; non-contiguous inputs give the contiguous
+result; empty inputs give empty outputs and gradients; float64 rows pass gradcheck and
+gradgradcheck; float32 rows pass opcheck on all four ops of the family and
+torch.compile(fullgraph=True) equals eager. Shapes are small; the two checks that take tens
+of seconds under the Triton interpreter run there only with FUSED_REPARAM_SLOW_TESTS=1."""
 
 from __future__ import annotations
 
@@ -92,6 +93,31 @@ def test_values_and_gradients_match_the_reference(
         torch.testing.assert_close(got, want, atol=atol * scale, rtol=rtol)
 
 
+@pytest.mark.parametrize("stats", [False, True], ids=["plain", "stats"])
+@pytest.mark.parametrize(("family", "device", "backend", "dtype", "atol", "rtol"), ROWS)
+def test_generator_stream_matches_the_reference_backend(
+    family, device, backend, dtype, atol, rtol, stats, gen
+):
+    """Without seed= the stream is drawn from the default generator; the backends that draw
+    it as the reference does give the reference's sample and gradients after the same
+    manual_seed (eps regenerated in backward from the drawn stream)."""
+    if backend == "cuda":
+        pytest.skip("the CUDA op reserves a Philox offset instead of drawing [seed, offset]")
+    mu, second = _inputs(family, dtype, device, gen)
+    ups = None
+    results = []
+    for which in (backend, "reference"):
+        inputs = [t.clone().requires_grad_() for t in (mu, second)]
+        torch.manual_seed(21)
+        out = _outputs(_sample(family)(*inputs, backend=which, return_stats=stats), stats)
+        ups = ups or [randn(t.shape, dtype, device, gen) for t in out]
+        results.append((out, torch.autograd.grad(out, inputs, ups)))
+    (out, grads), (ref_out, ref_grads) = results
+    for got, want in zip((*out, *grads), (*ref_out, *ref_grads), strict=True):
+        scale = float(want.abs().max()) or 1.0
+        torch.testing.assert_close(got, want, atol=atol * scale, rtol=rtol)
+
+
 @pytest.mark.parametrize(("family", "device", "backend", "dtype", "atol", "rtol"), ROWS)
 def test_non_contiguous_inputs_give_the_contiguous_result(
     family, device, backend, dtype, atol, rtol, gen
@@ -140,7 +166,9 @@ def test_gradcheck_and_gradgradcheck(family, device, backend, dtype, atol, rtol,
     args = [t.requires_grad_() for t in (mu, second)]
     assert torch.autograd.gradcheck(seeded, args)
     assert torch.autograd.gradgradcheck(seeded, args)
-    assert torch.autograd.gradcheck(explicit, [*args, eps.requires_grad_()])
+    explicit_args = [*args, eps.requires_grad_()]
+    assert torch.autograd.gradcheck(explicit, explicit_args)
+    assert torch.autograd.gradgradcheck(explicit, explicit_args)
 
 
 @pytest.mark.parametrize("stats", [False, True], ids=["plain", "stats"])

@@ -25,7 +25,7 @@ inline std::pair<uint64_t, uint64_t> read_seed_offset(const at::Tensor& seed_off
 // The 2-element result is written directly (no tensor ops: at VAE sizes each dispatched op
 // costs about as much as the kernel). The draw is exactly torch.randint(2**63 - 1, (2,),
 // dtype=torch.int64) on the CPU generator: two random64() values in order, each reduced
-// modulo the range, as ATen's random_from_to does for ranges >= 2^32. The reference and the
+// modulo the range, as ATen's random_from_to does for a range this wide. The reference and the
 // Triton path draw with torch.randint itself, so all give the same z after manual_seed.
 // seed_offset is already checked.
 inline at::Tensor stream_used(const std::optional<at::Tensor>& eps,

@@ -41,6 +41,14 @@ def _fused_op(which: str, op: str) -> torch._ops.OpOverload:
     return fused
 
 
+class FusedCallRefused(Exception):
+    """The fused op raised on the common call's arguments; `error` is what it raised."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def try_fused_call(
     kind: str,
     mu: object,
@@ -51,13 +59,14 @@ def try_fused_call(
     return_stats: object,
 ) -> torch.Tensor | _sample.ReparamSample | None:
     """The common call (no seed, no num_samples) straight into the fused op, whose C++ checks
-    stand in for the Python ones: the result, or None when the call needs the full path (the
-    reference backend, a transform, tracing, an argument the op does not check) or when the op
-    refused its arguments, so that the full path's checks name the problem in the public
-    function's words."""
+    stand in for the Python ones. Returns the result, or None when the call needs the full
+    path (the reference backend, a transform, tracing, an argument the op does not check).
+    Raises FusedCallRefused when the op raised: the caller's checks then name the problem in
+    the public function's words, or else re-raise the op's error (the op is not run twice)."""
     if (
         type(mu) is not torch.Tensor
         or type(return_stats) is not bool
+        or not (backend is None or type(backend) is str)
         or (
             generator is not None
             and (
@@ -70,6 +79,8 @@ def try_fused_call(
     ):
         return None
     device = mu.device
+    if device.type not in ("cpu", "cuda"):
+        return None
     key = (kind, return_stats, backend, os.environ.get(_backend.ENV_VAR), device.type)
     fused = _FAST.get(key)
     if fused is None:
@@ -85,8 +96,8 @@ def try_fused_call(
         return None
     try:
         out = fused(mu, second, eps, None, generator)
-    except (RuntimeError, TypeError, ValueError):
-        return None
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise FusedCallRefused(exc) from exc
     return _sample.stats_result(*out[:3], None) if return_stats else out[0]
 
 

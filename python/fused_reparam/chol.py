@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks, _sample, _seed
-from ._dispatch import run_sampling_op, try_fused_call
+from ._dispatch import FusedCallRefused, run_sampling_op, try_fused_call
 
 _WHERE = "fused_reparam.sample_chol"
 
@@ -55,12 +55,38 @@ def sample_chol(
         >>> z = sample_chol(mu, L, seed=1234)
     """
     if num_samples is None and seed is None and type(offset) is int and offset == 0:
-        out = try_fused_call("chol", mu, scale_tril, eps, generator, backend, return_stats)
+        try:
+            out = try_fused_call("chol", mu, scale_tril, eps, generator, backend, return_stats)
+        except FusedCallRefused as refused:
+            # The checks below name the problem in this function's words; if they pass, the
+            # op's own error stands.
+            _checked(mu, scale_tril, None, eps, generator, None, 0, return_stats)
+            raise refused.error from None
         if out is not None:
             return out
+    mu, shape, num_samples, seed, offset = _checked(
+        mu, scale_tril, num_samples, eps, generator, seed, offset, return_stats
+    )
+    return run_sampling_op(kind="chol", mu=mu, second=scale_tril, shape=shape,
+                           num_samples=num_samples, eps=eps, generator=generator, seed=seed,
+                           offset=offset, backend=backend, return_stats=return_stats)  # fmt: skip
+
+
+def _checked(
+    mu: object,
+    scale_tril: object,
+    num_samples: object,
+    eps: torch.Tensor | None,
+    generator: object,
+    seed: object,
+    offset: object,
+    return_stats: object,
+) -> tuple:
+    """sample_chol's arguments checked, with clear errors: (mu, expanded over num_samples,
+    the sample's shape, num_samples, seed, offset)."""
     mu = _checks.check_float_tensor(mu, "mu", _WHERE)
     _checks.check_not_meta(mu, "mu", _WHERE)
-    return_stats = _checks.check_flag(return_stats, "return_stats", _WHERE)
+    _checks.check_flag(return_stats, "return_stats", _WHERE)
     scale_tril = _checks.check_float_tensor(scale_tril, "scale_tril", _WHERE)
     _checks.check_same_dtype_device(mu, "mu", scale_tril, "scale_tril", _WHERE)
     shape = _checks.chol_sample_shape(mu, scale_tril, _WHERE)
@@ -76,7 +102,4 @@ def sample_chol(
     seed, offset = _seed.check_stream_args(
         mu, eps, shape, f"the sample's shape {desc}", seed, offset, generator, _WHERE
     )
-
-    return run_sampling_op(kind="chol", mu=mu, second=scale_tril, shape=shape,
-                           num_samples=num_samples, eps=eps, generator=generator, seed=seed,
-                           offset=offset, backend=backend, return_stats=return_stats)  # fmt: skip
+    return mu, shape, num_samples, seed, offset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks, _sample, _seed
-from ._dispatch import run_sampling_op, try_fused_call
+from ._dispatch import FusedCallRefused, run_sampling_op, try_fused_call
 
 _WHERE = "fused_reparam.sample_diag"
 
@@ -57,9 +57,35 @@ def sample_diag(
         >>> z = sample_diag(mu, logvar, seed=1234)
     """
     if num_samples is None and seed is None and type(offset) is int and offset == 0:
-        out = try_fused_call("diag", mu, logvar, eps, generator, backend, return_stats)
+        try:
+            out = try_fused_call("diag", mu, logvar, eps, generator, backend, return_stats)
+        except FusedCallRefused as refused:
+            # The checks below name the problem in this function's words; if they pass, the
+            # op's own error stands.
+            _checked(mu, logvar, None, eps, generator, None, 0, return_stats)
+            raise refused.error from None
         if out is not None:
             return out
+    mu, shape, num_samples, seed, offset = _checked(
+        mu, logvar, num_samples, eps, generator, seed, offset, return_stats
+    )
+    return run_sampling_op(kind="diag", mu=mu, second=logvar, shape=shape,
+                           num_samples=num_samples, eps=eps, generator=generator, seed=seed,
+                           offset=offset, backend=backend, return_stats=return_stats)  # fmt: skip
+
+
+def _checked(
+    mu: object,
+    logvar: object,
+    num_samples: object,
+    eps: torch.Tensor | None,
+    generator: object,
+    seed: object,
+    offset: object,
+    return_stats: object,
+) -> tuple:
+    """sample_diag's arguments checked, with clear errors: (mu, expanded over num_samples,
+    the sample's shape, num_samples, seed, offset)."""
     mu = _checks.check_float_tensor(mu, "mu", _WHERE)
     _checks.check_not_meta(mu, "mu", _WHERE)
     return_stats = _checks.check_flag(return_stats, "return_stats", _WHERE)
@@ -77,7 +103,4 @@ def sample_diag(
     seed, offset = _seed.check_stream_args(
         mu, eps, shape, f"{desc} of mu and logvar", seed, offset, generator, _WHERE
     )
-
-    return run_sampling_op(kind="diag", mu=mu, second=logvar, shape=shape,
-                           num_samples=num_samples, eps=eps, generator=generator, seed=seed,
-                           offset=offset, backend=backend, return_stats=return_stats)  # fmt: skip
+    return mu, shape, num_samples, seed, offset

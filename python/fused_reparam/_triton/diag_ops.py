@@ -90,6 +90,11 @@ def forward_stream(
     """The [seed, offset] a forward op uses: seed_offset (checked), else one drawn from the
     generator when eps is not given."""
     if seed_offset is None and eps is None:
+        if generator is not None and generator.device != like.device:
+            raise RuntimeError(
+                f"{where}: generator is for {generator.device} but the inputs are on "
+                f"{like.device}"
+            )
         return _seed.draw_seed_offset_tensor(generator, like.device)
     if seed_offset is not None:
         _check_seed_offset(seed_offset, like, where)
