@@ -6,6 +6,8 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/library.h>
 
+#include <string>
+
 #include "autograd/grad_util.h"
 
 namespace fused_reparam {
@@ -160,21 +162,21 @@ std::tuple<Tensor, Tensor> sample_backward_autograd(const Tensor& grad_z, const 
   return {out[0], out[1]};
 }
 
-constexpr Backend kC = Backend::Compiled, kT = Backend::Triton;
-constexpr Family kD = Family::Diag, kL = Family::Chol;
+// Registers this file's kernels for one backend's copy of the ops ("<prefix><op>").
+template <Backend B>
+void register_backend(torch::Library& m, const std::string& p) {
+  m.impl((p + "diag_rsample").c_str(), &sample_autograd<B, Family::Diag>);
+  m.impl((p + "diag_rsample_backward").c_str(), &sample_backward_autograd<B, Family::Diag>);
+  m.impl((p + "chol_rsample").c_str(), &sample_autograd<B, Family::Chol>);
+  m.impl((p + "chol_rsample_backward").c_str(), &sample_backward_autograd<B, Family::Chol>);
+}
 
 }  // namespace
 }  // namespace autograd
 }  // namespace fused_reparam
 
 TORCH_LIBRARY_IMPL(fused_reparam, Autograd, m) {
-  using namespace fused_reparam::autograd;
-  m.impl("diag_rsample", &sample_autograd<kC, kD>);
-  m.impl("diag_rsample_backward", &sample_backward_autograd<kC, kD>);
-  m.impl("chol_rsample", &sample_autograd<kC, kL>);
-  m.impl("chol_rsample_backward", &sample_backward_autograd<kC, kL>);
-  m.impl("triton_diag_rsample", &sample_autograd<kT, kD>);
-  m.impl("triton_diag_rsample_backward", &sample_backward_autograd<kT, kD>);
-  m.impl("triton_chol_rsample", &sample_autograd<kT, kL>);
-  m.impl("triton_chol_rsample_backward", &sample_backward_autograd<kT, kL>);
+  using fused_reparam::autograd::Backend;
+  fused_reparam::autograd::register_backend<Backend::Compiled>(m, "");
+  fused_reparam::autograd::register_backend<Backend::Triton>(m, "triton_");
 }

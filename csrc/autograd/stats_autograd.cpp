@@ -6,6 +6,8 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/library.h>
 
+#include <string>
+
 #include <array>
 #include <vector>
 
@@ -150,21 +152,21 @@ std::tuple<Tensor, Tensor, Tensor> stats_backward_autograd(
   return {out[0], out[1], out[2]};
 }
 
-constexpr Backend kC = Backend::Compiled, kT = Backend::Triton;
-constexpr Family kD = Family::Diag, kL = Family::Chol;
+// Registers this file's kernels for one backend's copy of the ops ("<prefix><op>").
+template <Backend B>
+void register_backend(torch::Library& m, const std::string& p) {
+  m.impl((p + "diag_rsample_stats").c_str(), &stats_autograd<B, Family::Diag>);
+  m.impl((p + "diag_rsample_stats_backward").c_str(), &stats_backward_autograd<B, Family::Diag>);
+  m.impl((p + "chol_rsample_stats").c_str(), &stats_autograd<B, Family::Chol>);
+  m.impl((p + "chol_rsample_stats_backward").c_str(), &stats_backward_autograd<B, Family::Chol>);
+}
 
 }  // namespace
 }  // namespace autograd
 }  // namespace fused_reparam
 
 TORCH_LIBRARY_IMPL(fused_reparam, Autograd, m) {
-  using namespace fused_reparam::autograd;
-  m.impl("diag_rsample_stats", &stats_autograd<kC, kD>);
-  m.impl("diag_rsample_stats_backward", &stats_backward_autograd<kC, kD>);
-  m.impl("chol_rsample_stats", &stats_autograd<kC, kL>);
-  m.impl("chol_rsample_stats_backward", &stats_backward_autograd<kC, kL>);
-  m.impl("triton_diag_rsample_stats", &stats_autograd<kT, kD>);
-  m.impl("triton_diag_rsample_stats_backward", &stats_backward_autograd<kT, kD>);
-  m.impl("triton_chol_rsample_stats", &stats_autograd<kT, kL>);
-  m.impl("triton_chol_rsample_stats_backward", &stats_backward_autograd<kT, kL>);
+  using fused_reparam::autograd::Backend;
+  fused_reparam::autograd::register_backend<Backend::Compiled>(m, "");
+  fused_reparam::autograd::register_backend<Backend::Triton>(m, "triton_");
 }

@@ -5,6 +5,7 @@ extras. Both ops share it: they differ only in their second input and their form
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -139,3 +140,38 @@ def run_sampling_op(
         if not return_stats:
             out = out[0]
     return _sample.stats_result(*out[:3], num_samples) if return_stats else out
+
+
+def sample(
+    kind: str,
+    checked: Callable[..., tuple],
+    mu: object,
+    second: object,
+    *,
+    num_samples: object,
+    eps: torch.Tensor | None,
+    generator: object,
+    seed: object,
+    offset: object,
+    backend: object,
+    return_stats: object,
+) -> torch.Tensor | _sample.ReparamSample:
+    """A public sampling call: the common call straight into the fused op, else `checked`
+    (the public function's argument checks, which return (mu expanded over num_samples, the
+    sample's shape, num_samples, seed, offset)) and then run_sampling_op."""
+    if num_samples is None and seed is None and type(offset) is int and offset == 0:
+        try:
+            out = try_fused_call(kind, mu, second, eps, generator, backend, return_stats)
+        except FusedCallRefused as refused:
+            # The checks name the problem in the public function's words; if they pass,
+            # the op's own error stands.
+            checked(mu, second, None, eps, generator, None, 0, return_stats)
+            raise refused.error from None
+        if out is not None:
+            return out
+    mu, shape, num_samples, seed, offset = checked(
+        mu, second, num_samples, eps, generator, seed, offset, return_stats
+    )
+    return run_sampling_op(kind, mu, second, shape, num_samples=num_samples, eps=eps,
+                           generator=generator, seed=seed, offset=offset, backend=backend,
+                           return_stats=return_stats)  # fmt: skip

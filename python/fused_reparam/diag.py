@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks, _sample, _seed
-from ._dispatch import FusedCallRefused, run_sampling_op, try_fused_call
+from ._dispatch import sample
 
 _WHERE = "fused_reparam.sample_diag"
 
@@ -56,22 +56,9 @@ def sample_diag(
         >>> mu, logvar = torch.zeros(4, 8), torch.zeros(4, 8)
         >>> z = sample_diag(mu, logvar, seed=1234)
     """
-    if num_samples is None and seed is None and type(offset) is int and offset == 0:
-        try:
-            out = try_fused_call("diag", mu, logvar, eps, generator, backend, return_stats)
-        except FusedCallRefused as refused:
-            # The checks below name the problem in this function's words; if they pass, the
-            # op's own error stands.
-            _checked(mu, logvar, None, eps, generator, None, 0, return_stats)
-            raise refused.error from None
-        if out is not None:
-            return out
-    mu, shape, num_samples, seed, offset = _checked(
-        mu, logvar, num_samples, eps, generator, seed, offset, return_stats
-    )
-    return run_sampling_op(kind="diag", mu=mu, second=logvar, shape=shape,
-                           num_samples=num_samples, eps=eps, generator=generator, seed=seed,
-                           offset=offset, backend=backend, return_stats=return_stats)  # fmt: skip
+    return sample("diag", _checked, mu, logvar, num_samples=num_samples, eps=eps,
+                  generator=generator, seed=seed, offset=offset, backend=backend,
+                  return_stats=return_stats)  # fmt: skip
 
 
 def _checked(

@@ -92,8 +92,7 @@ def forward_stream(
     if seed_offset is None and eps is None:
         if generator is not None and generator.device != like.device:
             raise RuntimeError(
-                f"{where}: generator is for {generator.device} but the inputs are on "
-                f"{like.device}"
+                f"{where}: generator is for {generator.device} but the inputs are on {like.device}"
             )
         return _seed.draw_seed_offset_tensor(generator, like.device)
     if seed_offset is not None:
