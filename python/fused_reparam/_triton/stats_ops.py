@@ -12,7 +12,7 @@
 The C++ ops' contract (csrc/ops.cpp). kl and log_q have the sample's shape without its last
 dim, in mu's dtype, summed in float32 (half types) or float64. The diagonal kernels are
 stats_kernels.py, the Cholesky ones the STATS variants of chol_kernels.py. Inputs are passed
-as they are (per-row batch offsets and per-operand strides, _RowArgs): broadcast inputs are
+as they are (per-row batch offsets and per-operand strides, row_args.py): broadcast inputs are
 never copied.
 """
 
@@ -23,10 +23,10 @@ import triton
 
 from .. import _checks
 from . import chol_ops as _chol_ops
-from . import layout as _layout
 from .chol_kernels import chol_backward_kernel, chol_forward_kernel
 from .diag_ops import _check_inputs as _diag_ops_check_inputs
 from .diag_ops import _check_seed_offset, forward_stream, register_kernel, unused_pointer
+from .row_args import RowArgs, flat, launch_strides
 from .stats_kernels import diag_stats_backward_kernel, diag_stats_forward_kernel
 
 DIAG_FORWARD = "fused_reparam::triton_diag_rsample_stats"
@@ -46,150 +46,6 @@ def interpreted() -> bool:
 # stream is indexed by element, so no size changes a number.
 DIAG_MAX_BLOCK_D = 256 if interpreted() else 1024
 DIAG_TILE = 16384 if interpreted() else 2048
-_NUM_WARPS = 4
-_INT32_LIMIT = 2**31
-
-# How an operand spans a sample row: "row" is broadcast to the whole sample [*batch, D]
-# (stride 0 along D when broadcast there); "mat" is [..., D, D] over the batch; "one" is one
-# value a row, [*batch].
-_INNER_DIMS = {"row": 1, "mat": 2, "one": 0}
-
-
-class _BatchView:
-    """Batch shape and strides as layout.collapse reads them (no tensor op, nothing traced)."""
-
-    def __init__(self, shape: torch.Size, strides: list[int]) -> None:
-        self.shape = shape
-        self._strides = tuple(strides)
-
-    def dim(self) -> int:
-        return len(self.shape)
-
-    def stride(self) -> tuple[int, ...]:
-        return self._strides
-
-
-def _split_strides(
-    t: torch.Tensor, kind: str, shape: torch.Size
-) -> tuple[list[int], tuple[int, ...]]:
-    """(strides over the sample's batch dims, strides within a row) of operand `t`, with 0
-    along broadcast dims."""
-    batch = shape[:-1]
-    if kind == "row":
-        lead = len(shape) - t.dim()
-        full = [0] * lead + [0 if n == 1 else st for n, st in zip(t.shape, t.stride(), strict=True)]
-        return full[:-1], (full[-1],)
-    inner = _INNER_DIMS[kind]
-    bshape, bstride = t.shape[: t.dim() - inner], t.stride()[: t.dim() - inner]
-    lead = len(batch) - len(bshape)
-    strides = [0] * lead + [0 if n == 1 else st for n, st in zip(bshape, bstride, strict=True)]
-    return strides, tuple(t.stride()[t.dim() - inner :])
-
-
-class _RowArgs:
-    """What a row kernel takes for `operands` (tensor or None, kind) over the sample `shape`
-    [*batch, D]: the batch shape collapsed (layout.collapse) to at most four dims with each
-    operand's batch strides, their strides within a row, block sizes (BLOCK_R rows of
-    BLOCK_D**tile_dims elements <= tile), the int64 switch and the 1-D [seed, offset] view.
-    `placeholder` stands in for absent tensors (never read)."""
-
-    def __init__(
-        self,
-        shape: torch.Size,
-        operands: list[tuple[torch.Tensor | None, str]],
-        seed_offset: torch.Tensor | None,
-        placeholder: torch.Tensor,
-        max_block_d: int,
-        tile: int,
-        tile_dims: int,
-        out_row_elems: int,
-    ) -> None:
-        self.d = d = shape[-1]
-        self.rows = shape[:-1].numel()
-        kinds = [k for _, k in operands]
-        tensors = [t for t, _ in operands]
-        try:
-            lay = _collapse(shape, tensors, kinds)
-        except ValueError:
-            # More than four batch dims remain (interleaved broadcasts): make the per-element
-            # and per-row operands dense over the batch, then, if still needed, scale_tril.
-            tensors = [_dense(t, k, shape) if k != "mat" else t for t, k in operands]
-            try:
-                lay = _collapse(shape, tensors, kinds)
-            except ValueError:
-                tensors = [_dense(t, k, shape) for t, k in zip(tensors, kinds, strict=True)]
-                lay = _collapse(shape, tensors, kinds)
-        self.tensors = [placeholder if t is None else t for t in tensors]
-        self.ndim = max(lay.ndim, 1)
-        self.sizes = lay.padded_sizes()[1:]  # the outermost size is never needed
-        self.batch_strides = [lay.padded_strides(k) for k in range(len(tensors))]
-        inner = [
-            _split_strides(t, k, shape)[1] if t is not None else (0,) * _INNER_DIMS[k]
-            for t, k in zip(tensors, kinds, strict=True)
-        ]
-        self.inner_strides = inner
-        d_pad = max(4, triton.next_power_of_2(d))
-        self.block_d = min(d_pad, max_block_d)
-        rows_pow2 = triton.next_power_of_2(self.rows)
-        self.block_r = max(1, min(tile // self.block_d**tile_dims, rows_pow2))
-        self.tiles = triton.cdiv(d, self.block_d)
-        self.aligned4 = d % 4 == 0
-        self.f64 = tensors[0].dtype == torch.float64
-        # The largest offsets the kernels form (padded tiles included): outputs of
-        # `out_row_elems` (>= D) elements a row, noise indices, and every operand's.
-        cover = self.tiles * self.block_d
-        rows_pad = triton.cdiv(self.rows, self.block_r) * self.block_r
-        biggest = [rows_pad * out_row_elems + cover * (cover + 1)]
-        for k in range(len(tensors)):
-            within = sum((cover - 1) * st for st in inner[k])
-            across = sum((s - 1) * st for s, st in zip(lay.sizes, lay.strides[k], strict=True))
-            biggest.append(within + across)
-        self.idx64 = max(biggest) >= _INT32_LIMIT
-        if seed_offset is None:
-            self.so, self.so_stride = placeholder, 1
-        else:
-            self.so = seed_offset.reshape(2)
-            self.so_stride = self.so.stride(0)
-
-    def grid(self, tiles: int) -> tuple[int]:
-        """Row blocks x `tiles` programs, all in grid dim 0 (chol_kernels._program_rows)."""
-        return (triton.cdiv(self.rows, self.block_r) * tiles,)
-
-    def constexprs(self) -> dict:
-        return dict(
-            NDIM=self.ndim, IDX64=self.idx64, BLOCK_R=self.block_r, BLOCK_D=self.block_d,
-            ALIGNED4=self.aligned4, F64=self.f64, num_warps=_NUM_WARPS,
-        )  # fmt: skip
-
-
-def _collapse(
-    shape: torch.Size, tensors: list[torch.Tensor | None], kinds: list[str]
-) -> _layout.Layout:
-    """layout.collapse of the operands' batch dims (an absent operand: all strides 0)."""
-    batch = shape[:-1]
-    views = [
-        _BatchView(batch, _split_strides(t, k, shape)[0] if t is not None else [0] * len(batch))
-        for t, k in zip(tensors, kinds, strict=True)
-    ]
-    return _layout.collapse(batch, views)
-
-
-def _dense(t: torch.Tensor | None, kind: str, shape: torch.Size) -> torch.Tensor | None:
-    """Operand `t` as a contiguous tensor of its full shape over the sample's batch."""
-    if t is None:
-        return None
-    d, batch = shape[-1], shape[:-1]
-    full = {"row": shape, "one": batch, "mat": torch.Size((*batch, d, d))}[kind]
-    return t if t.shape == full and t.is_contiguous() else t.expand(full).contiguous()
-
-
-def _flat(parts: list[tuple[int, ...]]) -> list[int]:
-    return [x for p in parts for x in p]
-
-
-def _launch_strides(a: _RowArgs) -> list[int]:
-    """Every operand's four batch strides, then every operand's strides within a row."""
-    return _flat(a.batch_strides) + _flat(a.inner_strides)
 
 
 def _check_sample_dims(shape: torch.Size, where: str) -> None:
@@ -270,12 +126,12 @@ def triton_diag_rsample_stats(
     kl = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     log_q = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
-    a = _RowArgs(shape, [(mu, "row"), (logvar, "row"), (eps, "row")],
+    a = RowArgs(shape, [(mu, "row"), (logvar, "row"), (eps, "row")],
                  seed_offset if eps is None else None, unused_pointer(mu), DIAG_MAX_BLOCK_D,
                  DIAG_TILE, 1, shape[-1])  # fmt: skip
     diag_stats_forward_kernel[a.grid(1)](
         z, kl, log_q, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes,
-        *_launch_strides(a), HAS_EPS=eps is not None, **a.constexprs(),
+        *launch_strides(a), HAS_EPS=eps is not None, **a.constexprs(),
     )  # fmt: skip
     return z, kl, log_q, used
 
@@ -311,13 +167,13 @@ def triton_diag_rsample_stats_backward(
     if shape.numel() == 0:
         return grad_mu, grad_logvar, grad_eps
     unused = unused_pointer(grad_z)
-    a = _RowArgs(shape, [(grad_z, "row"), (grad_kl, "one"), (grad_log_q, "one"), (mu, "row"),
+    a = RowArgs(shape, [(grad_z, "row"), (grad_kl, "one"), (grad_log_q, "one"), (mu, "row"),
                          (logvar, "row"), (eps, "row")],
                  seed_offset if eps is None else None, unused, DIAG_MAX_BLOCK_D, DIAG_TILE, 1,
                  shape[-1])  # fmt: skip
     diag_stats_backward_kernel[a.grid(a.tiles)](
         grad_mu, grad_logvar, grad_eps if need_grad_eps else unused, *a.tensors, a.so,
-        a.rows, a.d, a.so_stride, *a.sizes, *_launch_strides(a),
+        a.rows, a.d, a.so_stride, *a.sizes, *launch_strides(a),
         HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, **a.constexprs(),
     )  # fmt: skip
     return grad_mu, grad_logvar, grad_eps
@@ -342,12 +198,12 @@ def triton_chol_rsample_stats(
     kl = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     log_q = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
-    a = _RowArgs(shape, [(mu, "row"), (scale_tril, "mat"), (eps, "row")],
+    a = RowArgs(shape, [(mu, "row"), (scale_tril, "mat"), (eps, "row")],
                  seed_offset if eps is None else None, unused_pointer(mu),
                  _chol_ops.MAX_BLOCK_D, _chol_ops._TILE, 2, shape[-1])  # fmt: skip
     # One program a row block, looping over the row's tiles (so the row sums stay in it).
     chol_forward_kernel[a.grid(1)](
-        z, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes, *_launch_strides(a),
+        z, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes, *launch_strides(a),
         kl, log_q, HAS_EPS=eps is not None, STATS=True, **a.constexprs(),
     )  # fmt: skip
     return z, kl, log_q, used
@@ -386,7 +242,7 @@ def triton_chol_rsample_stats_backward(
     if shape.numel() == 0:
         return grad_mu, grad_l, grad_eps
     unused = unused_pointer(grad_z)
-    a = _RowArgs(shape, [(grad_z, "row"), (scale_tril, "mat"), (eps, "row"), (mu, "row"),
+    a = RowArgs(shape, [(grad_z, "row"), (scale_tril, "mat"), (eps, "row"), (mu, "row"),
                          (grad_kl, "one"), (grad_log_q, "one")],
                  seed_offset if eps is None else None, unused, _chol_ops.MAX_BLOCK_D,
                  _chol_ops._TILE, 2, d * d)  # fmt: skip
@@ -394,8 +250,8 @@ def triton_chol_rsample_stats_backward(
     chol_backward_kernel[a.grid(a.tiles)](
         grad_l, grad_eps if need_grad_eps else unused, g, lt, e, a.so,
         a.rows, a.d, a.so_stride, *a.sizes,
-        *_flat(a.batch_strides[:3]), *_flat(a.inner_strides[:3]),
-        grad_mu, m, gk, gq, *_flat(a.batch_strides[3:]), *a.inner_strides[3],
+        *flat(a.batch_strides[:3]), *flat(a.inner_strides[:3]),
+        grad_mu, m, gk, gq, *flat(a.batch_strides[3:]), *a.inner_strides[3],
         HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, STATS=True, **a.constexprs(),
     )  # fmt: skip
     return grad_mu, grad_l, grad_eps
