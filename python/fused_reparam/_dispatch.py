@@ -1,6 +1,7 @@
-"""The part of `sample_diag` and `sample_chol` after their argument checks: pick the backend,
-then run the reference (noise made here) or the backend's fused op, plain or with the VAE
-extras. Both ops share it: they differ only in their second input and their formulas."""
+"""What `sample_diag` and `sample_chol` share once they have their arguments: the common call
+straight into the fused op (its C++ checks standing in for Python's), or else the checks, the
+backend choice, and the reference (noise made here) or the backend's fused op, plain or with
+the VAE extras. The two differ only in their second input, checks and formulas."""
 
 from __future__ import annotations
 
