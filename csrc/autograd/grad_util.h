@@ -3,15 +3,12 @@
 // gradient of a scale_tril shared by several sample rows.
 #pragma once
 
-#include <torch/csrc/autograd/custom_function.h>
+#include <initializer_list>
 
 #include "autograd/backend_ops.h"
 
 namespace fused_reparam {
 namespace autograd {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 inline OptTensor opt(const Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
 

@@ -4,6 +4,7 @@
 // backend's backward op, which regenerates eps. The backward op has its own autograd
 // (double backward), written with the two ops themselves, so eps is never stored.
 #include <ATen/core/LegacyTypeDispatch.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <string>
@@ -13,6 +14,9 @@
 namespace fused_reparam {
 namespace autograd {
 namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
 
 const Tensor kNone;
 

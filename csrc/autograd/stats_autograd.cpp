@@ -4,11 +4,11 @@
 // here over broadcast dims. The backward op's own backward (double backward) is written out
 // in ATen ops on eps regenerated as a tensor (stats_vjp.h), so it is differentiable again.
 #include <ATen/core/LegacyTypeDispatch.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
-#include <string>
-
 #include <array>
+#include <string>
 #include <vector>
 
 #include "autograd/grad_util.h"
@@ -17,6 +17,9 @@
 namespace fused_reparam {
 namespace autograd {
 namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
 
 const Tensor kNone;
 
