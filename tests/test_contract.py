@@ -30,6 +30,8 @@ ROWS = [
     for device, backend in FUSED_DEVICE_BACKENDS
     for dtype, tol in TOLERANCES.items()
 ]
+FLOAT64_ROWS = [r for r in ROWS if r.values[3] == torch.float64]
+FLOAT32_ROWS = [r for r in ROWS if r.values[3] == torch.float32]
 D = 7
 SEED, OFFSET = 1234, 5
 
@@ -144,8 +146,24 @@ def test_empty_inputs_give_empty_outputs_and_gradients(
     assert g_mu.shape == mu.shape and g_second.shape == second.shape
 
 
-FLOAT64_ROWS = [r for r in ROWS if r.values[3] == torch.float64]
-FLOAT32_ROWS = [r for r in ROWS if r.values[3] == torch.float32]
+@pytest.mark.parametrize("wants", ["mu", "second", "eps", "none"])
+@pytest.mark.parametrize(("family", "device", "backend", "dtype", "atol", "rtol"), FLOAT32_ROWS)
+def test_outputs_require_grad_as_the_references(
+    family, device, backend, dtype, atol, rtol, wants, gen
+):
+    """z, kl and log_q require grad exactly when the reference's do (kl not for eps alone)."""
+    mu, second = _inputs(family, dtype, device, gen)
+    eps = randn(_families.FAMILIES[family].sample_shape(mu.shape, second.shape), dtype, device,
+                gen)  # fmt: skip
+    flags = {}
+    for which in (backend, "reference"):
+        args = {"mu": mu.clone(), "second": second.clone(), "eps": eps.clone()}
+        if wants in args:
+            args[wants].requires_grad_()
+        out = _sample(family)(args["mu"], args["second"], eps=args["eps"], backend=which,
+                              return_stats=True)  # fmt: skip
+        flags[which] = tuple(t.requires_grad for t in out)
+    assert flags[backend] == flags["reference"]
 
 
 @pytest.mark.parametrize("stats", [False, True], ids=["plain", "stats"])

@@ -52,7 +52,14 @@ struct StatsFunction : public torch::autograd::Function<StatsFunction<B, F>> {
     auto [z, kl, log_q, used] =
         backend_ops(B).stats[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
     ctx->save_for_backward({mu, second, eps.value_or(Tensor()), used});
-    ctx->mark_non_differentiable({used});
+    // kl depends on mu and the second input, log_q on the second input and eps: an output
+    // whose inputs need no grad has none, as the reference's.
+    variable_list constant{used};
+    if (!mu.requires_grad() && !second.requires_grad()) constant.push_back(kl);
+    if (!second.requires_grad() && !(eps.has_value() && eps->requires_grad())) {
+      constant.push_back(log_q);
+    }
+    ctx->mark_non_differentiable(constant);
     return {z, kl, log_q, used};
   }
 
