@@ -59,7 +59,7 @@ if not set(WIDE_ISAS) <= set(ISA_FLAGS):
 
 
 def isa_source(name: str) -> str:
-    return os.path.join("csrc", "cpu", "isa", f"diag_cpu_{name}.cpp")
+    return os.path.join("csrc", "cpu", "isa", f"kernels_{name}.cpp")
 
 
 def cpu_sources() -> list[str]:

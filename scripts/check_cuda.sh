@@ -2,7 +2,8 @@
 # nvcc compile check (no GPU needed) of csrc/cuda/*.cu and tests/cpp/header_check.cu for sm_80
 # and sm_90, against torch's headers, as setup.py's CUDAExtension compiles them. Works with a
 # CPU-only torch: the one generated header such a torch lacks is stood in for below.
-# Usage: bash scripts/check_cuda.sh   (NVCC, PYTHON override the tools; MAX_JOBS files at a time)
+# Usage: bash scripts/check_cuda.sh [FILE...]   (default: every file; NVCC, PYTHON override the
+# tools; MAX_JOBS files at a time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -35,6 +36,7 @@ for d in $torch_inc; do flags+=(-isystem "$d"); done
 
 shopt -s nullglob
 files=(csrc/cuda/*.cu tests/cpp/header_check.cu)
+[ $# -gt 0 ] && files=("$@")
 jobs=${MAX_JOBS:-2}
 echo "check_cuda: $("$NVCC" --version | tail -1), sm_80 + sm_90, ${#files[@]} file(s), $jobs at a time"
 compile() {

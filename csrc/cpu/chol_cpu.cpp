@@ -7,8 +7,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/chol_problem.h"
-#include "cpu/diag_cpu_kernels.h"
+#include "common/chol_checks.h"
+#include "common/problem_builder.h"
+#include "cpu/cpu_kernels.h"
 #include "cpu/dtype_index.h"
 #include "cpu/huge_pages.h"
 #include "cpu/stream_cpu.h"
@@ -21,7 +22,7 @@ constexpr const char* kFwd = "fused_reparam::chol_rsample";
 constexpr const char* kBwd = "fused_reparam::chol_rsample_backward";
 
 // Rows in parallel; the grain keeps about 16K multiply-adds per task.
-void parallel_rows(const CholProblem& p, RowsFn fn) {
+void parallel_rows(const Problem& p, RowsFn fn) {
   const int64_t work = std::max<int64_t>(1, p.d * (p.d + 1) / 2);
   const int64_t grain = std::max<int64_t>(1, 16384 / work);
   at::parallel_for(0, p.rows, grain, [&](int64_t b, int64_t e) { fn(p, b, e); });
@@ -38,9 +39,9 @@ std::tuple<at::Tensor, at::Tensor> chol_rsample_cpu(const at::Tensor& mu,
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   if (z.numel() == 0) return {z, used};
   advise_huge_pages(z);
-  std::array<at::Tensor, 3> keep;
-  CholProblem p = make_chol_problem(shape, mu, scale_tril, eps, keep);
-  p.out[0] = z.mutable_data_ptr();
+  KeepAlive keep;
+  Problem p = make_rows_problem(shape, chol_inputs(mu, scale_tril, eps), keep);
+  p.out[kZ] = z.mutable_data_ptr();
   p.seed = as_u64(used.const_data_ptr<int64_t>()[0]);
   p.offset = as_u64(used.const_data_ptr<int64_t>()[1]);
   parallel_rows(p, active_cpu_kernels()->chol_forward[dtype_index(mu.scalar_type())]);
@@ -59,10 +60,10 @@ std::tuple<at::Tensor, at::Tensor> chol_rsample_backward_cpu(
   at::Tensor grad_eps = need_grad_eps ? at::empty(shape, opts) : at::empty({0}, opts);
   if (grad_z.numel() == 0) return {grad_l, grad_eps};
   advise_huge_pages(grad_l);
-  std::array<at::Tensor, 3> keep;
-  CholProblem p = make_chol_problem(shape, grad_z, scale_tril, eps, keep);
-  p.out[0] = grad_l.mutable_data_ptr();
-  p.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
+  KeepAlive keep;
+  Problem p = make_rows_problem(shape, chol_inputs(grad_z, scale_tril, eps), keep);
+  p.out[kGradSecond] = grad_l.mutable_data_ptr();
+  p.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   if (!eps.has_value()) {
     std::tie(p.seed, p.offset) = read_seed_offset(seed_offset);
   }

@@ -12,8 +12,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/chol_layout.h"
-#include "cpu/diag_cpu_kernels.h"
+#include "common/problem.h"
+#include "cpu/cpu_kernels.h"
 #include "cpu/diag_cpu_kernels_impl.h"  // ComputeType, fill_noise of this instruction set
 
 namespace fused_reparam {
@@ -22,7 +22,7 @@ inline namespace CPU_CAPABILITY {
 namespace chol_rows {
 
 // Rows per noise chunk: about 2K elements of noise, which stay in L1.
-inline int64_t chunk_rows(const CholProblem& p) { return std::max<int64_t>(1, 2048 / p.d); }
+inline int64_t chunk_rows(const Problem& p) { return std::max<int64_t>(1, 2048 / p.d); }
 
 // Up to C::size() elements of T at p as a compute vector; lanes from `count` on are zero and
 // their memory is not read.
@@ -43,11 +43,10 @@ struct ChunkNoise {
   std::vector<S> buf;
   const S* rows = nullptr;  // eps of row r0 starts here
 
-  template <class Problem>  // CholProblem or RowsProblem: uses d, seed and offset
   void fill(const Problem& p, int64_t r0, int64_t r1) {
-    const int64_t begin = r0 * p.d;
+    const int64_t begin = noise_index(p, r0, 0);
     const int64_t first = begin & ~int64_t{3};
-    const int64_t len = r1 * p.d - first;
+    const int64_t len = noise_index(p, r1, 0) - first;
     const size_t need = static_cast<size_t>(len + 4 + kNoisePad);
     if (buf.size() < need) buf.resize(need);
     fill_noise(buf.data(), p.seed, p.offset, first, len);
@@ -55,36 +54,29 @@ struct ChunkNoise {
   }
 };
 
-// Element offsets of consecutive sample rows: divisions only at the first row.
-struct RowCursor {
-  int64_t idx[kMaxDims] = {};
-  int64_t off[3] = {0, 0, 0};
-
-  RowCursor(const CholProblem& p, int64_t r) {
-    for (int k = p.bdim - 1; k >= 0; --k) {
-      idx[k] = r % p.bsizes[k];
-      r /= p.bsizes[k];
-      for (int o = 0; o < 3; ++o) off[o] += idx[k] * p.bstrides[o][k];
-    }
-  }
-
-  void next(const CholProblem& p) {
-    for (int k = p.bdim - 1; k >= 0; --k) {
-      for (int o = 0; o < 3; ++o) off[o] += p.bstrides[o][k];
-      if (++idx[k] < p.bsizes[k] || k == 0) return;
-      for (int o = 0; o < 3; ++o) off[o] -= p.bsizes[k] * p.bstrides[o][k];
-      idx[k] = 0;
-    }
-  }
-};
-
-// The eps of row r: from the chunk's noise, or the given eps converted into `scratch`.
+// A row of an operand (stride s along D: 1, 0 = broadcast, or any) into dst[0, d).
 template <class T, class S>
-const S* row_eps(const CholProblem& p, int64_t eps_off, const ChunkNoise<S>& noise, int64_t k,
+void gather_row(S* dst, const T* src, int64_t s, int64_t d) {
+  if (s == 1) {
+    if constexpr (std::is_same_v<T, S>) {
+      std::copy(src, src + d, dst);
+    } else {
+      at::vec::convert(src, dst, d);
+    }
+  } else if (s == 0) {
+    std::fill(dst, dst + d, static_cast<S>(src[0]));
+  } else {
+    for (int64_t j = 0; j < d; ++j) dst[j] = static_cast<S>(src[j * s]);
+  }
+}
+
+// The eps of row k of the chunk: the chunk's noise, or the given eps (at eps_off) gathered
+// into `scratch`.
+template <class T, class S>
+const S* row_eps(const Problem& p, int64_t eps_off, const ChunkNoise<S>& noise, int64_t k,
                  S* scratch) {
-  if (p.in[2] == nullptr) return noise.rows + k * p.d;
-  const T* e = static_cast<const T*>(p.in[2]) + eps_off;
-  for (int64_t j = 0; j < p.d; ++j) scratch[j] = static_cast<S>(e[j]);
+  if (p.in[kEps] == nullptr) return noise.rows + k * p.d;
+  gather_row<T, S>(scratch, static_cast<const T*>(p.in[kEps]) + eps_off, p.dstride[kEps], p.d);
   return scratch;
 }
 
@@ -162,22 +154,23 @@ void lower_matvec_row(T* z_r, const T* mu_r, const T* l_r, int64_t ls, const S* 
 }
 
 template <class T>
-void forward_rows(const CholProblem& p, int64_t r0, int64_t r1) {
+void forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
   const int64_t d = p.d;
   ChunkNoise<S> noise;
   std::vector<S> given(static_cast<size_t>(d));
-  const T* mu = static_cast<const T*>(p.in[0]);
-  const T* l = static_cast<const T*>(p.in[1]);
-  T* z = static_cast<T*>(p.out[0]);
-  RowCursor at(p, r0);
+  const T* mu = static_cast<const T*>(p.in[kFirst]);
+  const T* l = static_cast<const T*>(p.in[kSecond]);
+  T* z = static_cast<T*>(p.out[kZ]);
+  RowCursor<3> at(p, r0);
   for (int64_t c0 = r0; c0 < r1; c0 += chunk_rows(p)) {
     const int64_t c1 = std::min(r1, c0 + chunk_rows(p));
-    if (p.in[2] == nullptr) noise.fill(p, c0, c1);
+    if (p.in[kEps] == nullptr) noise.fill(p, c0, c1);
     for (int64_t r = c0; r < c1; ++r, at.next(p)) {
       const int64_t* off = at.off;
-      const S* eps = row_eps<T, S>(p, off[2], noise, r - c0, given.data());
-      lower_matvec_row<T, S>(z + r * d, mu + off[0], l + off[1], p.l_row_stride, eps, d);
+      const S* eps = row_eps<T, S>(p, off[kEps], noise, r - c0, given.data());
+      lower_matvec_row<T, S>(z + r * d, mu + off[kFirst], l + off[kSecond], p.l_row_stride, eps,
+                             d);
     }
   }
 }
@@ -264,24 +257,24 @@ void store_row(T* out, const S* row, int64_t n) {
 }
 
 template <class T>
-void backward_rows(const CholProblem& p, int64_t r0, int64_t r1) {
+void backward_rows(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
   const int64_t d = p.d;
   ChunkNoise<S> noise;
   std::vector<S> given(d), g(d), deps(d), row(std::is_same_v<T, S> ? 0 : d);
   const LaneMasks<S> masks;
-  const T* gz = static_cast<const T*>(p.in[0]);
-  const T* l = static_cast<const T*>(p.in[1]);
-  T* gl = static_cast<T*>(p.out[0]);
-  T* ge = static_cast<T*>(p.out[1]);
-  RowCursor at(p, r0);
+  const T* gz = static_cast<const T*>(p.in[kFirst]);
+  const T* l = static_cast<const T*>(p.in[kSecond]);
+  T* gl = static_cast<T*>(p.out[kGradSecond]);
+  T* ge = static_cast<T*>(p.out[kGradEps]);
+  RowCursor<3> at(p, r0);
   for (int64_t c0 = r0; c0 < r1; c0 += chunk_rows(p)) {
     const int64_t c1 = std::min(r1, c0 + chunk_rows(p));
-    if (p.in[2] == nullptr) noise.fill(p, c0, c1);
+    if (p.in[kEps] == nullptr) noise.fill(p, c0, c1);
     for (int64_t r = c0; r < c1; ++r, at.next(p)) {
       const int64_t* off = at.off;
-      const S* eps = row_eps<T, S>(p, off[2], noise, r - c0, given.data());
-      for (int64_t i = 0; i < d; ++i) g[i] = static_cast<S>(gz[off[0] + i]);
+      const S* eps = row_eps<T, S>(p, off[kEps], noise, r - c0, given.data());
+      for (int64_t i = 0; i < d; ++i) g[i] = static_cast<S>(gz[off[kFirst] + i]);
       T* gl_r = gl + r * d * d;
       for (int64_t i = 0; i < d; ++i) {
         if constexpr (std::is_same_v<T, S>) {
@@ -293,7 +286,7 @@ void backward_rows(const CholProblem& p, int64_t r0, int64_t r1) {
       }
       if (ge != nullptr) {
         std::fill(deps.begin(), deps.end(), S(0));
-        const T* l_r = l + off[1];
+        const T* l_r = l + off[kSecond];
         for (int64_t i = 0; i < d; ++i) {
           axpy_row<T, S>(deps.data(), l_r + i * p.l_row_stride, g[i], i + 1);
         }

@@ -1,11 +1,11 @@
-// The table of one instruction set's CPU kernels (both ops), included last by isa/*.cpp.
+// The table of one instruction set's CPU kernels (every op), included last by isa/*.cpp.
 #pragma once
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
 #include "cpu/chol_cpu_kernels_impl.h"
-#include "cpu/diag_cpu_kernels.h"
+#include "cpu/cpu_kernels.h"
 #include "cpu/diag_cpu_kernels_impl.h"
 #include "cpu/stats_cpu_kernels_impl.h"
 

@@ -10,11 +10,11 @@
 #include <string>
 
 #include "common/diag_checks.h"
-#include "cpu/diag_cpu_kernels.h"
+#include "common/problem_builder.h"
+#include "cpu/cpu_kernels.h"
 #include "cpu/huge_pages.h"
 #include "cpu/dtype_index.h"
 #include "cpu/stream_cpu.h"
-#include "common/diag_loop_builder.h"
 
 namespace fused_reparam {
 namespace cpu {
@@ -38,11 +38,12 @@ std::atomic<const CpuKernels*>& active_kernels() {
 
 // Aligned ranges: every range starts on a noise block, so results do not depend on the
 // thread count. The grain keeps small tensors on one thread.
-void parallel_ranges(const DiagLoop& d, RangeFn fn) {
+void parallel_ranges(const Problem& p, RangeFn fn) {
   constexpr int64_t kGrainBlocks = 16;  // 8192 elements
-  const int64_t blocks = (d.numel + kRangeAlign - 1) / kRangeAlign;
+  const int64_t numel = p.numel();
+  const int64_t blocks = (numel + kRangeAlign - 1) / kRangeAlign;
   at::parallel_for(0, blocks, kGrainBlocks, [&](int64_t b, int64_t e) {
-    fn(d, b * kRangeAlign, std::min(e * kRangeAlign, d.numel));
+    fn(p, b * kRangeAlign, std::min(e * kRangeAlign, numel));
   });
 }
 
@@ -57,13 +58,13 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
   if (z.numel() == 0) return {z, used};
   advise_huge_pages(z);
 
-  std::array<at::Tensor, 3> keep;
-  DiagLoop d = make_diag_loop(shape, {&mu, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
-  d.out[0] = z.mutable_data_ptr();
+  KeepAlive keep;
+  Problem p = make_elementwise_problem(shape, diag_inputs(mu, logvar, eps), keep);
+  p.out[kZ] = z.mutable_data_ptr();
   const int64_t* so = used.const_data_ptr<int64_t>();
-  d.seed = as_u64(so[0]);
-  d.offset = as_u64(so[1]);
-  parallel_ranges(d, active_kernels().load()->forward[dtype_index(mu.scalar_type())]);
+  p.seed = as_u64(so[0]);
+  p.offset = as_u64(so[1]);
+  parallel_ranges(p, active_kernels().load()->forward[dtype_index(mu.scalar_type())]);
   return {z, used};
 }
 
@@ -78,15 +79,14 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
   advise_huge_pages(grad_logvar);
   if (need_grad_eps) advise_huge_pages(grad_eps);
 
-  std::array<at::Tensor, 3> keep;
-  DiagLoop d = make_diag_loop(grad_z.sizes(),
-                              {&grad_z, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
-  d.out[0] = grad_logvar.mutable_data_ptr();
-  d.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
+  KeepAlive keep;
+  Problem p = make_elementwise_problem(grad_z.sizes(), diag_inputs(grad_z, logvar, eps), keep);
+  p.out[kGradSecond] = grad_logvar.mutable_data_ptr();
+  p.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   if (!eps.has_value()) {
-    std::tie(d.seed, d.offset) = read_seed_offset(seed_offset);
+    std::tie(p.seed, p.offset) = read_seed_offset(seed_offset);
   }
-  parallel_ranges(d, active_kernels().load()->backward[dtype_index(grad_z.scalar_type())]);
+  parallel_ranges(p, active_kernels().load()->backward[dtype_index(grad_z.scalar_type())]);
   return {grad_logvar, grad_eps};
 }
 

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <tuple>
 
-#include "cpu/diag_cpu_kernels.h"
+#include "cpu/cpu_kernels.h"
 #include "cpu/simd_words.h"
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/normal.h"
@@ -116,40 +116,10 @@ inline void fill_noise(double* buf, uint64_t seed, uint64_t offset, int64_t firs
   }
 }
 
-// Row-major position of a linear index, with each input's element offset; advances along
-// the innermost dim and carries into the outer ones.
-struct Cursor {
-  int64_t idx[kMaxDims];
-  int64_t off[3];
-
-  Cursor(const DiagLoop& d, int64_t linear) {
-    for (int k = 0; k < 3; ++k) off[k] = 0;
-    for (int dim = d.ndim - 1; dim >= 0; --dim) {
-      idx[dim] = linear % d.sizes[dim];
-      linear /= d.sizes[dim];
-      for (int k = 0; k < 3; ++k) off[k] += idx[dim] * d.in_strides[k][dim];
-    }
-  }
-
-  int64_t inner_left(const DiagLoop& d) const { return d.sizes[d.ndim - 1] - idx[d.ndim - 1]; }
-
-  void advance(const DiagLoop& d, int64_t n) {
-    int dim = d.ndim - 1;
-    idx[dim] += n;
-    for (int k = 0; k < 3; ++k) off[k] += n * d.in_strides[k][dim];
-    while (dim > 0 && idx[dim] == d.sizes[dim]) {
-      for (int k = 0; k < 3; ++k) off[k] -= d.sizes[dim] * d.in_strides[k][dim];
-      idx[dim] = 0;
-      --dim;
-      ++idx[dim];
-      for (int k = 0; k < 3; ++k) off[k] += d.in_strides[k][dim];
-    }
-  }
-};
-
-// The two ops as formulas over any compute type F (scalar or vector).
+// The two ops as formulas over any compute type F (scalar or vector), with their output slots.
 struct ForwardOp {
   static constexpr bool kSecondOutput = false;
+  static constexpr int kOut0 = kZ, kOut1 = kZ;
   template <class F, class S>
   static void apply(F mu, F logvar, F eps, F& z, F& /*unused*/) {
     z = diag::sample<F>(mu, diag::sigma<F, S>(logvar), eps);
@@ -159,6 +129,7 @@ struct ForwardOp {
 template <bool kWithGradEps>
 struct BackwardOp {
   static constexpr bool kSecondOutput = kWithGradEps;
+  static constexpr int kOut0 = kGradSecond, kOut1 = kGradEps;
   template <class F, class S>
   static void apply(F dz, F logvar, F eps, F& dlogvar, F& deps) {
     const F s = diag::sigma<F, S>(logvar);
@@ -219,40 +190,46 @@ void run_segment(const T* in0, int64_t s0, const T* in1, int64_t s1, const T* ep
   }
 }
 
-// Elements [begin, end) of the problem, begin a multiple of kRangeAlign.
+// Elements [begin, end) of the problem, begin a multiple of kRangeAlign: runs along d, row by
+// row, each input at its row's offset plus its stride along d.
 template <class T, class Op>
-void run_range(const DiagLoop& d, int64_t begin, int64_t end) {
+void run_range(const Problem& p, int64_t begin, int64_t end) {
   using S = typename ComputeType<T>::type;
   alignas(64) S noise[kBlock];
-  const T* in0 = static_cast<const T*>(d.in[0]);
-  const T* in1 = static_cast<const T*>(d.in[1]);
-  const T* eps_in = static_cast<const T*>(d.in[2]);
-  T* out0 = static_cast<T*>(d.out[0]);
-  T* out1 = static_cast<T*>(d.out[1]);
-  const int inner = d.ndim - 1;
-  Cursor cur(d, begin);
+  const T* in0 = static_cast<const T*>(p.in[kFirst]);
+  const T* in1 = static_cast<const T*>(p.in[kSecond]);
+  const T* eps_in = static_cast<const T*>(p.in[kEps]);
+  T* out0 = static_cast<T*>(p.out[Op::kOut0]);
+  T* out1 = Op::kSecondOutput ? static_cast<T*>(p.out[Op::kOut1]) : nullptr;
+  RowCursor<3> row(p, begin / p.d);
+  int64_t col = begin % p.d;
   for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
     const int64_t blen = std::min(kBlock, end - b0);
-    if (eps_in == nullptr) fill_noise(noise, d.seed, d.offset, b0, blen);
+    if (eps_in == nullptr) fill_noise(noise, p.seed, p.offset, b0, blen);
     for (int64_t pos = b0; pos < b0 + blen;) {
-      const int64_t n = std::min(cur.inner_left(d), b0 + blen - pos);
-      run_segment<T, Op>(in0 + cur.off[0], d.in_strides[0][inner], in1 + cur.off[1],
-                         d.in_strides[1][inner],
-                         eps_in != nullptr ? eps_in + cur.off[2] : nullptr,
-                         d.in_strides[2][inner], noise + (pos - b0), out0 + pos,
+      const int64_t n = std::min(p.d - col, b0 + blen - pos);
+      run_segment<T, Op>(in0 + row.off[kFirst] + col * p.dstride[kFirst], p.dstride[kFirst],
+                         in1 + row.off[kSecond] + col * p.dstride[kSecond], p.dstride[kSecond],
+                         eps_in != nullptr ? eps_in + row.off[kEps] + col * p.dstride[kEps]
+                                           : nullptr,
+                         p.dstride[kEps], noise + (pos - b0), out0 + pos,
                          out1 != nullptr ? out1 + pos : nullptr, n);
-      cur.advance(d, n);
+      col += n;
       pos += n;
+      if (col == p.d) {
+        col = 0;
+        row.next(p);
+      }
     }
   }
 }
 
 template <class T>
-void backward_range(const DiagLoop& d, int64_t begin, int64_t end) {
-  if (d.out[1] != nullptr) {
-    run_range<T, BackwardOp<true>>(d, begin, end);
+void backward_range(const Problem& p, int64_t begin, int64_t end) {
+  if (p.out[kGradEps] != nullptr) {
+    run_range<T, BackwardOp<true>>(p, begin, end);
   } else {
-    run_range<T, BackwardOp<false>>(d, begin, end);
+    run_range<T, BackwardOp<false>>(p, begin, end);
   }
 }
 

@@ -1,10 +1,10 @@
-// The slot of a dtype in the per-ISA kernel table (cpu/diag_cpu_kernels.h).
+// The slot of a dtype in the per-ISA kernel table (cpu/cpu_kernels.h).
 #pragma once
 
 #include <c10/core/ScalarType.h>
 #include <c10/util/Exception.h>
 
-#include "cpu/diag_cpu_kernels.h"
+#include "cpu/cpu_kernels.h"
 
 namespace fused_reparam {
 namespace cpu {

@@ -8,8 +8,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/rows_problem.h"
-#include "cpu/diag_cpu_kernels.h"
+#include "common/chol_checks.h"
+#include "common/stats_args.h"
+#include "cpu/cpu_kernels.h"
 #include "cpu/dtype_index.h"
 #include "cpu/huge_pages.h"
 #include "cpu/stream_cpu.h"
@@ -22,12 +23,12 @@ using Out3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 using Out4 = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 // Rows in parallel; the grain keeps about 16K elements of work per task.
-void parallel_rows(const RowsProblem& p, int64_t work_per_row, StatsRowsFn fn) {
+void parallel_rows(const Problem& p, int64_t work_per_row, RowsFn fn) {
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work_per_row));
   at::parallel_for(0, p.rows, grain, [&](int64_t b, int64_t e) { fn(p, b, e); });
 }
 
-void set_stream(RowsProblem& p, const at::Tensor& seed_offset) {
+void set_stream(Problem& p, const at::Tensor& seed_offset) {
   std::tie(p.seed, p.offset) = read_seed_offset(seed_offset);
 }
 
@@ -41,8 +42,8 @@ Out4 stats_forward(const std::vector<int64_t>& shape, RowKind second_kind, const
       stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.z.numel() == 0) return {out.z, out.kl, out.log_q, used};
   advise_huge_pages(out.z);
-  std::array<at::Tensor, kRowOperands> keep;
-  RowsProblem p = make_stats_forward_problem(shape, mu, second, second_kind, eps, out, keep);
+  KeepAlive keep;
+  Problem p = make_stats_forward_problem(shape, mu, second, second_kind, eps, out, keep);
   set_stream(p, used);
   const CpuKernels* k = active_cpu_kernels();
   const int i = dtype_index(mu.scalar_type());
@@ -84,18 +85,15 @@ Out3 stats_backward(const at::Tensor& grad_z, const at::Tensor& grad_kl,
   at::Tensor g_eps = need_grad_eps ? at::empty(shape, opts) : at::empty({0}, opts);
   if (grad_z.numel() == 0) return {g_mu, g_second, g_eps};
   advise_huge_pages(g_second);
-  std::array<at::Tensor, kRowOperands> keep;
-  RowsProblem p = make_rows_problem(
+  KeepAlive keep;
+  Problem p = make_rows_problem(
       shape,
-      {RowInput{&grad_z, RowKind::kElement},
-       RowInput{&second, chol ? RowKind::kTril : RowKind::kElement},
-       RowInput{eps.has_value() ? &*eps : nullptr, RowKind::kElement},
-       RowInput{&grad_kl, RowKind::kRow}, RowInput{&grad_log_q, RowKind::kRow},
-       RowInput{&mu, RowKind::kElement}},
+      stats_backward_inputs(grad_z, second, chol ? RowKind::kTril : RowKind::kElement, eps,
+                            grad_kl, grad_log_q, mu),
       keep);
-  p.out[0] = g_mu.mutable_data_ptr();
-  p.out[1] = g_second.mutable_data_ptr();
-  p.out[2] = need_grad_eps ? g_eps.mutable_data_ptr() : nullptr;
+  p.out[kGradMu] = g_mu.mutable_data_ptr();
+  p.out[kGradSecond] = g_second.mutable_data_ptr();
+  p.out[kGradEps] = need_grad_eps ? g_eps.mutable_data_ptr() : nullptr;
   if (!eps.has_value()) set_stream(p, seed_offset);
   const CpuKernels* k = active_cpu_kernels();
   const int i = dtype_index(grad_z.scalar_type());

@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/rows_layout.h"
+#include "common/problem.h"
 #include "cpu/chol_cpu_kernels_impl.h"
 #include "cpu/diag_cpu_kernels_impl.h"
 #include "fused_reparam/diag_math.h"
@@ -23,26 +23,11 @@ namespace cpu {
 inline namespace CPU_CAPABILITY {
 namespace stats_rows {
 
+using chol_rows::chunk_rows;
 using chol_rows::ChunkNoise;
+using chol_rows::gather_row;
 using chol_rows::hsum;
-
-inline int64_t chunk_rows(const RowsProblem& p) { return std::max<int64_t>(1, 2048 / p.d); }
-
-// A row of an operand (stride s along D: 1, 0 = broadcast, or any) into dst[0, d).
-template <class T, class S>
-void gather_row(S* dst, const T* src, int64_t s, int64_t d) {
-  if (s == 1) {
-    if constexpr (std::is_same_v<T, S>) {
-      std::copy(src, src + d, dst);
-    } else {
-      at::vec::convert(src, dst, d);
-    }
-  } else if (s == 0) {
-    std::fill(dst, dst + d, static_cast<S>(src[0]));
-  } else {
-    for (int64_t j = 0; j < d; ++j) dst[j] = static_cast<S>(src[j * s]);
-  }
-}
+using chol_rows::row_eps;
 
 // Per-task buffers of one row in the compute type.
 template <class S>
@@ -52,25 +37,16 @@ struct RowBuffers {
       : a(d), b(d), c(d), e(d), o0(d), o1(d), o2(d) {}
 };
 
-// The eps of row r: the chunk's noise, or the given eps gathered into `scratch`.
-template <class T, class S>
-const S* row_eps(const RowsProblem& p, int64_t eps_off, const ChunkNoise<S>& noise, int64_t k,
-                 S* scratch) {
-  if (p.in[kEps] == nullptr) return noise.rows + k * p.d;
-  gather_row<T, S>(scratch, static_cast<const T*>(p.in[kEps]) + eps_off, p.dstride[kEps], p.d);
-  return scratch;
-}
-
 template <class T>
-const T* operand(const RowsProblem& p, int k, const RowsCursor& at) {
+const T* operand(const Problem& p, int k, const RowCursor<kOperands>& at) {
   return static_cast<const T*>(p.in[k]) + at.off[k];
 }
 
 // Runs body(r, k, at, eps) for rows [r0, r1), noise made a chunk of rows at a time.
 template <class T, class S, class Body>
-void for_rows(const RowsProblem& p, int64_t r0, int64_t r1, S* eps_scratch, Body&& body) {
+void for_rows(const Problem& p, int64_t r0, int64_t r1, S* eps_scratch, Body&& body) {
   ChunkNoise<S> noise;
-  RowsCursor at(p, r0);
+  RowCursor<kOperands> at(p, r0);
   for (int64_t c0 = r0; c0 < r1; c0 += chunk_rows(p)) {
     const int64_t c1 = std::min(r1, c0 + chunk_rows(p));
     if (p.in[kEps] == nullptr) noise.fill(p, c0, c1);
@@ -83,16 +59,16 @@ void for_rows(const RowsProblem& p, int64_t r0, int64_t r1, S* eps_scratch, Body
 // ---- diagonal op
 
 template <class T>
-void diag_forward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
+void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
   using C = Vectorized<S>;
   constexpr int64_t kW = C::size();
   const int64_t d = p.d;
   RowBuffers<S> buf(d);
-  T* z = static_cast<T*>(p.out[0]);
-  T* kl = static_cast<T*>(p.out[1]);
-  T* log_q = static_cast<T*>(p.out[2]);
-  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowsCursor& at, const S* eps) {
+  T* z = static_cast<T*>(p.out[kZ]);
+  T* kl = static_cast<T*>(p.out[kKl]);
+  T* log_q = static_cast<T*>(p.out[kLogQ]);
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
     C kl_acc(S(0)), lq_acc(S(0));
@@ -120,16 +96,16 @@ void diag_forward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
 }
 
 template <class T>
-void diag_backward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
+void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
   using C = Vectorized<S>;
   constexpr int64_t kW = C::size();
   const int64_t d = p.d;
   RowBuffers<S> buf(d);
-  T* g_mu = static_cast<T*>(p.out[0]);
-  T* g_lv = static_cast<T*>(p.out[1]);
-  T* g_eps = static_cast<T*>(p.out[2]);
-  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowsCursor& at, const S* eps) {
+  T* g_mu = static_cast<T*>(p.out[kGradMu]);
+  T* g_lv = static_cast<T*>(p.out[kGradSecond]);
+  T* g_eps = static_cast<T*>(p.out[kGradEps]);
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
     gather_row<T, S>(buf.c.data(), operand<T>(p, kMu, at), p.dstride[kMu], d);
@@ -168,16 +144,16 @@ Vectorized<S> square_lanes(const T* l, int64_t n) {
 }
 
 template <class T>
-void chol_forward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
+void chol_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
   const int64_t d = p.d;
   const int64_t ls = p.l_row_stride;
   RowBuffers<S> buf(d);
   std::vector<T> mu_t(p.dstride[kFirst] == 1 ? 0 : d);
-  T* z = static_cast<T*>(p.out[0]);
-  T* kl = static_cast<T*>(p.out[1]);
-  T* log_q = static_cast<T*>(p.out[2]);
-  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowsCursor& at, const S* eps) {
+  T* z = static_cast<T*>(p.out[kZ]);
+  T* kl = static_cast<T*>(p.out[kKl]);
+  T* log_q = static_cast<T*>(p.out[kLogQ]);
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     const T* mu = operand<T>(p, kFirst, at);
     if (p.dstride[kFirst] != 1) {  // the matvec reads mu with unit stride
       gather_row<T, T>(mu_t.data(), mu, p.dstride[kFirst], d);
@@ -214,17 +190,17 @@ void grad_l_row(S* out, S g_i, const S* eps, const T* l_i, S gk, S gq, int64_t i
 }
 
 template <class T>
-void chol_backward_rows(const RowsProblem& p, int64_t r0, int64_t r1) {
+void chol_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
   const int64_t d = p.d;
   const int64_t ls = p.l_row_stride;
   RowBuffers<S> buf(d);
   std::vector<S> row(d);
   const chol_rows::LaneMasks<S> masks;
-  T* g_mu = static_cast<T*>(p.out[0]);
-  T* g_l = static_cast<T*>(p.out[1]);
-  T* g_eps = static_cast<T*>(p.out[2]);
-  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowsCursor& at, const S* eps) {
+  T* g_mu = static_cast<T*>(p.out[kGradMu]);
+  T* g_l = static_cast<T*>(p.out[kGradSecond]);
+  T* g_eps = static_cast<T*>(p.out[kGradEps]);
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     S* g = buf.a.data();
     gather_row<T, S>(g, operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.c.data(), operand<T>(p, kMu, at), p.dstride[kMu], d);

@@ -22,8 +22,8 @@
 #include <mutex>
 
 #include "common/diag_checks.h"
-#include "common/diag_loop.h"
-#include "common/diag_loop_builder.h"
+#include "common/problem.h"
+#include "common/problem_builder.h"
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/normal.h"
@@ -41,39 +41,41 @@ struct alignas(sizeof(T) * 4) Vec4 {
   T v[4];
 };
 
+// The two ops as formulas, with their output slots.
 struct ForwardOp {
   static constexpr int kOutputs = 1;
+  static constexpr int kOut0 = kZ, kOut1 = kZ;
   template <class F>
   __device__ __forceinline__ static void apply(F mu, F logvar, F eps, F& z, F& /*unused*/) {
     z = diag::sample<F>(mu, diag::sigma<F, F>(logvar), eps);
   }
 };
 
-template <bool kGradEps>
+template <bool kWithGradEps>
 struct BackwardOp {
-  static constexpr int kOutputs = kGradEps ? 2 : 1;
+  static constexpr int kOutputs = kWithGradEps ? 2 : 1;
+  static constexpr int kOut0 = kGradSecond, kOut1 = kGradEps;
   template <class F>
   __device__ __forceinline__ static void apply(F dz, F logvar, F eps, F& dlogvar, F& deps) {
     const F s = diag::sigma<F, F>(logvar);
     dlogvar = diag::grad_logvar<F, F>(dz, s, eps);
-    if (kGradEps) deps = diag::grad_eps<F>(dz, s);
+    if (kWithGradEps) deps = diag::grad_eps<F>(dz, s);
   }
 };
 
-// How each input is read. kContig: offset = linear index; kRow: offset = index % inner (a row
+// How each input is read. kContig: offset = linear index; kRow: offset = index % d (a row
 // broadcast over all outer dims, e.g. logvar [D] with mu [B, D]); kScalar: one value; kStrided:
-// offsets from the strides. `vec`: 4-wide loads are legal (aligned, and rows of whole groups).
+// offsets from the strides (element_offset). `vec`: 4-wide loads are legal (aligned, and rows of whole groups).
 enum InputMode : int { kStrided = 0, kContig = 1, kRow = 2, kScalar = 3 };
 
 struct LoadPlan {
   int mode[3] = {kStrided, kStrided, kStrided};
   bool vec[3] = {false, false, false};
-  int64_t inner = 1;  // size of the innermost dim
 };
 
 // The four values of input k for elements i0 .. i0+3 (those < numel), in compute type F.
 template <class T, class F>
-__device__ __forceinline__ void load4(const DiagLoop& d, const LoadPlan& plan, int k,
+__device__ __forceinline__ void load4(const Problem& d, const LoadPlan& plan, int k,
                                       const T* p, int64_t i0, bool full, F x[4]) {
   const int mode = plan.mode[k];
   if (mode == kScalar) {
@@ -81,7 +83,7 @@ __device__ __forceinline__ void load4(const DiagLoop& d, const LoadPlan& plan, i
     return;
   }
   if (mode != kStrided && full && plan.vec[k]) {
-    const int64_t at = mode == kContig ? i0 : i0 % plan.inner;
+    const int64_t at = mode == kContig ? i0 : i0 % d.d;
     const Vec4<T> v = *reinterpret_cast<const Vec4<T>*>(p + at);
 #pragma unroll
     for (int j = 0; j < 4; ++j) x[j] = static_cast<F>(v.v[j]);
@@ -90,29 +92,29 @@ __device__ __forceinline__ void load4(const DiagLoop& d, const LoadPlan& plan, i
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const int64_t i = i0 + j;
-    if (i >= d.numel) break;
-    const int64_t at =
-        mode == kContig ? i : (mode == kRow ? i % plan.inner : input_offset(d, k, i));
+    if (i >= d.numel()) break;
+    const int64_t at = mode == kContig ? i : (mode == kRow ? i % d.d : element_offset(d, k, i));
     x[j] = static_cast<F>(p[at]);
   }
 }
 
 template <class T, class Op>
 __global__ void __launch_bounds__(kThreads)
-    diag_kernel(DiagLoop d, StreamSource src, LoadPlan plan, bool has_eps) {
+    diag_kernel(Problem d, StreamSource src, LoadPlan plan, bool has_eps) {
   using F = Acc<T>;
   uint64_t seed, offset;
   resolve_stream(src, seed, offset);
   const T* in[3] = {static_cast<const T*>(d.in[0]), static_cast<const T*>(d.in[1]),
                     static_cast<const T*>(d.in[2])};
-  T* out0 = static_cast<T*>(d.out[0]);
-  T* out1 = static_cast<T*>(d.out[1]);
-  const int64_t groups = (d.numel + 3) / 4;
+  T* out0 = static_cast<T*>(d.out[Op::kOut0]);
+  T* out1 = static_cast<T*>(d.out[Op::kOut1]);
+  const int64_t numel = d.numel();
+  const int64_t groups = (numel + 3) / 4;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
        g += stride) {
     const int64_t i0 = 4 * g;
-    const bool full = i0 + 4 <= d.numel;
+    const bool full = i0 + 4 <= numel;
     F a[4], b[4], eps[4];
     load4<T, F>(d, plan, 0, in[0], i0, full, a);
     load4<T, F>(d, plan, 1, in[1], i0, full, b);
@@ -133,7 +135,7 @@ __global__ void __launch_bounds__(kThreads)
       *reinterpret_cast<Vec4<T>*>(out0 + i0) = y0;
       if (Op::kOutputs == 2) *reinterpret_cast<Vec4<T>*>(out1 + i0) = y1;
     } else {
-      for (int j = 0; i0 + j < d.numel; ++j) {
+      for (int j = 0; i0 + j < numel; ++j) {
         out0[i0 + j] = y0.v[j];
         if (Op::kOutputs == 2) out1[i0 + j] = y1.v[j];
       }
@@ -152,18 +154,19 @@ int multiprocessor_count(int device) {
   return n;
 }
 
-LoadPlan make_plan(const DiagLoop& d, size_t elem_size) {
+LoadPlan make_plan(const Problem& d, size_t elem_size) {
   LoadPlan plan;
-  plan.inner = d.ndim > 0 ? d.sizes[d.ndim - 1] : 1;
   for (int k = 0; k < 3; ++k) {
     if (d.in[k] == nullptr) continue;
-    bool scalar = true, contig = true, row = d.ndim > 0 && d.in_strides[k][d.ndim - 1] == 1;
-    int64_t expect = 1;
-    for (int i = d.ndim - 1; i >= 0; --i) {
-      scalar = scalar && d.in_strides[k][i] == 0;
-      contig = contig && d.in_strides[k][i] == expect;
-      if (i < d.ndim - 1) row = row && d.in_strides[k][i] == 0;
-      expect *= d.sizes[i];
+    // Over the dims (outer dims, then d): all strides 0; row-major; a row repeated.
+    bool scalar = d.dstride[k] == 0, contig = d.dstride[k] == 1, row = d.dstride[k] == 1;
+    int64_t expect = d.d;
+    for (int i = d.bdim - 1; i >= 0; --i) {
+      if (d.bsizes[i] == 1) continue;
+      scalar = scalar && d.bstrides[k][i] == 0;
+      contig = contig && d.bstrides[k][i] == expect;
+      row = row && d.bstrides[k][i] == 0;
+      expect *= d.bsizes[i];
     }
     const bool aligned = reinterpret_cast<uintptr_t>(d.in[k]) % (4 * elem_size) == 0;
     if (scalar) {
@@ -173,16 +176,16 @@ LoadPlan make_plan(const DiagLoop& d, size_t elem_size) {
       plan.vec[k] = aligned;
     } else if (row) {
       plan.mode[k] = kRow;
-      plan.vec[k] = aligned && plan.inner % 4 == 0;
+      plan.vec[k] = aligned && d.d % 4 == 0;
     }
   }
   return plan;
 }
 
 template <class Op>
-void launch(const DiagLoop& d, at::ScalarType dtype, const StreamSource& src, bool has_eps) {
+void launch(const Problem& d, at::ScalarType dtype, const StreamSource& src, bool has_eps) {
   const int device = c10::cuda::current_device();
-  const int64_t groups = (d.numel + 3) / 4;
+  const int64_t groups = (d.numel() + 3) / 4;
   // At least one block so the [seed, offset] output is written even for empty tensors.
   const int64_t want = std::max<int64_t>(1, (groups + kThreads - 1) / kThreads);
   const int blocks = static_cast<int>(std::min<int64_t>(want, 8LL * multiprocessor_count(device)));
@@ -203,9 +206,9 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu,
   const c10::cuda::CUDAGuard guard(mu.device());
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
 
-  std::array<at::Tensor, 3> keep;
-  DiagLoop d = make_diag_loop(shape, {&mu, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
-  d.out[0] = z.mutable_data_ptr();
+  KeepAlive keep;
+  Problem d = make_elementwise_problem(shape, diag_inputs(mu, logvar, eps), keep);
+  d.out[kZ] = z.mutable_data_ptr();
 
   at::Tensor used, so_in;
   const StreamSource src =
@@ -224,11 +227,10 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cuda(
   at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
   if (grad_z.numel() == 0) return {grad_logvar, grad_eps};
 
-  std::array<at::Tensor, 3> keep;
-  DiagLoop d = make_diag_loop(grad_z.sizes(),
-                              {&grad_z, &logvar, eps.has_value() ? &*eps : nullptr}, keep);
-  d.out[0] = grad_logvar.mutable_data_ptr();
-  d.out[1] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
+  KeepAlive keep;
+  Problem d = make_elementwise_problem(grad_z.sizes(), diag_inputs(grad_z, logvar, eps), keep);
+  d.out[kGradSecond] = grad_logvar.mutable_data_ptr();
+  d.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   at::Tensor so_in;
   const StreamSource src = stream_source(eps.has_value(), seed_offset, std::nullopt,
                                          grad_z.device(), so_in);

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "common/diag_checks.h"
-#include "common/rows_problem.h"
+#include "common/stats_args.h"
 #include "cuda/rows_cuda.cuh"
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/diag_math.h"
@@ -39,13 +39,13 @@ namespace {
 constexpr int kTileElems = 1024;  // sample elements of a tile (at most), columns of a chunk
 constexpr int kMaxTileRows = 256;
 
-// The row problem is the CPU op's (common/rows_layout.h): operands kFirst (mu, or grad_z in
+// The row problem is the CPU op's (common/problem.h): operands kFirst (mu, or grad_z in
 // the backward), kSecond (logvar), kEps (null: the stream), and in the backward kGradKl,
 // kGradLogQ (one value per row: stride 0 along D) and kMu. The forward reads the first three.
 static_assert(kFirst == 0 && kSecond == 1 && kEps == 2, "the forward's operands come first");
 
 template <class T, class F>
-__device__ __forceinline__ F load(const RowsProblem& p, int k, const int64_t* off, int64_t j) {
+__device__ __forceinline__ F load(const Problem& p, int k, const int64_t* off, int64_t j) {
   return static_cast<F>(static_cast<const T*>(p.in[k])[off[k] + j * p.dstride[k]]);
 }
 
@@ -59,24 +59,25 @@ struct Forward {
   static constexpr int kMinBlocks = 5;
   F sum[kSums] = {F(0), F(0)};
 
-  __device__ void begin(const RowsProblem&, const int64_t*) {}
+  __device__ void begin(const Problem&, const int64_t*) {}
 
-  __device__ void element(const RowsProblem& p, const int64_t* off, int64_t j, int64_t e, F eps) {
+  __device__ void element(const Problem& p, const int64_t* off, int64_t j, int64_t e, F eps) {
     const F mu = load<T, F>(p, kFirst, off, j);
     const F lv = load<T, F>(p, kSecond, off, j);
     const F s = diag::sigma<F, F>(lv);
-    static_cast<T*>(p.out[0])[e] = static_cast<T>(diag::sample<F>(mu, s, eps));
+    static_cast<T*>(p.out[kZ])[e] = static_cast<T>(diag::sample<F>(mu, s, eps));
     sum[0] += stats::diag_kl_term<F>(mu, s, lv);
     sum[1] += stats::diag_log_q_term<F>(eps, lv);
   }
 
   // After `reduce` (the sums over the row's threads), the thread where `write` holds stores.
   template <class Reduce>
-  __device__ void end(const RowsProblem& p, int64_t r, bool write, Reduce reduce) {
+  __device__ void end(const Problem& p, int64_t r, bool write, Reduce reduce) {
     reduce(sum);
     if (write) {
-      static_cast<T*>(p.out[1])[r] = static_cast<T>(stats::diag_kl_finish<F>(sum[0]));
-      static_cast<T*>(p.out[2])[r] = static_cast<T>(stats::diag_log_q_finish<F>(sum[1], p.d));
+      static_cast<T*>(p.out[kKl])[r] = static_cast<T>(stats::diag_kl_finish<F>(sum[0]));
+      static_cast<T*>(p.out[kLogQ])[r] =
+          static_cast<T>(stats::diag_log_q_finish<F>(sum[1], p.d));
     }
   }
 };
@@ -85,24 +86,26 @@ template <class Scalar>
 struct Backward {
   using T = Scalar;
   using F = Acc<T>;
-  static constexpr int kIn = kRowOperands;
+  static constexpr int kIn = kOperands;
   static constexpr int kSums = 0;
   static constexpr int kMinBlocks = 4;
   F gk = F(0), gq = F(0);
 
-  __device__ void begin(const RowsProblem& p, const int64_t* off) {
+  __device__ void begin(const Problem& p, const int64_t* off) {
     gk = static_cast<F>(static_cast<const T*>(p.in[kGradKl])[off[kGradKl]]);
     gq = static_cast<F>(static_cast<const T*>(p.in[kGradLogQ])[off[kGradLogQ]]);
   }
 
-  __device__ void element(const RowsProblem& p, const int64_t* off, int64_t j, int64_t e, F eps) {
+  __device__ void element(const Problem& p, const int64_t* off, int64_t j, int64_t e, F eps) {
     const F dz = load<T, F>(p, kFirst, off, j);
     const F mu = load<T, F>(p, kMu, off, j);
     const F s = diag::sigma<F, F>(load<T, F>(p, kSecond, off, j));
-    static_cast<T*>(p.out[0])[e] = static_cast<T>(stats::diag_grad_mu<F>(dz, gk, mu));
-    static_cast<T*>(p.out[1])[e] = static_cast<T>(stats::diag_grad_logvar<F>(dz, gk, gq, s, eps));
-    if (p.out[2] != nullptr) {
-      static_cast<T*>(p.out[2])[e] = static_cast<T>(stats::diag_grad_eps<F>(dz, gq, s, eps));
+    static_cast<T*>(p.out[kGradMu])[e] = static_cast<T>(stats::diag_grad_mu<F>(dz, gk, mu));
+    static_cast<T*>(p.out[kGradSecond])[e] =
+        static_cast<T>(stats::diag_grad_logvar<F>(dz, gk, gq, s, eps));
+    if (p.out[kGradEps] != nullptr) {
+      static_cast<T*>(p.out[kGradEps])[e] =
+          static_cast<T>(stats::diag_grad_eps<F>(dz, gq, s, eps));
     }
   }
 };
@@ -111,7 +114,7 @@ struct Backward {
 // gives the backward 48 on sm_80 and spills.
 template <class Op>
 __global__ void __launch_bounds__(kThreads, Op::kMinBlocks)
-    diag_stats_tile_kernel(RowsProblem p, StreamSource src, int tile_rows, int log_t) {
+    diag_stats_tile_kernel(Problem p, StreamSource src, int tile_rows, int log_t) {
   using F = typename Op::F;
   __shared__ F eps_s[kTileElems];
   __shared__ int64_t off_s[Op::kIn][kMaxTileRows];
@@ -131,11 +134,11 @@ __global__ void __launch_bounds__(kThreads, Op::kMinBlocks)
     __syncthreads();  // the previous tile's readers are done with eps_s and off_s
     for (int k = threadIdx.x; k < nr; k += kThreads) {
       int64_t off[Op::kIn];
-      batch_offsets<Op::kIn>(p.bdim, p.bsizes, p.bstrides, r0 + k, off);
+      row_offsets<Op::kIn>(p, kFirst, r0 + k, off);
 #pragma unroll
       for (int c = 0; c < Op::kIn; ++c) off_s[c][k] = off[c];
     }
-    if (stream) fill_stream_eps(eps_s, seed, offset, r0 * d, nr * d);
+    if (stream) fill_stream_eps(eps_s, seed, offset, noise_index(p, r0, 0), nr * d);
     __syncthreads();
     for (int kb = 0; kb < nr; kb += teams) {  // the same trip count for every lane (shuffles)
       const int k = kb + team;
@@ -160,7 +163,7 @@ __global__ void __launch_bounds__(kThreads, Op::kMinBlocks)
 }
 
 template <class Op>
-__global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(RowsProblem p, StreamSource src) {
+__global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(Problem p, StreamSource src) {
   using F = typename Op::F;
   __shared__ F eps_s[kTileElems];
   __shared__ int64_t off_s[Op::kIn];
@@ -172,7 +175,7 @@ __global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(RowsProblem p,
     __syncthreads();  // the previous row's readers are done with off_s and eps_s
     if (threadIdx.x == 0) {
       int64_t off[Op::kIn];
-      batch_offsets<Op::kIn>(p.bdim, p.bsizes, p.bstrides, r, off);
+      row_offsets<Op::kIn>(p, kFirst, r, off);
 #pragma unroll
       for (int c = 0; c < Op::kIn; ++c) off_s[c] = off[c];
     }
@@ -180,7 +183,7 @@ __global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(RowsProblem p,
     for (int64_t c0 = 0; c0 < p.d; c0 += kTileElems) {
       const int n = static_cast<int>(min64(kTileElems, p.d - c0));
       if (c0 > 0) __syncthreads();  // the previous chunk's readers are done with eps_s
-      if (stream) fill_stream_eps(eps_s, seed, offset, r * p.d + c0, n);
+      if (stream) fill_stream_eps(eps_s, seed, offset, noise_index(p, r, c0), n);
       __syncthreads();
       int64_t off[Op::kIn];
 #pragma unroll
@@ -201,7 +204,7 @@ __global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(RowsProblem p,
 // ---- host --------------------------------------------------------------------------------
 
 template <template <class> class Op>
-void launch(const RowsProblem& p, at::ScalarType dtype, const StreamSource& src) {
+void launch(const Problem& p, at::ScalarType dtype, const StreamSource& src) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "diag_rsample_stats_cuda", [&] {
     if (p.d <= kTileElems) {
@@ -235,8 +238,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cu
   const StreamSource src =
       recorded_stream_source(eps.has_value(), seed_offset, generator, mu, used, so_in);
   // An empty sample still launches (one block, no rows) so that `used` is written.
-  RowsProblem p;
-  std::array<at::Tensor, kRowOperands> keep;
+  Problem p;
+  KeepAlive keep;
   if (out.z.numel() != 0) {
     p = make_stats_forward_problem(shape, mu, logvar, RowKind::kElement, eps, out, keep);
   }
@@ -258,17 +261,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_backward_cuda(
   at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
   if (grad_z.numel() == 0) return {grad_mu, grad_logvar, grad_eps};
 
-  std::array<at::Tensor, kRowOperands> keep;
-  RowsProblem p = make_rows_problem(
+  KeepAlive keep;
+  Problem p = make_rows_problem(
       grad_z.sizes(),
-      {RowInput{&grad_z, RowKind::kElement}, RowInput{&logvar, RowKind::kElement},
-       RowInput{eps.has_value() ? &*eps : nullptr, RowKind::kElement},
-       RowInput{&grad_kl, RowKind::kRow}, RowInput{&grad_log_q, RowKind::kRow},
-       RowInput{&mu, RowKind::kElement}},
+      stats_backward_inputs(grad_z, logvar, RowKind::kElement, eps, grad_kl, grad_log_q, mu),
       keep);
-  p.out[0] = grad_mu.mutable_data_ptr();
-  p.out[1] = grad_logvar.mutable_data_ptr();
-  p.out[2] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
+  p.out[kGradMu] = grad_mu.mutable_data_ptr();
+  p.out[kGradSecond] = grad_logvar.mutable_data_ptr();
+  p.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   at::Tensor so_in;
   const StreamSource src = stream_source(eps.has_value(), seed_offset, std::nullopt,
                                          grad_z.device(), so_in);

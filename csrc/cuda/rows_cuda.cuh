@@ -1,7 +1,6 @@
 // What the row-structured CUDA kernels share (the Cholesky op, and both ops with the VAE
 // extras, whose per-row sums need a row's elements together): launch sizing, a tile's noise
-// made once into shared memory, sums over teams of lanes and over a block, row offsets, and
-// the entry points of the Cholesky kernels (chol_cuda.cu), which chol_stats_cuda.cu calls with
+// made once into shared memory, sums over teams of lanes and over a block, and the entry points of the Cholesky kernels (chol_cuda.cu), which chol_stats_cuda.cu calls with
 // the extras switched on.
 #pragma once
 
@@ -13,7 +12,7 @@
 #include <array>
 #include <atomic>
 
-#include "common/chol_layout.h"
+#include "common/problem.h"
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/normal.h"
 
@@ -110,42 +109,25 @@ __device__ __forceinline__ void block_sum(F v[N], F (*scratch)[N]) {
   team_sum<N>(v, 8, scratch);
 }
 
-// Element offsets of row r of N operands from the merged batch dims; one dim (the common
-// case) needs no division.
-template <int N>
-__device__ __forceinline__ void batch_offsets(int bdim, const int64_t* bsizes,
-                                              const int64_t (*bstrides)[kMaxDims], int64_t r,
-                                              int64_t off[N]) {
-  if (bdim <= 1) {
-#pragma unroll
-    for (int k = 0; k < N; ++k) off[k] = r * bstrides[k][0];  // bdim 0: strides are 0
-    return;
-  }
-#pragma unroll
-  for (int k = 0; k < N; ++k) off[k] = 0;
-  for (int dim = bdim - 1; dim >= 0; --dim) {
-    const int64_t idx = r % bsizes[dim];
-    r /= bsizes[dim];
-#pragma unroll
-    for (int k = 0; k < N; ++k) off[k] += idx * bstrides[k][dim];
-  }
+// Offsets of row r's operands kFirst, kSecond, kEps (the Cholesky kernels' three) and of its
+// kGradKl, kGradLogQ, kMu (the extras' backward).
+__device__ __forceinline__ void chol_offsets(const Problem& p, int64_t r, int64_t (&off)[3]) {
+  row_offsets<3>(p, kFirst, r, off);
 }
+__device__ __forceinline__ void extra_offsets(const Problem& p, int64_t r, int64_t (&off)[3]) {
+  row_offsets<3>(p, kGradKl, r, off);
+}
+static_assert(kFirst == 0 && kSecond == 1 && kEps == 2 && kGradKl == 3 && kGradLogQ == 4 &&
+                  kMu == 5,
+              "three consecutive operands each");
 
 // ---- the Cholesky kernels' entry points (chol_cuda.cu) -------------------------------------
 
-// The VAE extras of the Cholesky kernels, beside a CholProblem with the same merged batch dims.
-// Forward: out = kl, log_q ([rows], contiguous). Backward: in = mu [*batch, D] (unit stride
-// along D), grad_kl, grad_log_q [*batch], with their batch strides; out[0] = grad_mu [rows, D].
-struct CholStats {
-  const void* in[3] = {nullptr, nullptr, nullptr};
-  int64_t bstrides[3][kMaxDims] = {};
-  void* out[2] = {nullptr, nullptr};
-};
-
-// One launch each. `stats` null: the plain op; else the op with the extras.
-void launch_chol_forward(const CholProblem& p, const CholStats* stats, at::ScalarType dtype,
+// One launch each. `stats`: the op with the VAE extras (operands kGradKl, kGradLogQ, kMu in
+// the backward; outputs kl, log_q forward and grad_mu backward), else the plain op.
+void launch_chol_forward(const Problem& p, bool stats, at::ScalarType dtype,
                          const StreamSource& src);
-void launch_chol_backward(const CholProblem& p, const CholStats* stats, at::ScalarType dtype,
+void launch_chol_backward(const Problem& p, bool stats, at::ScalarType dtype,
                           const StreamSource& src, bool need_grad_eps);
 
 }  // namespace cuda

@@ -1,19 +1,13 @@
-// Checks of the Cholesky op's arguments and the builder of its plain-data problem
-// (common/chol_layout.h) from tensors. The builder makes every operand's last dim unit-stride,
-// copying only an operand's own storage, not a broadcast (except where interleaved broadcasts
-// leave too many batch dims, make_chol_problem). Shared by the CPU and CUDA ops.
+// Argument checks of the Cholesky ops, shared by their CPU and CUDA entry points (the plain
+// op and the one with VAE extras).
 #pragma once
 
 #include <ATen/ATen.h>
 
-#include <array>
 #include <optional>
 #include <vector>
 
-#include "common/batch_dims.h"
-#include "common/chol_layout.h"
-#include "common/diag_checks.h"
-#include "common/diag_loop.h"
+#include "common/arg_checks.h"
 
 namespace fused_reparam {
 
@@ -69,43 +63,6 @@ inline std::vector<int64_t> check_chol_backward_args(const char* op, const at::T
   TORCH_CHECK(eps.has_value() || !need_grad_eps, op, ": need_grad_eps requires an explicit eps");
   if (!eps.has_value()) check_seed_offset(seed_offset, grad_z, op);
   return shape;
-}
-
-// Unit stride along the last dim, copying only when needed (and only t's own storage).
-inline at::Tensor unit_last_stride(const at::Tensor& t) {
-  return t.size(-1) <= 1 || t.stride(-1) == 1 ? t : t.contiguous();
-}
-
-// The problem for operands first [..., D], l [..., D, D], eps [*batch, D] over `shape`.
-// keep_alive holds any copies made: of an operand whose rows are not unit-stride, and of all
-// of them when interleaved broadcasts leave more than kMaxDims batch dims unmerged.
-inline CholProblem make_chol_problem(at::IntArrayRef shape, const at::Tensor& first,
-                                     const at::Tensor& l, const std::optional<at::Tensor>& eps,
-                                     std::array<at::Tensor, 3>& keep_alive) {
-  CholProblem p;
-  p.d = shape.back();
-  p.rows = c10::multiply_integers(shape.begin(), shape.end() - 1);
-  const at::IntArrayRef bshape = shape.slice(0, shape.size() - 1);
-  std::array<at::Tensor, 3> views;  // the operands over the batch shape
-  for (bool dense : {false, true}) {
-    keep_alive[0] = unit_last_stride(dense ? first.expand(shape).contiguous() : first);
-    keep_alive[1] = dense ? l.expand(append_dim(shape, p.d)).contiguous()
-                          : unit_last_stride(l);
-    if (l.size(-1) > 1 && keep_alive[1].stride(-2) < l.size(-1)) {
-      keep_alive[1] = keep_alive[1].contiguous();
-    }
-    if (eps.has_value()) keep_alive[2] = unit_last_stride(dense ? eps->contiguous() : *eps);
-    p.l_row_stride = keep_alive[1].stride(-2);
-    views[0] = keep_alive[0].select(-1, 0).expand(bshape);
-    views[1] = keep_alive[1].select(-1, 0).select(-1, 0).expand(bshape);
-    if (eps.has_value()) views[2] = keep_alive[2].select(-1, 0).expand(bshape);
-    if (merge_batch_dims(bshape, views, p.bsizes, p.bstrides, p.bdim)) break;
-    TORCH_CHECK(!dense, "fused_reparam: dense operands must merge their batch dims");
-  }
-  p.in[0] = keep_alive[0].const_data_ptr();
-  p.in[1] = keep_alive[1].const_data_ptr();
-  p.in[2] = eps.has_value() ? keep_alive[2].const_data_ptr() : nullptr;
-  return p;
 }
 
 }  // namespace fused_reparam

@@ -1,7 +1,7 @@
-// The AVX-512 build of the CPU kernels (both ops), compiled with -mavx512f -mavx512bw -mavx512vl
+// The AVX-512 build of the CPU kernels (every op), compiled with -mavx512f -mavx512bw -mavx512vl
 // -mavx512dq (setup.py, CMakeLists.txt) and chosen at run time only on CPUs that have them.
 // Built without those flags (another architecture), it is an empty table.
-#include "cpu/diag_cpu_kernels.h"
+#include "cpu/cpu_kernels.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
     defined(__AVX512DQ__)

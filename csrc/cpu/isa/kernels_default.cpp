@@ -1,4 +1,4 @@
-// The portable build of the CPU kernels (both ops). Listed first among the sources so that the
+// The portable build of the CPU kernels (every op). Listed first among the sources so that the
 // linker keeps this file's copies of shared inline functions (the ISA files compile theirs
 // with wider instructions), as PyTorch does for its own kernels.
 #define CPU_CAPABILITY DEFAULT

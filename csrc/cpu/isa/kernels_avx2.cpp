@@ -1,7 +1,7 @@
-// The AVX2+FMA build of the CPU kernels (both ops), compiled with -mavx2 -mfma -mf16c (setup.py,
+// The AVX2+FMA build of the CPU kernels (every op), compiled with -mavx2 -mfma -mf16c (setup.py,
 // CMakeLists.txt) and chosen at run time only on CPUs that have them. Built without those
 // flags (another architecture), it is an empty table.
-#include "cpu/diag_cpu_kernels.h"
+#include "cpu/cpu_kernels.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define CPU_CAPABILITY AVX2
