@@ -1,7 +1,7 @@
 """GPU-only behaviour of the diagonal op, for each GPU backend (the CUDA kernels and Triton; the
 rest of the suite runs on the GPU too, through the device parametrization): graph capture and
 replay, int64 indexing, misaligned views, streams, one launch each way. Skipped without a
-GPU."""
+GPU (each backend's cases where that backend is unavailable)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,12 @@ import pytest
 import torch
 
 import fused_reparam
+from _gpu import DEV, each_gpu_backend, kernel_launches
 from conftest import assert_mostly_different, diag_op_pair, randn
 from fused_reparam import sample_diag
 from fused_reparam.reference.philox import box_muller, philox4x32_10, uniforms_from_words
 
-GPU_BACKENDS = (
-    [b for b in ("cuda", "triton") if b in fused_reparam.available_backends("cuda")]
-    if torch.cuda.is_available()
-    else []
-)
-pytestmark = pytest.mark.skipif(not GPU_BACKENDS, reason="needs a GPU")
-DEV = "cuda"
-each_backend = pytest.mark.parametrize("backend", GPU_BACKENDS or ["none"])
+each_backend = each_gpu_backend("diag_rsample")
 # Kernel names in profiles: the CUDA op's, and the Triton op's forward and backward.
 KERNEL_NAMES = {"cuda": ("diag_kernel", "diag_kernel")}
 KERNEL_NAMES["triton"] = ("diag_forward_kernel", "diag_backward_kernel")
@@ -92,7 +86,7 @@ def test_graph_replay_with_explicit_seed_repeats_the_sample(backend, gen):
     torch.testing.assert_close(z, expected, rtol=0, atol=0)
 
 
-@each_backend
+@each_gpu_backend("diag_rsample", "diag_rsample_stats", "chol_rsample")
 @pytest.mark.parametrize("kind", ["diag", "diag_stats", "chol"])
 def test_explicit_seed_under_graph_capture_repeats_the_eager_sample(backend, kind, gen):
     mu = randn((3, 37), torch.float32, DEV, gen)
@@ -182,22 +176,6 @@ def test_non_default_stream_gives_the_same_result(backend, gen):
     assert torch.equal(a, b)
 
 
-def _kernel_launches(fn) -> list[str]:
-    from torch.profiler import ProfilerActivity, profile
-
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        fn()
-        torch.cuda.synchronize()
-    return [
-        e.name
-        for e in prof.events()
-        if e.device_type == torch.autograd.DeviceType.CUDA
-        and "memcpy" not in e.name.lower()
-        and "memset" not in e.name.lower()
-    ]
-
-
 @each_backend
 def test_one_launch_forward_and_one_backward_at_4096(backend, gen):
     # Only logvar needs a gradient here: autograd's AccumulateGrad would copy a grad_z that the
@@ -219,8 +197,8 @@ def test_one_launch_forward_and_one_backward_at_4096(backend, gen):
     # Warm up (lazy init and kernel compilation outside the count).
     sample_diag(mu, logvar, backend=backend, **kw).backward(grad)
     logvar.grad = None
-    fwd = _kernel_launches(forward)
-    bwd = _kernel_launches(backward)
+    fwd = kernel_launches(forward)
+    bwd = kernel_launches(backward)
     fwd_name, bwd_name = KERNEL_NAMES[backend]
     assert len(fwd) == 1 and fwd_name in fwd[0], fwd
     assert len(bwd) == 1 and bwd_name in bwd[0], bwd
