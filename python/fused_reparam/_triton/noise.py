@@ -27,8 +27,8 @@ def noise_index(rows, cols, width):
     """Stream index of element (rows, cols) of a sample cut into rows of `width` elements: its
     row-major position rows * width + cols (the caller broadcasts rows and cols). Any cut of
     the same sample gives the same index: a row kernel uses its rows of D, the elementwise
-    kernel rows of 4, one Philox group each. The outputs are contiguous, so the index of an
-    output element is also its offset."""
+    kernel rows of 4, one Philox group each. Sample-shaped outputs are contiguous, so an
+    element of one sits at this offset too."""
     return rows * width + cols
 
 
