@@ -202,16 +202,17 @@ def test_many_interleaved_batch_dims(gen):
 def test_stride0_inputs_are_read_in_place(gen):
     """mu expanded over K samples and a logvar [D] shared by every row reach the kernel as
     the stride-0 views they are (no copy), with the numbers of materialized inputs."""
-    from fused_reparam._triton import row_args
+    from fused_reparam._triton import row_blocks
 
     k, b, d = 3, 4, 10
+    shape = torch.Size((k, b, d))
     mu = randn((b, d), torch.float32, "cpu", gen).expand(k, b, d)
     logvar = randn((d,), torch.float32, "cpu", gen)
-    a = row_args.RowArgs(torch.Size((k, b, d)), [(mu, "row"), (logvar, "row"), (None, "row")],
-                           _so(), mu, 64, 1024, 1, d)  # fmt: skip
-    assert a.tensors[0] is mu and a.tensors[1] is logvar
-    assert a.batch_strides[0][-2:] == (0, d) and a.batch_strides[1] == (0, 0, 0, 0)
-    assert a.inner_strides[1] == (1,)
+    blk = row_blocks.row_blocks(shape, 64, 1024, 1)
+    lay = row_blocks.row_layout(shape, [(mu, "row"), (logvar, "row"), (None, "row")], mu, blk, d)
+    assert lay.tensors[0] is mu and lay.tensors[1] is logvar
+    # Kernel arguments: four grid strides over the batch [k, b], then the stride in a row.
+    assert lay.stride_args([0]) == [0, 0, 0, d, 1] and lay.stride_args([1]) == [0, 0, 0, 0, 1]
     out = OPS.triton_diag_rsample_stats(mu, logvar, None, _so())
     dense = OPS.triton_diag_rsample_stats(mu.contiguous(), logvar.expand(k, b, d).contiguous(),
                                           None, _so())  # fmt: skip
@@ -248,11 +249,11 @@ def test_num_samples_through_sample_diag_and_sample_chol(gen):
 def test_int64_indexing_switch():
     """Offsets of 2**31 or more (here: a broadcast view of 2**32 elements, never allocated)
     switch the kernels to int64 indexing; smaller ones stay int32."""
-    from fused_reparam._triton import row_args
+    from fused_reparam._triton import row_blocks
 
     def idx64(shape, ops, tile_dims, out_row):
-        return row_args.RowArgs(torch.Size(shape), ops, None, ops[0][0], 64, 4096, tile_dims,
-                                  out_row).idx64  # fmt: skip
+        blk = row_blocks.row_blocks(torch.Size(shape), 64, 4096, tile_dims)
+        return row_blocks.row_layout(torch.Size(shape), ops, ops[0][0], blk, out_row).idx64
 
     big = torch.zeros(1, 1).expand(2**16, 2**16)
     assert idx64(big.shape, [(big, "row")], 1, 2**16)

@@ -1,7 +1,7 @@
 """Triton kernels of the Cholesky op z = mu + L eps: one pass forward, one pass backward.
 
 A program covers BLOCK_R sample rows and one tile t of BLOCK_D indices of the event dim
-(row blocks x tiles programs, all in grid dim 0: _program_rows). Tiles of L are
+(row blocks x tiles programs, all in grid dim 0: cursor.program_rows). Tiles of L are
 [BLOCK_R, BLOCK_D, BLOCK_D] (rows x i x j), loaded with the lower-triangle mask j <= i < d:
 the upper triangle is never read. For D up to BLOCK_D (small D) one tile covers a whole L
 and a program handles many rows; for larger D a program loops over the tiles of its row or
@@ -17,79 +17,23 @@ column panel, so registers stay bounded for any D.
   and log|L_ii|. The backward keeps its programs and adds the extras' gradients to the outputs
   it writes, plus grad_mu (formulas of csrc/include/fused_reparam/stats_math.h).
 
-Operands are read at per-row batch offsets (the broadcast batch shape collapsed to at most
-four dims, stride 0 where broadcast; the div/mods of diag_kernels._offset) plus their own
-strides within a row, so broadcast and strided inputs are never copied. Noise: eps[r, j] is
-element r*D + j of the contract stream (noise.py); with D % 4 == 0 (ALIGNED4) a tile's
-columns start at a multiple of 4 and each Philox call feeds four consecutive elements, else
-each element takes its lane of its group's call. IDX64 switches index math to int64.
+The grid is the sample's rows: operands are read at cursor.operand_offset of the row (their
+StridedLayout over the batch, layout.py: stride 0 where broadcast) plus their own strides
+within a row, so broadcast and strided inputs, a shared L included, are never copied. Noise
+(cursor.tile_eps, noise.tile_normals): eps[r, j] is element noise_index(r, j, D) = r*D + j of
+the contract stream; with D % 4 == 0 (ALIGNED4) a tile's columns start at a multiple of 4 and
+each Philox call feeds four consecutive elements, else each element takes its lane of its
+group's call. IDX64 switches index math to int64.
 """
 
 from __future__ import annotations
-
-import math
 
 import triton
 import triton.language as tl
 
 from .casts import to_element_type
-from .diag_kernels import _offset
-from .noise import _box_muller
-
-_LOG_2PI = tl.constexpr(math.log(2.0 * math.pi))  # made float64 or float32 by tl.full
-
-
-@triton.jit
-def _philox_words(seed, offset, group):
-    """The contract's Philox4x32-10 words of stream (seed, offset) for groups `group`."""
-    c0 = group.to(tl.uint32)  # integer casts to uint32 keep the low 32 bits
-    if group.dtype == tl.int64:
-        c1 = (group >> 32).to(tl.uint32)
-    else:
-        c1 = tl.zeros_like(c0)
-    c2 = tl.zeros_like(c0) + offset.to(tl.uint32)
-    c3 = tl.zeros_like(c0) + (offset >> 32).to(tl.uint32)
-    return tl.philox(seed, c0, c1, c2, c3)
-
-
-@triton.jit
-def _stream_eps(seed, offset, rows, j0, d, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
-                ALIGNED4: tl.constexpr, F64: tl.constexpr):  # fmt: skip
-    """eps [BLOCK_R, BLOCK_D] of sample rows `rows` and columns j0 .. j0 + BLOCK_D - 1:
-    element rows * d + j of the stream. ALIGNED4: d % 4 == 0 and j0 % 4 == 0."""
-    if ALIGNED4:
-        group = (rows[:, None] * d + j0) // 4 + tl.arange(0, BLOCK_D // 4)[None, :]
-        x0, x1, x2, x3 = _philox_words(seed, offset, group)
-        n0, n1 = _box_muller(x0, x1, F64)
-        n2, n3 = _box_muller(x2, x3, F64)
-        # [BLOCK_R, BLOCK_D // 4, 2, 2] with [r, q, a, b] = n_(2a + b): row-major = elements.
-        eps = tl.reshape(tl.join(tl.join(n0, n2), tl.join(n1, n3)), (BLOCK_R, BLOCK_D))
-    else:
-        e = rows[:, None] * d + (j0 + tl.arange(0, BLOCK_D))[None, :]
-        lane = e % 4
-        x0, x1, x2, x3 = _philox_words(seed, offset, e // 4)
-        low = lane < 2
-        c, s = _box_muller(tl.where(low, x0, x2), tl.where(low, x1, x3), F64)
-        eps = tl.where(lane % 2 == 0, c, s)
-    return eps
-
-
-@triton.jit
-def _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, j0, d,
-              HAS_EPS: tl.constexpr, IDX64: tl.constexpr, BLOCK_R: tl.constexpr,
-              BLOCK_D: tl.constexpr, ALIGNED4: tl.constexpr, F64: tl.constexpr):  # fmt: skip
-    """eps [BLOCK_R, BLOCK_D] of columns j0.., read (0 outside) or made from the stream."""
-    if HAS_EPS:
-        ct: tl.constexpr = tl.float64 if F64 else tl.float32
-        j = j0 + tl.arange(0, BLOCK_D)
-        if IDX64:
-            j = j.to(tl.int64)
-        mask = row_ok[:, None] & (j < d)[None, :]
-        eps = tl.load(eps_ptr + eps_off[:, None] + j[None, :] * eps_sj, mask=mask, other=0.0)
-        eps = eps.to(ct)
-    else:
-        eps = _stream_eps(seed, offset, rows, j0, d, BLOCK_R, BLOCK_D, ALIGNED4, F64)
-    return eps
+from .cursor import load_row_tile, operand_offset, program_rows, tile_eps
+from .noise import LOG_2PI, stream_key
 
 
 @triton.jit
@@ -102,24 +46,6 @@ def _lower_tile(l_ptr, l_off, l_si, l_sj, row_ok, i, j, d, F64: tl.constexpr):
     mask = row_ok[:, None, None] & (ii < d) & (jj <= ii)
     ptrs = l_ptr + l_off[:, None, None] + ii * l_si + jj * l_sj
     return tl.load(ptrs, mask=mask, other=0.0).to(ct)
-
-
-@triton.jit
-def _program_rows(rows_total, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, IDX64: tl.constexpr):
-    """(sample rows [BLOCK_R], their mask, tile index t, tile's indices [BLOCK_D]).
-
-    Programs are numbered row block fastest, then tile (so programs running together read the
-    same tiles of a shared operand), all in grid dim 0: dims 1 and 2 hold at most 65535 on
-    CUDA, fewer than the tiles of a long row; dim 0 holds 2**31 - 1, more than any sample that
-    fits in memory needs."""
-    pid = tl.program_id(0)
-    if IDX64:
-        pid = pid.to(tl.int64)
-    row_blocks = tl.cdiv(rows_total, BLOCK_R)
-    pid_r = pid % row_blocks
-    t = pid // row_blocks
-    rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
-    return rows, rows < rows_total, t, t * BLOCK_D + tl.arange(0, BLOCK_D)
 
 
 @triton.jit
@@ -143,7 +69,7 @@ def _forward_tile(z_ptr, mu_ptr, l_ptr, eps_ptr, seed, offset, rows, row_ok, t, 
         eps_t = tl.zeros((BLOCK_R, BLOCK_D), ct)
     for jt in range(0, t + 1):  # column tiles up to the diagonal tile
         j0 = jt * BLOCK_D
-        eps = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, j0, d,
+        eps = tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, j0, d,
                         HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
         lt = _lower_tile(l_ptr, l_off, l_si, l_sj, row_ok, i, j0 + tl.arange(0, BLOCK_D), d,
                          F64)  # fmt: skip
@@ -152,7 +78,7 @@ def _forward_tile(z_ptr, mu_ptr, l_ptr, eps_ptr, seed, offset, rows, row_ok, t, 
             sq += tl.sum(tl.sum(lt * lt, axis=2), axis=1)
             eps_t = eps  # the last tile, jt == t, is the diagonal one: eps of columns i
     mask = row_ok[:, None] & (i < d)[None, :]
-    mu = tl.load(mu_ptr + mu_off[:, None] + i[None, :] * mu_sj, mask=mask, other=0.0).to(ct)
+    mu = load_row_tile(mu_ptr, mu_off, mu_sj, mask, i, F64)
     z = mu + acc
     tl.store(z_ptr + rows[:, None] * d + i[None, :], to_element_type(z, z_ptr), mask=mask)
     if STATS:
@@ -184,16 +110,11 @@ def chol_forward_kernel(
     log_q = -0.5 * |eps|^2 - ld - 0.5 * D * log(2 pi), ld = sum_i log|L_ii| (kl_ptr, lq_ptr
     are unused otherwise)."""
     ct: tl.constexpr = tl.float64 if F64 else tl.float32
-    rows, row_ok, t, _i = _program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
-    mu_off = _offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
-    l_off = _offset(rows, s1, s2, s3, l_t0, l_t1, l_t2, l_t3, False, NDIM)
-    eps_off = _offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
-    if HAS_EPS:
-        seed = tl.zeros((), tl.int64)
-        offset = seed
-    else:
-        seed = tl.load(so_ptr)
-        offset = tl.load(so_ptr + so_stride)
+    rows, row_ok, t, _i = program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
+    mu_off = operand_offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
+    l_off = operand_offset(rows, s1, s2, s3, l_t0, l_t1, l_t2, l_t3, False, NDIM)
+    eps_off = operand_offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
+    seed, offset = stream_key(so_ptr, so_stride, HAS_EPS)
     if tl.program_id(0) == 0:
         # The stream used (zeros for an explicit eps), so backward regenerates the same eps;
         # written here rather than by a separate fill or copy launch.
@@ -213,7 +134,7 @@ def chol_forward_kernel(
             log_det += c
         d_ct = tl.zeros((BLOCK_R,), ct) + d
         kl = 0.5 * (sq - d_ct) - log_det
-        log_q = -0.5 * e_sq - log_det - (0.5 * d_ct) * tl.full((), _LOG_2PI, ct)
+        log_q = -0.5 * e_sq - log_det - (0.5 * d_ct) * tl.full((), LOG_2PI, ct)
         tl.store(kl_ptr + rows, to_element_type(kl, kl_ptr), mask=row_ok)
         tl.store(lq_ptr + rows, to_element_type(log_q, lq_ptr), mask=row_ok)
     else:
@@ -247,26 +168,21 @@ def chol_backward_kernel(
     grad_eps -= gq * eps[r, j]; and grad_mu[r, i] = g[r, i] + gk * mu[r, i] for i in the tile
     (the gmu_ptr .. mu_sj arguments are unused otherwise)."""
     ct: tl.constexpr = tl.float64 if F64 else tl.float32
-    rows, row_ok, t, i = _program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
-    g_off = _offset(rows, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, False, NDIM)
-    l_off = _offset(rows, s1, s2, s3, l_t0, l_t1, l_t2, l_t3, False, NDIM)
-    eps_off = _offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
-    if HAS_EPS:
-        seed = tl.zeros((), tl.int64)
-        offset = seed
-    else:
-        seed = tl.load(so_ptr)
-        offset = tl.load(so_ptr + so_stride)
+    rows, row_ok, t, i = program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
+    g_off = operand_offset(rows, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, False, NDIM)
+    l_off = operand_offset(rows, s1, s2, s3, l_t0, l_t1, l_t2, l_t3, False, NDIM)
+    eps_off = operand_offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
+    seed, offset = stream_key(so_ptr, so_stride, HAS_EPS)
     i_ok = i < d
     mask = row_ok[:, None] & i_ok[None, :]
-    g = tl.load(g_ptr + g_off[:, None] + i[None, :] * g_sj, mask=mask, other=0.0).to(ct)
+    g = load_row_tile(g_ptr, g_off, g_sj, mask, i, F64)
     if STATS:
-        gk_off = _offset(rows, s1, s2, s3, gk_t0, gk_t1, gk_t2, gk_t3, False, NDIM)
-        gq_off = _offset(rows, s1, s2, s3, gq_t0, gq_t1, gq_t2, gq_t3, False, NDIM)
-        mu_off = _offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
+        gk_off = operand_offset(rows, s1, s2, s3, gk_t0, gk_t1, gk_t2, gk_t3, False, NDIM)
+        gq_off = operand_offset(rows, s1, s2, s3, gq_t0, gq_t1, gq_t2, gq_t3, False, NDIM)
+        mu_off = operand_offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
         gk = tl.load(gk_ptr + gk_off, mask=row_ok, other=0.0).to(ct)
         gq = tl.load(gq_ptr + gq_off, mask=row_ok, other=0.0).to(ct)
-        mu = tl.load(mu_ptr + mu_off[:, None] + i[None, :] * mu_sj, mask=mask, other=0.0).to(ct)
+        mu = load_row_tile(mu_ptr, mu_off, mu_sj, mask, i, F64)
         gmu = g + gk[:, None] * mu
         tl.store(gmu_ptr + rows[:, None] * d + i[None, :], to_element_type(gmu, gmu_ptr),
                  mask=mask)  # fmt: skip
@@ -283,7 +199,7 @@ def chol_backward_kernel(
     row_mask = row_ok[:, None, None] & i_ok[None, :, None]
     for jt in range(0, t + 1):  # column tiles that meet the lower triangle
         j = jt * BLOCK_D + tl.arange(0, BLOCK_D)
-        eps = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, jt * BLOCK_D, d,
+        eps = tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, jt * BLOCK_D, d,
                         HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
         jj = j[None, None, :]
         gl = g[:, :, None] * eps[:, None, :]
@@ -302,13 +218,12 @@ def chol_backward_kernel(
         acc = tl.zeros((BLOCK_R, BLOCK_D), ct)
         for it in range(t, tl.cdiv(d, BLOCK_D)):
             ri = it * BLOCK_D + tl.arange(0, BLOCK_D)
-            gi = tl.load(g_ptr + g_off[:, None] + ri[None, :] * g_sj,
-                         mask=row_ok[:, None] & (ri < d)[None, :], other=0.0).to(ct)  # fmt: skip
+            gi = load_row_tile(g_ptr, g_off, g_sj, row_ok[:, None] & (ri < d)[None, :], ri, F64)
             lt = _lower_tile(l_ptr, l_off, l_si, l_sj, row_ok, ri, i, d, F64)
             acc += tl.sum(lt * gi[:, :, None], axis=1)
         if STATS:
             # eps of this tile's columns (an explicit eps: need_grad_eps requires one).
-            eps_t = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok,
+            eps_t = tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok,
                               t * BLOCK_D, d, HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4,
                               F64)  # fmt: skip
             acc = acc - gq[:, None] * eps_t

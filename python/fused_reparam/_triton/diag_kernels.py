@@ -1,10 +1,11 @@
 """Triton kernels of the diagonal op: one pass forward, one pass backward.
 
-Each program covers 4 * GROUPS consecutive output elements as a [GROUPS, 4] block, so one
-Philox call feeds the four elements of a group. Inputs are read through the collapsed
-layouts of layout.py: contiguous inputs at the element index itself, others through at most
-three divisions. IDX64 switches all index math to int64 (tensors of 2**31 elements or more).
-The formulas are those of csrc/include/fused_reparam/diag_math.h.
+Each program covers 4 * GROUPS consecutive output elements as a [GROUPS, 4] block
+(cursor.program_groups), so one Philox call feeds the four elements of a group. The grid is
+the sample's elements: inputs are read at cursor.operand_offset of the element index (their
+StridedLayout, layout.py): a contiguous input at the index itself (CONTIG), others through at
+most three divisions. IDX64 switches all index math to int64. The formulas are those of
+csrc/include/fused_reparam/diag_math.h.
 """
 
 from __future__ import annotations
@@ -14,49 +15,16 @@ import triton.language as tl
 
 from . import precise
 from .casts import to_element_type
-from .noise import stream_normals
-
-
-@triton.jit
-def _offset(idx, s1, s2, s3, t0, t1, t2, t3, CONTIG: tl.constexpr, NDIM: tl.constexpr):
-    """Memory offset of element `idx` of an input with collapsed sizes (.., s1, s2, s3) and
-    strides (t0, t1, t2, t3), NDIM of them real (counted from the inner end)."""
-    if CONTIG:
-        off = idx
-    elif NDIM == 1:
-        off = idx * t3
-    else:
-        off = (idx % s3) * t3
-        rest = idx // s3
-        if NDIM == 2:
-            off += rest * t2
-        else:
-            off += (rest % s2) * t2
-            rest = rest // s2
-            if NDIM == 3:
-                off += rest * t1
-            else:
-                off += (rest % s1) * t1 + (rest // s1) * t0
-    return off
-
-
-@triton.jit
-def _block_indices(GROUPS: tl.constexpr, IDX64: tl.constexpr):
-    """(element indices [GROUPS, 4], group indices [GROUPS]) of this program's block."""
-    pid = tl.program_id(0)
-    if IDX64:
-        pid = pid.to(tl.int64)
-    group = pid * GROUPS + tl.arange(0, GROUPS)
-    idx = group[:, None] * 4 + tl.arange(0, 4)[None, :]
-    return idx, group
+from .cursor import operand_offset, program_groups
+from .noise import stream_key, stream_normals
 
 
 @triton.jit
 def _load(ptr, idx, mask, s1, s2, s3, t0, t1, t2, t3, CONTIG: tl.constexpr,
           NDIM: tl.constexpr, F64: tl.constexpr):  # fmt: skip
-    """One input at elements `idx`, in the compute type."""
+    """One operand at elements `idx`, in the compute type."""
     ct: tl.constexpr = tl.float64 if F64 else tl.float32
-    off = _offset(idx, s1, s2, s3, t0, t1, t2, t3, CONTIG, NDIM)
+    off = operand_offset(idx, s1, s2, s3, t0, t1, t2, t3, CONTIG, NDIM)
     return tl.load(ptr + off, mask=mask).to(ct)
 
 
@@ -66,13 +34,10 @@ def _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3, t0, t1, t2, t
          GROUPS: tl.constexpr, F64: tl.constexpr):  # fmt: skip
     """(eps, seed, offset): eps read from eps_ptr (then seed = offset = 0), or made from the
     stream [seed, offset] at so_ptr."""
+    seed, offset = stream_key(so_ptr, so_stride, HAS_EPS)
     if HAS_EPS:
         eps = _load(eps_ptr, idx, mask, s1, s2, s3, t0, t1, t2, t3, EPS_CONTIG, NDIM, F64)
-        seed = tl.zeros((), tl.int64)
-        offset = seed
     else:
-        seed = tl.load(so_ptr)
-        offset = tl.load(so_ptr + so_stride)
         eps = stream_normals(seed, offset, group, GROUPS, F64)
     return eps, seed, offset
 
@@ -89,7 +54,7 @@ def diag_forward_kernel(
     GROUPS: tl.constexpr, F64: tl.constexpr,
 ):  # fmt: skip
     """z = mu + exp(0.5 * logvar) * eps; eps is read, or made from the stream at so_ptr."""
-    idx, group = _block_indices(GROUPS, IDX64)
+    idx, group = program_groups(GROUPS, IDX64)
     mask = idx < numel
     mu = _load(mu_ptr, idx, mask, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, MU_CONTIG, NDIM, F64)
     lv = _load(lv_ptr, idx, mask, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM, F64)
@@ -118,7 +83,7 @@ def diag_backward_kernel(
 ):  # fmt: skip
     """dlogvar = 0.5 * (dz * sigma) * eps and, when asked, deps = dz * sigma, with eps read
     or regenerated from the stream at so_ptr."""
-    idx, group = _block_indices(GROUPS, IDX64)
+    idx, group = program_groups(GROUPS, IDX64)
     mask = idx < numel
     g = _load(g_ptr, idx, mask, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, G_CONTIG, NDIM, F64)
     lv = _load(lv_ptr, idx, mask, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM, F64)

@@ -1,8 +1,10 @@
-"""The noise contract (docs/design.md) in Triton: four normals per Philox call.
+"""The noise contract (docs/design.md) in Triton: element e of the sample takes normal e % 4 of
+Philox call e // 4 of the stream (seed, offset).
 
 `tl.philox(seed, c0, c1, c2, c3)` is Philox4x32-10 with key (lo32(seed), hi32(seed)), the
 contract's block function; the uniforms and Box-Muller below are the contract's formulas,
-in float32, or float64 when F64 is set.
+in float32, or float64 when F64 is set. `noise_index` is the one map from a sample element to
+its place in the stream; every kernel makes its noise through it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,46 @@ import triton.language as tl
 # Globals read by jit functions must be constexpr.
 _TWO_POW_M32 = tl.constexpr(2.0**-32)  # exact in float32
 _TWO_PI = tl.constexpr(2.0 * math.pi)  # rounded to float32 (6.2831855) or float64 by tl.full
+# log(2 pi) of the normal log-density (log_q of the kernels with the VAE extras), made float64
+# or float32 by tl.full.
+LOG_2PI = tl.constexpr(math.log(2.0 * math.pi))
+
+
+@triton.jit
+def noise_index(rows, cols, width):
+    """Stream index of element (rows, cols) of a sample cut into rows of `width` elements: its
+    row-major position rows * width + cols (the caller broadcasts rows and cols). Any cut of
+    the same sample gives the same index: a row kernel uses its rows of D, the elementwise
+    kernel rows of 4, one Philox group each. Sample-shaped outputs are contiguous, so an
+    element of one sits at this offset too."""
+    return rows * width + cols
+
+
+@triton.jit
+def stream_key(so_ptr, so_stride, HAS_EPS: tl.constexpr):
+    """(seed, offset) of the stream at so_ptr, int64 scalars (the unsigned values' bit
+    patterns), or zeros when eps is given (the stream is then not read)."""
+    if HAS_EPS:
+        seed = tl.zeros((), tl.int64)
+        offset = seed
+    else:
+        seed = tl.load(so_ptr)
+        offset = tl.load(so_ptr + so_stride)
+    return seed, offset
+
+
+@triton.jit
+def _philox_words(seed, offset, group):
+    """The contract's Philox4x32-10 words of stream (seed, offset) for the non-negative group
+    indices `group` (int32 or int64)."""
+    c0 = group.to(tl.uint32)  # integer casts to uint32 keep the low 32 bits
+    if group.dtype == tl.int64:
+        c1 = (group >> 32).to(tl.uint32)
+    else:
+        c1 = tl.zeros_like(c0)
+    c2 = tl.zeros_like(c0) + offset.to(tl.uint32)
+    c3 = tl.zeros_like(c0) + (offset >> 32).to(tl.uint32)
+    return tl.philox(seed, c0, c1, c2, c3)
 
 
 @triton.jit
@@ -34,22 +76,38 @@ def _box_muller(xa, xb, F64: tl.constexpr):
 
 
 @triton.jit
-def stream_normals(seed, offset, group, GROUPS: tl.constexpr, F64: tl.constexpr):
-    """eps of elements 4*group .. 4*group + 3 of stream (seed, offset), as [GROUPS, 4].
-
-    seed and offset are int64 scalars (the bit patterns of the unsigned values); group is a
-    [GROUPS] block of non-negative group indices, int32 or int64.
-    """
-    # Integer casts to uint32 keep the low 32 bits.
-    c0 = group.to(tl.uint32)
-    if group.dtype == tl.int64:
-        c1 = (group >> 32).to(tl.uint32)
-    else:
-        c1 = tl.zeros_like(c0)
-    c2 = tl.zeros_like(c0) + offset.to(tl.uint32)
-    c3 = tl.zeros_like(c0) + (offset >> 32).to(tl.uint32)
-    x0, x1, x2, x3 = tl.philox(seed, c0, c1, c2, c3)
+def _group_normals(seed, offset, group, F64: tl.constexpr):
+    """The four normals of each group, as group's shape + [2, 2]: row-major, elements
+    4 * group .. 4 * group + 3."""
+    x0, x1, x2, x3 = _philox_words(seed, offset, group)
     n0, n1 = _box_muller(x0, x1, F64)
     n2, n3 = _box_muller(x2, x3, F64)
-    # join(join(n0, n2), join(n1, n3)) is [GROUPS, 2, 2] with [g, j, k] = n_(2j + k).
-    return tl.reshape(tl.join(tl.join(n0, n2), tl.join(n1, n3)), (GROUPS, 4))
+    # join(join(n0, n2), join(n1, n3)) has [.., j, k] = n_(2j + k).
+    return tl.join(tl.join(n0, n2), tl.join(n1, n3))
+
+
+@triton.jit
+def stream_normals(seed, offset, group, GROUPS: tl.constexpr, F64: tl.constexpr):
+    """eps of elements 4*group .. 4*group + 3 of stream (seed, offset), as [GROUPS, 4], for a
+    [GROUPS] block of group indices."""
+    return tl.reshape(_group_normals(seed, offset, group, F64), (GROUPS, 4))
+
+
+@triton.jit
+def tile_normals(seed, offset, rows, j0, d, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+                 ALIGNED4: tl.constexpr, F64: tl.constexpr):  # fmt: skip
+    """eps [BLOCK_R, BLOCK_D] of sample rows `rows` (of d elements) and columns
+    j0 .. j0 + BLOCK_D - 1. ALIGNED4 (d % 4 == 0 and j0 % 4 == 0): a tile row is whole Philox
+    groups, four elements a call; else each element takes its lane of its group's call."""
+    if ALIGNED4:
+        first = noise_index(rows[:, None], j0, d) // 4
+        group = first + tl.arange(0, BLOCK_D // 4)[None, :]
+        eps = tl.reshape(_group_normals(seed, offset, group, F64), (BLOCK_R, BLOCK_D))
+    else:
+        e = noise_index(rows[:, None], (j0 + tl.arange(0, BLOCK_D))[None, :], d)
+        lane = e % 4
+        x0, x1, x2, x3 = _philox_words(seed, offset, e // 4)
+        low = lane < 2
+        c, s = _box_muller(tl.where(low, x0, x2), tl.where(low, x1, x3), F64)
+        eps = tl.where(lane % 2 == 0, c, s)
+    return eps

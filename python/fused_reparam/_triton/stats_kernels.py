@@ -6,13 +6,13 @@ A program covers BLOCK_R sample rows as [BLOCK_R, BLOCK_D] tiles of the event di
 forward program owns whole rows: it loops over their D tiles, storing z and summing each
 row's extras in registers, then stores kl and log_q of its rows (no atomics, no second
 launch). The backward needs no row sums (grad_kl and grad_log_q are per row), so it runs
-row blocks x D tiles programs, one tile each (in grid dim 0: chol_kernels._program_rows).
+row blocks x D tiles programs, one tile each (in grid dim 0: cursor.program_rows).
 
-Operands are read as chol_kernels.py reads them: per-row batch offsets (the broadcast batch
-shape collapsed to at most four dims, stride 0 where broadcast; diag_kernels._offset) plus a
-stride within the row (0 for an operand broadcast along D), so a shared logvar [D] or the
-stride-0 mu of num_samples is never copied. Noise is chol_kernels._tile_eps: element
-r*D + j of the contract stream, four elements a Philox call when D % 4 == 0 (ALIGNED4).
+Operands are read as chol_kernels.py reads them: at cursor.operand_offset of the row (their
+StridedLayout over the batch, layout.py: stride 0 where broadcast) plus a stride within the
+row (0 for an operand broadcast along D), so a shared logvar [D] or the stride-0 mu of
+num_samples is never copied. Noise is cursor.tile_eps: element r*D + j of the contract
+stream (noise.noise_index), four elements a Philox call when D % 4 == 0 (ALIGNED4).
 The formulas are those of csrc/include/fused_reparam/stats_math.h.
 """
 
@@ -23,28 +23,8 @@ import triton.language as tl
 
 from . import precise
 from .casts import to_element_type
-from .chol_kernels import _LOG_2PI, _program_rows, _tile_eps
-from .diag_kernels import _offset
-
-
-@triton.jit
-def _row_tile_load(ptr, off, sj, mask, j, F64: tl.constexpr):
-    """An operand at rows (batch offsets `off`) and columns j, 0 where masked, in the compute
-    type."""
-    ct: tl.constexpr = tl.float64 if F64 else tl.float32
-    return tl.load(ptr + off[:, None] + j[None, :] * sj, mask=mask, other=0.0).to(ct)
-
-
-@triton.jit
-def _seed_offset(so_ptr, so_stride, HAS_EPS: tl.constexpr):
-    """The stream [seed, offset] at so_ptr, or zeros with an explicit eps."""
-    if HAS_EPS:
-        seed = tl.zeros((), tl.int64)
-        offset = seed
-    else:
-        seed = tl.load(so_ptr)
-        offset = tl.load(so_ptr + so_stride)
-    return seed, offset
+from .cursor import load_row_tile, operand_offset, program_rows, tile_eps
+from .noise import LOG_2PI, stream_key
 
 
 @triton.jit
@@ -62,11 +42,11 @@ def diag_stats_forward_kernel(
     kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar), log_q = -0.5 * (sum(eps^2 + logvar)
     + D log 2pi); eps is read, or made from the stream [seed, offset] at so_ptr."""
     ct: tl.constexpr = tl.float64 if F64 else tl.float32
-    rows, row_ok, _t, _i = _program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
-    mu_off = _offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
-    lv_off = _offset(rows, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, False, NDIM)
-    eps_off = _offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
-    seed, offset = _seed_offset(so_ptr, so_stride, HAS_EPS)
+    rows, row_ok, _t, _i = program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
+    mu_off = operand_offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
+    lv_off = operand_offset(rows, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, False, NDIM)
+    eps_off = operand_offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
+    seed, offset = stream_key(so_ptr, so_stride, HAS_EPS)
     if tl.program_id(0) == 0:
         # The stream used (zeros for an explicit eps), so backward regenerates the same eps.
         tl.store(used_ptr, seed)
@@ -79,9 +59,9 @@ def diag_stats_forward_kernel(
         if IDX64:
             j = j.to(tl.int64)
         mask = row_ok[:, None] & (j < d)[None, :]
-        mu = _row_tile_load(mu_ptr, mu_off, mu_sj, mask, j, F64)
-        lv = _row_tile_load(lv_ptr, lv_off, lv_sj, mask, j, F64)
-        eps = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, j0, d,
+        mu = load_row_tile(mu_ptr, mu_off, mu_sj, mask, j, F64)
+        lv = load_row_tile(lv_ptr, lv_off, lv_sj, mask, j, F64)
+        eps = tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, j0, d,
                         HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
         sigma = precise.exp(0.5 * lv)
         z = mu + sigma * eps
@@ -90,7 +70,7 @@ def diag_stats_forward_kernel(
         lq_sum += tl.sum(tl.where(mask, eps * eps + lv, 0.0), axis=1)
     d_ct = tl.zeros((BLOCK_R,), ct) + d
     kl = 0.5 * kl_sum
-    log_q = -0.5 * (lq_sum + d_ct * tl.full((), _LOG_2PI, ct))
+    log_q = -0.5 * (lq_sum + d_ct * tl.full((), LOG_2PI, ct))
     tl.store(kl_ptr + rows, to_element_type(kl, kl_ptr), mask=row_ok)
     tl.store(lq_ptr + rows, to_element_type(log_q, lq_ptr), mask=row_ok)
 
@@ -113,22 +93,22 @@ def diag_stats_backward_kernel(
     """For this program's rows and D tile, with gk = grad_kl[r], gq = grad_log_q[r]:
     grad_mu = g + gk * mu, grad_logvar = 0.5 * (g * sigma * eps + gk * (sigma^2 - 1) - gq)
     and, when asked, grad_eps = g * sigma - gq * eps; eps read or regenerated."""
-    rows, row_ok, t, j = _program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
-    g_off = _offset(rows, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, False, NDIM)
-    gk_off = _offset(rows, s1, s2, s3, gk_t0, gk_t1, gk_t2, gk_t3, False, NDIM)
-    gq_off = _offset(rows, s1, s2, s3, gq_t0, gq_t1, gq_t2, gq_t3, False, NDIM)
-    mu_off = _offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
-    lv_off = _offset(rows, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, False, NDIM)
-    eps_off = _offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
-    seed, offset = _seed_offset(so_ptr, so_stride, HAS_EPS)
+    rows, row_ok, t, j = program_rows(rows_total, BLOCK_R, BLOCK_D, IDX64)
+    g_off = operand_offset(rows, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, False, NDIM)
+    gk_off = operand_offset(rows, s1, s2, s3, gk_t0, gk_t1, gk_t2, gk_t3, False, NDIM)
+    gq_off = operand_offset(rows, s1, s2, s3, gq_t0, gq_t1, gq_t2, gq_t3, False, NDIM)
+    mu_off = operand_offset(rows, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, False, NDIM)
+    lv_off = operand_offset(rows, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, False, NDIM)
+    eps_off = operand_offset(rows, s1, s2, s3, eps_t0, eps_t1, eps_t2, eps_t3, False, NDIM)
+    seed, offset = stream_key(so_ptr, so_stride, HAS_EPS)
     mask = row_ok[:, None] & (j < d)[None, :]
     ct: tl.constexpr = tl.float64 if F64 else tl.float32
     gk = tl.load(gk_ptr + gk_off, mask=row_ok, other=0.0).to(ct)[:, None]
     gq = tl.load(gq_ptr + gq_off, mask=row_ok, other=0.0).to(ct)[:, None]
-    g = _row_tile_load(g_ptr, g_off, g_sj, mask, j, F64)
-    mu = _row_tile_load(mu_ptr, mu_off, mu_sj, mask, j, F64)
-    lv = _row_tile_load(lv_ptr, lv_off, lv_sj, mask, j, F64)
-    eps = _tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, t * BLOCK_D, d,
+    g = load_row_tile(g_ptr, g_off, g_sj, mask, j, F64)
+    mu = load_row_tile(mu_ptr, mu_off, mu_sj, mask, j, F64)
+    lv = load_row_tile(lv_ptr, lv_off, lv_sj, mask, j, F64)
+    eps = tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, t * BLOCK_D, d,
                     HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
     sigma = precise.exp(0.5 * lv)
     g_sigma = g * sigma

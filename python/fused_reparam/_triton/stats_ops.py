@@ -12,32 +12,32 @@
 The C++ ops' contract (csrc/ops.cpp). kl and log_q have the sample's shape without its last
 dim, in mu's dtype, summed in float32 (half types) or float64. The diagonal kernels are
 stats_kernels.py, the Cholesky ones the STATS variants of chol_kernels.py. Inputs are passed
-as they are (per-row batch offsets and per-operand strides, row_args.py): broadcast inputs are
-never copied.
+as they are (their StridedLayout over the sample's batch, row_blocks.row_layout): broadcast
+inputs are never copied.
 """
 
 from __future__ import annotations
 
 import torch
-import triton
 
 from .. import _checks
-from . import chol_ops as _chol_ops
+from . import chol_ops, diag_ops
 from .chol_kernels import chol_backward_kernel, chol_forward_kernel
-from .diag_ops import _check_inputs as _diag_ops_check_inputs
-from .diag_ops import _check_seed_offset, forward_stream, register_kernel, unused_pointer
-from .row_args import RowArgs, flat, launch_strides
+from .launch import (
+    check_seed_offset,
+    forward_stream,
+    interpreted,
+    register_kernel,
+    stream_args,
+    unused_pointer,
+)
+from .row_blocks import RowBlocks, row_blocks, row_constexprs, row_layout
 from .stats_kernels import diag_stats_backward_kernel, diag_stats_forward_kernel
 
 DIAG_FORWARD = "fused_reparam::triton_diag_rsample_stats"
 DIAG_BACKWARD = "fused_reparam::triton_diag_rsample_stats_backward"
 CHOL_FORWARD = "fused_reparam::triton_chol_rsample_stats"
 CHOL_BACKWARD = "fused_reparam::triton_chol_rsample_stats_backward"
-
-
-def interpreted() -> bool:
-    """True when the kernels were built by the Triton interpreter (TRITON_INTERPRET=1)."""
-    return not isinstance(diag_stats_forward_kernel, triton.runtime.JITFunction)
 
 
 # Diagonal tiles are [BLOCK_R, BLOCK_D] with BLOCK_R * BLOCK_D <= DIAG_TILE; BLOCK_D is D padded
@@ -48,7 +48,13 @@ DIAG_MAX_BLOCK_D = 256 if interpreted() else 1024
 DIAG_TILE = 16384 if interpreted() else 2048
 
 
+def _diag_blocks(shape: torch.Size) -> RowBlocks:
+    """The row blocks of the diagonal kernels over the sample `shape`."""
+    return row_blocks(shape, DIAG_MAX_BLOCK_D, DIAG_TILE, tile_dims=1)
+
+
 def _check_sample_dims(shape: torch.Size, where: str) -> None:
+    """The C++ ops' error for a sample without an event dim (a scalar)."""
     if len(shape) == 0:
         raise ValueError(
             f"{where}: the extras are per row of the last dim (the event dim D), so the sample "
@@ -103,7 +109,7 @@ def _check_backward_inputs(
     else:
         if need_grad_eps:
             raise ValueError(f"{where}: need_grad_eps requires an explicit eps")
-        _check_seed_offset(seed_offset, grad_z, where)
+        check_seed_offset(seed_offset, grad_z, where)
     return shape
 
 
@@ -117,7 +123,7 @@ def triton_diag_rsample_stats(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z, kl, log_q, [seed, offset] used): z = mu + exp(0.5 * logvar) * eps and per row
     kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar), log_q = -0.5 * sum(eps^2 + logvar + log 2pi)."""
-    shape = _diag_ops_check_inputs(mu, "mu", logvar, eps, DIAG_FORWARD)
+    shape = diag_ops.check_inputs(mu, "mu", logvar, eps, DIAG_FORWARD)
     _check_sample_dims(shape, DIAG_FORWARD)
     seed_offset = forward_stream(mu, eps, seed_offset, generator, DIAG_FORWARD)
     if shape.numel() == 0:
@@ -126,12 +132,16 @@ def triton_diag_rsample_stats(
     kl = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     log_q = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
-    a = RowArgs(shape, [(mu, "row"), (logvar, "row"), (eps, "row")],
-                 seed_offset if eps is None else None, unused_pointer(mu), DIAG_MAX_BLOCK_D,
-                 DIAG_TILE, 1, shape[-1])  # fmt: skip
-    diag_stats_forward_kernel[a.grid(1)](
-        z, kl, log_q, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes,
-        *launch_strides(a), HAS_EPS=eps is not None, **a.constexprs(),
+    unused = unused_pointer(mu)
+    blk = _diag_blocks(shape)
+    lay = row_layout(shape, [(mu, "row"), (logvar, "row"), (eps, "row")], unused, blk,
+                     shape[-1])  # fmt: skip
+    so, so_stride = stream_args(seed_offset, eps, unused)
+    # One program a row block, looping over the row's tiles (so the row sums stay in it).
+    diag_stats_forward_kernel[blk.grid(1)](
+        z, kl, log_q, *lay.tensors, so, used, blk.rows, blk.d, so_stride, *lay.size_args(),
+        *lay.stride_args(range(3)), HAS_EPS=eps is not None,
+        **row_constexprs(blk, lay, mu.dtype),
     )  # fmt: skip
     return z, kl, log_q, used
 
@@ -167,14 +177,16 @@ def triton_diag_rsample_stats_backward(
     if shape.numel() == 0:
         return grad_mu, grad_logvar, grad_eps
     unused = unused_pointer(grad_z)
-    a = RowArgs(shape, [(grad_z, "row"), (grad_kl, "one"), (grad_log_q, "one"), (mu, "row"),
-                         (logvar, "row"), (eps, "row")],
-                 seed_offset if eps is None else None, unused, DIAG_MAX_BLOCK_D, DIAG_TILE, 1,
-                 shape[-1])  # fmt: skip
-    diag_stats_backward_kernel[a.grid(a.tiles)](
-        grad_mu, grad_logvar, grad_eps if need_grad_eps else unused, *a.tensors, a.so,
-        a.rows, a.d, a.so_stride, *a.sizes, *launch_strides(a),
-        HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, **a.constexprs(),
+    blk = _diag_blocks(shape)
+    operands = [(grad_z, "row"), (grad_kl, "elem"), (grad_log_q, "elem"), (mu, "row"),
+                (logvar, "row"), (eps, "row")]  # fmt: skip
+    lay = row_layout(shape, operands, unused, blk, shape[-1])
+    so, so_stride = stream_args(seed_offset, eps, unused)
+    diag_stats_backward_kernel[blk.grid(blk.tiles)](
+        grad_mu, grad_logvar, grad_eps if need_grad_eps else unused, *lay.tensors, so,
+        blk.rows, blk.d, so_stride, *lay.size_args(), *lay.stride_args(range(6)),
+        HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps,
+        **row_constexprs(blk, lay, grad_z.dtype),
     )  # fmt: skip
     return grad_mu, grad_logvar, grad_eps
 
@@ -190,7 +202,7 @@ def triton_chol_rsample_stats(
     """(z, kl, log_q, [seed, offset] used): z = mu + tril(L) @ eps and per row, with
     ld = sum_i log|L_ii|, kl = 0.5 * (|tril L|^2 + |mu|^2 - D) - ld and
     log_q = -0.5 * |eps|^2 - ld - 0.5 * D * log 2pi."""
-    shape = _chol_ops._check_inputs(mu, "mu", scale_tril, eps, CHOL_FORWARD)
+    shape = chol_ops.check_inputs(mu, "mu", scale_tril, eps, CHOL_FORWARD)
     seed_offset = forward_stream(mu, eps, seed_offset, generator, CHOL_FORWARD)
     if shape.numel() == 0:
         return _empty_forward(shape, mu, eps, seed_offset)
@@ -198,13 +210,16 @@ def triton_chol_rsample_stats(
     kl = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     log_q = torch.empty(shape[:-1], dtype=mu.dtype, device=mu.device)
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
-    a = RowArgs(shape, [(mu, "row"), (scale_tril, "mat"), (eps, "row")],
-                 seed_offset if eps is None else None, unused_pointer(mu),
-                 _chol_ops.MAX_BLOCK_D, _chol_ops._TILE, 2, shape[-1])  # fmt: skip
+    unused = unused_pointer(mu)
+    blk = chol_ops.blocks(shape)
+    lay = row_layout(shape, [(mu, "row"), (scale_tril, "mat"), (eps, "row")], unused, blk,
+                     shape[-1])  # fmt: skip
+    so, so_stride = stream_args(seed_offset, eps, unused)
     # One program a row block, looping over the row's tiles (so the row sums stay in it).
-    chol_forward_kernel[a.grid(1)](
-        z, *a.tensors, a.so, used, a.rows, a.d, a.so_stride, *a.sizes, *launch_strides(a),
-        kl, log_q, HAS_EPS=eps is not None, STATS=True, **a.constexprs(),
+    chol_forward_kernel[blk.grid(1)](
+        z, *lay.tensors, so, used, blk.rows, blk.d, so_stride, *lay.size_args(),
+        *lay.stride_args(range(3)), kl, log_q, HAS_EPS=eps is not None, STATS=True,
+        **row_constexprs(blk, lay, mu.dtype),
     )  # fmt: skip
     return z, kl, log_q, used
 
@@ -242,16 +257,18 @@ def triton_chol_rsample_stats_backward(
     if shape.numel() == 0:
         return grad_mu, grad_l, grad_eps
     unused = unused_pointer(grad_z)
-    a = RowArgs(shape, [(grad_z, "row"), (scale_tril, "mat"), (eps, "row"), (mu, "row"),
-                         (grad_kl, "one"), (grad_log_q, "one")],
-                 seed_offset if eps is None else None, unused, _chol_ops.MAX_BLOCK_D,
-                 _chol_ops._TILE, 2, d * d)  # fmt: skip
-    g, lt, e, m, gk, gq = a.tensors
-    chol_backward_kernel[a.grid(a.tiles)](
-        grad_l, grad_eps if need_grad_eps else unused, g, lt, e, a.so,
-        a.rows, a.d, a.so_stride, *a.sizes,
-        *flat(a.batch_strides[:3]), *flat(a.inner_strides[:3]),
-        grad_mu, m, gk, gq, *flat(a.batch_strides[3:]), *a.inner_strides[3],
-        HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, STATS=True, **a.constexprs(),
+    blk = chol_ops.blocks(shape)
+    operands = [(grad_z, "row"), (scale_tril, "mat"), (eps, "row"), (mu, "row"),
+                (grad_kl, "elem"), (grad_log_q, "elem")]  # fmt: skip
+    # grad_L has D * D elements a row.
+    lay = row_layout(shape, operands, unused, blk, d * d)
+    so, so_stride = stream_args(seed_offset, eps, unused)
+    g, lt, e, m, gk, gq = lay.tensors
+    chol_backward_kernel[blk.grid(blk.tiles)](
+        grad_l, grad_eps if need_grad_eps else unused, g, lt, e, so, blk.rows, blk.d,
+        so_stride, *lay.size_args(), *lay.stride_args(range(3)),
+        grad_mu, m, gk, gq, *lay.stride_args(range(3, 6)),
+        HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, STATS=True,
+        **row_constexprs(blk, lay, grad_z.dtype),
     )  # fmt: skip
     return grad_mu, grad_l, grad_eps
