@@ -33,7 +33,7 @@
 #include "common/problem_builder.h"
 #include "cuda/chol_large_kernels.cuh"
 #include "cuda/chol_small_kernels.cuh"
-#include "cuda/rows_cuda.cuh"
+#include "cuda/kernel_common.cuh"
 #include "cuda/stream_cuda.cuh"
 
 namespace fused_reparam {

@@ -13,7 +13,7 @@
 #include <cstdint>
 
 #include "common/problem.h"
-#include "cuda/rows_cuda.cuh"
+#include "cuda/kernel_common.cuh"
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/chol_math.h"
 #include "fused_reparam/normal.h"

@@ -15,7 +15,7 @@
 #include "common/chol_checks.h"
 #include "common/problem_builder.h"
 #include "common/stats_args.h"
-#include "cuda/rows_cuda.cuh"
+#include "cuda/kernel_common.cuh"
 #include "cuda/stream_cuda.cuh"
 
 namespace fused_reparam {

@@ -17,13 +17,11 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include <array>
-#include <atomic>
-#include <mutex>
 
 #include "common/diag_checks.h"
 #include "common/problem.h"
 #include "common/problem_builder.h"
+#include "cuda/kernel_common.cuh"
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/normal.h"
@@ -32,8 +30,6 @@
 namespace fused_reparam {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
 
 // Four consecutive elements, aligned so one (or two, for double) vector instruction moves them.
 template <class T>
@@ -143,17 +139,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-int multiprocessor_count(int device) {
-  static std::array<std::atomic<int>, 64> cache{};
-  if (device < 0 || device >= 64) return 132;
-  int n = cache[device].load(std::memory_order_relaxed);
-  if (n == 0) {
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-    cache[device].store(n, std::memory_order_relaxed);
-  }
-  return n;
-}
-
 LoadPlan make_plan(const Problem& d, size_t elem_size) {
   LoadPlan plan;
   for (int k = 0; k < 3; ++k) {
@@ -184,11 +169,9 @@ LoadPlan make_plan(const Problem& d, size_t elem_size) {
 
 template <class Op>
 void launch(const Problem& d, at::ScalarType dtype, const StreamSource& src, bool has_eps) {
-  const int device = c10::cuda::current_device();
   const int64_t groups = (d.numel() + 3) / 4;
-  // At least one block so the [seed, offset] output is written even for empty tensors.
-  const int64_t want = std::max<int64_t>(1, (groups + kThreads - 1) / kThreads);
-  const int blocks = static_cast<int>(std::min<int64_t>(want, 8LL * multiprocessor_count(device)));
+  // Four elements a thread; at least one block so `used` is written even for empty tensors.
+  const int blocks = grid_for((groups + kThreads - 1) / kThreads);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "fused_reparam_diag_cuda", [&] {
     const LoadPlan plan = make_plan(d, sizeof(scalar_t));

@@ -27,7 +27,7 @@
 
 #include "common/diag_checks.h"
 #include "common/stats_args.h"
-#include "cuda/rows_cuda.cuh"
+#include "cuda/kernel_common.cuh"
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/stats_math.h"

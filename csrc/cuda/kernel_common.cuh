@@ -1,7 +1,6 @@
-// What the row-structured CUDA kernels share (the Cholesky op, and both ops with the VAE
-// extras, whose per-row sums need a row's elements together): launch sizing, a tile's noise
-// made once into shared memory, sums over teams of lanes and over a block, and the entry points of the Cholesky kernels (chol_cuda.cu), which chol_stats_cuda.cu calls with
-// the extras switched on.
+// What the CUDA kernels share: launch sizing, a tile's noise made once into shared memory, sums
+// over teams of lanes and over a block, operand offsets, and the entry points of the Cholesky
+// kernels (chol_cuda.cu), which chol_stats_cuda.cu calls with the extras switched on.
 #pragma once
 
 #include <ATen/ATen.h>
