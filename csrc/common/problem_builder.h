@@ -42,17 +42,32 @@ inline at::DimVector append_dim(at::IntArrayRef shape, int64_t d) {
   return out;
 }
 
-// Merges `dims` over the views (undefined = absent) into sizes / strides / n. False when more
-// than kMax dims would remain: the caller then retries with dense copies.
+// Stride of t along dim i of `dims` with t broadcast to them (t's dims right-aligned, its last
+// `trailing` dims not among `dims`): 0 where t is broadcast. Arithmetic, not views: a view
+// costs an allocation, which matters where the per-call cost is most of the time.
+inline int64_t stride_over(const at::Tensor& t, at::IntArrayRef dims, size_t i,
+                           int64_t trailing) {
+  const int64_t j =
+      static_cast<int64_t>(i) - static_cast<int64_t>(dims.size()) + (t.dim() - trailing);
+  return j < 0 || t.size(j) == 1 ? 0 : t.stride(j);
+}
+
+// Merges `dims` over the operands (undefined = absent; their last trailing[k] dims are not
+// among `dims`) into sizes / strides / n. False when more than kMax dims would remain: the
+// caller then retries with dense copies.
 template <int kMax>
-bool merge_dims(at::IntArrayRef dims, const KeepAlive& views, int64_t (&sizes)[kMax],
+bool merge_dims(at::IntArrayRef dims, const KeepAlive& ops,
+                const std::array<int64_t, kOperands>& trailing, int64_t (&sizes)[kMax],
                 int64_t (&strides)[kOperands][kMax], int& n) {
   n = 0;
   for (size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] == 1) continue;
+    int64_t at[kOperands] = {};
     bool merge = n > 0;
-    for (int k = 0; k < kOperands && merge; ++k) {
-      if (views[k].defined()) merge = strides[k][n - 1] == views[k].stride(i) * dims[i];
+    for (int k = 0; k < kOperands; ++k) {
+      if (!ops[k].defined()) continue;
+      at[k] = stride_over(ops[k], dims, i, trailing[k]);
+      merge = merge && strides[k][n - 1] == at[k] * dims[i];
     }
     if (!merge && n == kMax) return false;
     if (merge) {
@@ -60,9 +75,7 @@ bool merge_dims(at::IntArrayRef dims, const KeepAlive& views, int64_t (&sizes)[k
     } else {
       sizes[n++] = dims[i];
     }
-    for (int k = 0; k < kOperands; ++k) {
-      if (views[k].defined()) strides[k][n - 1] = views[k].stride(i);
-    }
+    for (int k = 0; k < kOperands; ++k) strides[k][n - 1] = at[k];
   }
   return true;
 }
@@ -86,7 +99,6 @@ void set_outer_dims(Problem& p, const int64_t (&sizes)[kMax],
 inline Problem make_elementwise_problem(at::IntArrayRef shape, const ProblemInputs& inputs,
                                         KeepAlive& keep_alive) {
   Problem p;
-  KeepAlive views;
   int64_t sizes[kMaxDims + 1] = {};
   int64_t strides[kOperands][kMaxDims + 1] = {};
   int n = 0;
@@ -94,10 +106,9 @@ inline Problem make_elementwise_problem(at::IntArrayRef shape, const ProblemInpu
     for (int k = 0; k < kOperands; ++k) {
       if (inputs[k].t == nullptr) continue;
       TORCH_CHECK(inputs[k].kind == RowKind::kElement, "fused_reparam: elementwise operands only");
-      const at::Tensor v = inputs[k].t->expand(shape);
-      keep_alive[k] = views[k] = dense ? v.contiguous() : v;
+      keep_alive[k] = dense ? inputs[k].t->expand(shape).contiguous() : *inputs[k].t;
     }
-    if (merge_dims(shape, views, sizes, strides, n)) break;
+    if (merge_dims(shape, keep_alive, {}, sizes, strides, n)) break;
     TORCH_CHECK(!dense, "fused_reparam: dense operands must merge their dims");
   }
   if (n == 0) {  // a scalar, or all dims of size 1
@@ -108,7 +119,7 @@ inline Problem make_elementwise_problem(at::IntArrayRef shape, const ProblemInpu
   }
   set_outer_dims(p, sizes, strides, std::max(n - 1, 0));
   for (int k = 0; k < kOperands; ++k) {
-    p.in[k] = views[k].defined() ? keep_alive[k].const_data_ptr() : nullptr;
+    p.in[k] = keep_alive[k].defined() ? keep_alive[k].const_data_ptr() : nullptr;
   }
   return p;
 }
@@ -122,7 +133,7 @@ inline Problem make_rows_problem(at::IntArrayRef shape, const ProblemInputs& inp
   const int64_t nb = static_cast<int64_t>(shape.size()) - 1;
   const at::IntArrayRef batch = shape.slice(0, nb);
   p.d = shape.back();
-  KeepAlive views;  // each operand over the batch shape
+  std::array<int64_t, kOperands> trailing{};  // each operand's dims past the batch dims
   int64_t sizes[kMaxDims] = {};
   int64_t strides[kOperands][kMaxDims] = {};
   int n = 0;
@@ -135,26 +146,26 @@ inline Problem make_rows_problem(at::IntArrayRef shape, const ProblemInputs& inp
         if (dense >= 2) l = l.expand(append_dim(shape, p.d)).contiguous();
         if (l.size(-1) > 1 && l.stride(-2) < l.size(-1)) l = l.contiguous();
         keep_alive[k] = l;
+        trailing[k] = 2;
         p.l_row_stride = l.stride(-2);
         p.dstride[k] = 1;
-        views[k] = l.select(-1, 0).select(-1, 0).expand(batch);
       } else if (in.kind == RowKind::kRow) {
         keep_alive[k] = dense >= 1 ? in.t->expand(batch).contiguous() : *in.t;
-        views[k] = keep_alive[k].expand(batch);
       } else {
         const at::Tensor t =
             in.kind == RowKind::kUnitElement ? unit_last_stride(*in.t) : *in.t;
-        keep_alive[k] = dense >= 1 ? t.expand(shape).contiguous() : t.expand(shape);
-        p.dstride[k] = keep_alive[k].stride(-1);
-        views[k] = keep_alive[k].select(-1, 0);
+        keep_alive[k] = dense >= 1 ? t.expand(shape).contiguous() : t;
+        trailing[k] = 1;
+        const at::Tensor& e = keep_alive[k];
+        p.dstride[k] = e.dim() == 0 || e.size(-1) == 1 ? 0 : e.stride(-1);
       }
     }
-    if (merge_dims(batch, views, sizes, strides, n)) break;
+    if (merge_dims(batch, keep_alive, trailing, sizes, strides, n)) break;
     TORCH_CHECK(dense < 2, "fused_reparam: dense operands must merge their batch dims");
   }
   set_outer_dims(p, sizes, strides, n);
   for (int k = 0; k < kOperands; ++k) {
-    p.in[k] = views[k].defined() ? keep_alive[k].const_data_ptr() : nullptr;
+    p.in[k] = keep_alive[k].defined() ? keep_alive[k].const_data_ptr() : nullptr;
   }
   return p;
 }

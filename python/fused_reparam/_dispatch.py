@@ -69,33 +69,36 @@ def try_fused_call(
         type(mu) is not torch.Tensor
         or type(return_stats) is not bool
         or not (backend is None or type(backend) is str)
-        or (
-            generator is not None
-            and (
-                type(generator) is not torch.Generator
-                or eps is not None
-                or generator.device != mu.device
-            )
-        )
         or torch.compiler.is_compiling()
     ):
         return None
-    device = mu.device
-    if device.type not in ("cpu", "cuda"):
+    # Attribute checks, not mu.device: this path runs on every call.
+    device_type = "cuda" if mu.is_cuda else ("cpu" if mu.is_cpu else None)
+    if device_type is None or (
+        generator is not None
+        and (
+            type(generator) is not torch.Generator
+            or eps is not None
+            or generator.device != mu.device
+        )
+    ):
         return None
-    key = (kind, return_stats, backend, os.environ.get(_backend.ENV_VAR), device.type)
+    key = (kind, return_stats, backend, os.environ.get(_backend.ENV_VAR), device_type)
     fused = _FAST.get(key)
     if fused is None:
         op = FAMILIES[kind].op(return_stats)
         try:
-            which = _backend.resolve_backend(backend, device, op)
+            which = _backend.resolve_backend(backend, mu.device, op)
         except (RuntimeError, TypeError, ValueError):
             return None  # the full path raises it, after the checks that come first
         if which == "reference":
             return None
         fused = _FAST[key] = _fused_op(which, op)
-    if _needs_reference():
-        return None
+    if (
+        torch.autograd.forward_ad._current_level >= 0
+        or torch._C._functorch.peek_interpreter_stack() is not None
+    ):
+        return None  # routed to the reference by the full path (see _needs_reference)
     try:
         out = fused(mu, second, eps, None, generator)
     except (RuntimeError, TypeError, ValueError) as exc:
