@@ -1,10 +1,10 @@
 """Values and gradients of the Cholesky op on the GPU, for each GPU backend (the CUDA kernels
-and Triton; the rest of tests/test_chol.py runs on the GPU too, through the device
-parametrization): D on both sides of 64 (the CUDA kernels' small path, tiles of rows, and
-large path, a block per slice of a row; Triton's single tile and its loop over tiles) against
-a float64 reference, GPU/CPU agreement for one seed, a shared L over a large batch, grids of
-many blocks with a partial last one, int64 indexing. Skipped without a GPU (each backend's
-cases where that backend is unavailable)."""
+and Triton; tests/test_chol_values.py, test_chol_ops.py and test_chol_errors.py run on the GPU
+too, through the device parametrization): D on both sides of 64 (the CUDA kernels' small path,
+tiles of rows, and large path, a block per slice of a row; Triton's single tile and its loop
+over tiles) against a float64 reference, GPU/CPU agreement for one seed, a shared L over a
+large batch, grids of many blocks with a partial last one, int64 indexing. Skipped without a
+GPU (each backend's cases where that backend is unavailable)."""
 
 from __future__ import annotations
 

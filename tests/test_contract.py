@@ -169,7 +169,7 @@ def test_outputs_require_grad_as_the_references(
 @pytest.mark.parametrize("stats", [False, True], ids=["plain", "stats"])
 @pytest.mark.parametrize(("family", "device", "backend", "dtype", "atol", "rtol"), FLOAT64_ROWS)
 def test_gradcheck_and_gradgradcheck(family, device, backend, dtype, atol, rtol, stats, gen):
-    skip_if_interpreted_and_slow(device, backend, "test_diag_grad.py / test_chol.py")
+    skip_if_interpreted_and_slow(device, backend, "test_diag_grad.py / test_chol_ops.py")
     mu, second = _inputs(family, dtype, device, gen, batch=(2,))
     eps = randn(_families.FAMILIES[family].sample_shape(mu.shape, second.shape), dtype, device,
                 gen)  # fmt: skip
@@ -212,7 +212,7 @@ def test_opcheck_every_op_of_the_family(family, device, backend, dtype, atol, rt
 
 @pytest.mark.parametrize(("family", "device", "backend", "dtype", "atol", "rtol"), FLOAT32_ROWS)
 def test_compile_fullgraph_equals_eager(family, device, backend, dtype, atol, rtol, gen):
-    skip_if_interpreted_and_slow(device, backend, "test_diag_ops.py / test_chol.py")
+    skip_if_interpreted_and_slow(device, backend, "test_diag_ops.py / test_chol_ops.py")
     torch._dynamo.reset()
     sample = _sample(family)
 

@@ -1,0 +1,64 @@
+"""The ``rsample`` shared by the distributions: a ``sample_shape`` checked and drawn as one
+fused call with ``num_samples = prod(sample_shape)``."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+
+from .._sample import ReparamSample
+
+if TYPE_CHECKING:
+    from ._diag_normal import DiagNormal
+    from ._multivariate_normal import MultivariateNormal
+
+SampleShape = torch.Size | tuple[int, ...] | list[int]
+NO_SAMPLE_SHAPE = torch.Size()
+
+
+def _check_sample_shape(sample_shape: object) -> torch.Size:
+    """`sample_shape` as a torch.Size of integers >= 0, else an error naming it."""
+    try:
+        dims = list(sample_shape)  # type: ignore[call-overload]
+    except TypeError:
+        dims = None
+    if dims is None or any(
+        isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in dims
+    ):
+        raise TypeError(
+            f"fused_reparam.distributions: sample_shape must be a sequence of ints, such as "
+            f"(4,) or torch.Size([2, 3]), got {sample_shape!r}"
+        )
+    if any(n < 0 for n in dims):
+        raise ValueError(
+            f"fused_reparam.distributions: sample_shape must have sizes >= 0, got {sample_shape!r}"
+        )
+    return torch.Size(int(n) for n in dims)
+
+
+def fused_sample(
+    dist: DiagNormal | MultivariateNormal,
+    op: Callable[..., torch.Tensor | ReparamSample],
+    kl_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    param: torch.Tensor,
+    sample_shape: SampleShape,
+    return_stats: bool,
+) -> torch.Tensor | ReparamSample:
+    """``op(dist.loc, param)`` for ``sample_shape``: one call with num_samples =
+    prod(sample_shape), the result reshaped to ``[*sample_shape, *batch_shape, D]``."""
+    sample_shape = _check_sample_shape(sample_shape)
+    k = sample_shape.numel() if len(sample_shape) else None
+    z_shape = dist._extended_shape(sample_shape)
+    loc = dist.loc
+    if k == 0:
+        # The ops take num_samples >= 1; an empty sample is still connected to the graph.
+        z = loc.expand(z_shape).clone()
+        return ReparamSample(z, kl_fn(loc, param), z.sum(-1)) if return_stats else z
+    kwargs = {"generator": dist.generator, "backend": dist.backend}
+    out = op(loc, param, num_samples=k, return_stats=return_stats, **kwargs)
+    if not return_stats:
+        return out.reshape(z_shape)
+    return ReparamSample(out.z.reshape(z_shape), out.kl, out.log_q.reshape(z_shape[:-1]))
