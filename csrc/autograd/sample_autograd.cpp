@@ -56,9 +56,11 @@ struct SampleFunction : public torch::autograd::Function<SampleFunction<B, F>> {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [z, used] =
         backend_ops(B).sample[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
-    ctx->saved_data["mu_sizes"] = mu.sym_sizes();
+    // mu's shape only when it was broadcast (the common call keeps no extra state). `used`
+    // is int64, never differentiable, so it needs no marking (which compiled autograd
+    // cannot take).
+    if (!mu.sym_sizes().equals(z.sym_sizes())) ctx->saved_data["mu_sizes"] = mu.sym_sizes();
     ctx->save_for_backward({second, eps.value_or(Tensor()), used});
-    ctx->mark_non_differentiable({used});
     return {z, used};
   }
 
@@ -70,7 +72,10 @@ struct SampleFunction : public torch::autograd::Function<SampleFunction<B, F>> {
     const bool need_eps = eps.defined() && ctx->needs_input_grad(2);
     Tensor grad_mu, grad_second, grad_eps;
     if (ctx->needs_input_grad(0)) {
-      grad_mu = reduce_to(grad_z, ctx->saved_data["mu_sizes"].toSymIntVector());
+      const auto mu_sizes = ctx->saved_data.find("mu_sizes");
+      grad_mu = mu_sizes == ctx->saved_data.end()
+                    ? grad_z
+                    : reduce_to(grad_z, mu_sizes->second.toSymIntVector());
     }
     if (need_second || need_eps) {
       std::tie(grad_second, grad_eps) =

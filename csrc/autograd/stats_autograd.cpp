@@ -52,14 +52,6 @@ struct StatsFunction : public torch::autograd::Function<StatsFunction<B, F>> {
     auto [z, kl, log_q, used] =
         backend_ops(B).stats[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
     ctx->save_for_backward({mu, second, eps.value_or(Tensor()), used});
-    // kl depends on mu and the second input, log_q on the second input and eps: an output
-    // whose inputs need no grad has none, as the reference's.
-    variable_list constant{used};
-    if (!mu.requires_grad() && !second.requires_grad()) constant.push_back(kl);
-    if (!second.requires_grad() && !(eps.has_value() && eps->requires_grad())) {
-      constant.push_back(log_q);
-    }
-    ctx->mark_non_differentiable(constant);
     return {z, kl, log_q, used};
   }
 
@@ -143,7 +135,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, cons
     return backend_ops(B).stats[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
   }
   variable_list out = StatsFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator));
-  return {out[0], out[1], out[2], out[3]};
+  // kl depends on mu and the second input, log_q on the second input and eps: an output whose
+  // inputs need no grad has none, as the reference's. Detached here rather than marked
+  // non-differentiable in the Function, which compiled autograd cannot take.
+  const bool kl_constant = !mu.requires_grad() && !second.requires_grad();
+  const bool log_q_constant = !second.requires_grad() && !(e.defined() && e.requires_grad());
+  return {out[0], kl_constant ? out[1].detach() : out[1],
+          log_q_constant ? out[2].detach() : out[2], out[3]};
 }
 
 template <Backend B, Family F>
