@@ -40,19 +40,19 @@ struct Problem {
   uint64_t seed = 0;
   uint64_t offset = 0;
 
-  FR_HOST_DEVICE int64_t numel() const { return rows * d; }
+  FR_ALWAYS_INLINE int64_t numel() const { return rows * d; }
 };
 
 // Index in the noise stream of element j of row r: the element's position in the sample
 // (docs/design.md, "The noise contract"), whatever the operands' layout.
-FR_HOST_DEVICE int64_t noise_index(const Problem& p, int64_t r, int64_t j) {
+FR_ALWAYS_INLINE int64_t noise_index(const Problem& p, int64_t r, int64_t j) {
   return r * p.d + j;
 }
 
 // Element offsets of row r for operands [first, first + N): one merged dim (the common case)
 // needs no division, more take one per dim.
 template <int N>
-FR_HOST_DEVICE void row_offsets(const Problem& p, int first, int64_t r, int64_t (&off)[N]) {
+FR_ALWAYS_INLINE void row_offsets(const Problem& p, int first, int64_t r, int64_t (&off)[N]) {
   if (p.bdim == 1) {
     for (int o = 0; o < N; ++o) off[o] = r * p.bstrides[first + o][0];
     return;
@@ -66,7 +66,7 @@ FR_HOST_DEVICE void row_offsets(const Problem& p, int first, int64_t r, int64_t 
 }
 
 // Offset of operand k's element i (i = r * d + j).
-FR_HOST_DEVICE int64_t element_offset(const Problem& p, int k, int64_t i) {
+FR_ALWAYS_INLINE int64_t element_offset(const Problem& p, int k, int64_t i) {
   int64_t off[1];
   row_offsets<1>(p, k, i / p.d, off);
   return off[0] + (i % p.d) * p.dstride[k];
@@ -78,7 +78,7 @@ struct RowCursor {
   int64_t idx[kMaxDims] = {};
   int64_t off[N] = {};
 
-  FR_HOST_DEVICE RowCursor(const Problem& p, int64_t r) {
+  FR_ALWAYS_INLINE RowCursor(const Problem& p, int64_t r) {
     for (int k = p.bdim - 1; k >= 0; --k) {
       idx[k] = r % p.bsizes[k];
       r /= p.bsizes[k];
@@ -86,7 +86,7 @@ struct RowCursor {
     }
   }
 
-  FR_HOST_DEVICE void next(const Problem& p) {
+  FR_ALWAYS_INLINE void next(const Problem& p) {
     for (int k = p.bdim - 1; k >= 0; --k) {
       for (int o = 0; o < N; ++o) off[o] += p.bstrides[o][k];
       if (++idx[k] < p.bsizes[k] || k == 0) return;

@@ -63,7 +63,7 @@ def check_inputs(
     eps: torch.Tensor | None,
     where: str,
 ) -> torch.Size:
-    """The sample shape [*batch, D], or the C++ ops' errors (chol_problem.h check_chol_args)."""
+    """The sample shape [*batch, D], or the C++ ops' errors (chol_checks.h check_chol_args)."""
     _checks.check_float_tensor(first, first_name, where)
     _checks.check_float_tensor(scale_tril, "scale_tril", where)
     _checks.check_same_dtype_device(first, first_name, scale_tril, "scale_tril", where)
