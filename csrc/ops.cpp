@@ -31,17 +31,19 @@ void define_backend_ops(torch::Library& m, const std::string& p) {
       m.def((p + schema).c_str());
     }
   };
-  // z = mu + exp(0.5 * logvar) * eps. eps is drawn in-kernel from the stream seed_offset =
+  // z = mu + sigma(s) * eps, with sigma(s) of the scale parametrization `scale` (0 logvar:
+  // exp(s / 2), 1 log_std: exp(s), 2 std: s, 3 softplus: log1p(exp(s))) plus min_scale >= 0
+  // (fused_reparam/scale.h). eps is drawn in-kernel from the stream seed_offset =
   // [seed, offset] (int64 bit patterns of two uint64), or from `generator` when seed_offset is
   // None, unless an explicit eps is given. Returns z and the [seed, offset] it used (zeros
   // when eps was given), which the backward takes to regenerate eps.
-  def("diag_rsample(Tensor mu, Tensor logvar, Tensor? eps=None, Tensor? seed_offset=None, "
-      "Generator? generator=None) -> (Tensor, Tensor)",
+  def("diag_rsample(Tensor mu, Tensor s, Tensor? eps=None, Tensor? seed_offset=None, "
+      "Generator? generator=None, int scale=0, float min_scale=0.) -> (Tensor, Tensor)",
       true);
-  // grad_logvar = 0.5 * grad_z * sigma * eps over grad_z's shape (the caller reduces
-  // broadcast dims); grad_eps = grad_z * sigma when need_grad_eps, else an empty tensor.
-  def("diag_rsample_backward(Tensor grad_z, Tensor logvar, Tensor? eps, Tensor seed_offset, "
-      "bool need_grad_eps) -> (Tensor, Tensor)",
+  // grad_s = grad_z * sigma'(s) * eps over grad_z's shape (the caller reduces broadcast
+  // dims); grad_eps = grad_z * sigma when need_grad_eps, else an empty tensor.
+  def("diag_rsample_backward(Tensor grad_z, Tensor s, Tensor? eps, Tensor seed_offset, "
+      "bool need_grad_eps, int scale=0, float min_scale=0.) -> (Tensor, Tensor)",
       false);
   // z = mu + L eps for mu [..., D] and scale_tril L [..., D, D] (lower triangle read only;
   // batch dims broadcast), eps [*batch, D] from the stream as for diag_rsample (element i of
@@ -55,21 +57,22 @@ void define_backend_ops(torch::Library& m, const std::string& p) {
   def("chol_rsample_backward(Tensor grad_z, Tensor scale_tril, Tensor? eps, Tensor seed_offset, "
       "bool need_grad_eps) -> (Tensor, Tensor)",
       false);
-  // The VAE extras in the same pass (rows = the sample's dims but the last, D = its last dim):
-  // z as diag_rsample, kl[r] = 0.5 * sum_d(mu^2 + exp(logvar) - 1 - logvar) (KL to N(0, I))
-  // and log_q[r] = -0.5 * sum_d(eps^2 + logvar + log(2 pi)), in the compute type, stored in
-  // mu's dtype. Returns (z, kl, log_q, [seed, offset] used).
-  def("diag_rsample_stats(Tensor mu, Tensor logvar, Tensor? eps=None, "
-      "Tensor? seed_offset=None, Generator? generator=None) -> (Tensor, Tensor, Tensor, Tensor)",
+  // The VAE extras in the same pass (rows = the sample's dims but the last, D = its last dim),
+  // with lv = 2 log sigma: z as diag_rsample, kl[r] = 0.5 * sum_d(mu^2 + sigma^2 - 1 - lv)
+  // (KL to N(0, I)) and log_q[r] = -0.5 * sum_d(eps^2 + lv + log(2 pi)), in the compute type,
+  // stored in mu's dtype. Returns (z, kl, log_q, [seed, offset] used).
+  def("diag_rsample_stats(Tensor mu, Tensor s, Tensor? eps=None, Tensor? seed_offset=None, "
+      "Generator? generator=None, int scale=0, float min_scale=0.) "
+      "-> (Tensor, Tensor, Tensor, Tensor)",
       true);
   // Over the sample's shape (the caller reduces broadcast dims), with gk = grad_kl[r] and
-  // gq = grad_log_q[r] for the element's row:
+  // gq = grad_log_q[r] for the element's row, sigma' = d sigma / ds, dlog = d log sigma / ds:
   //   grad_mu = grad_z + gk * mu
-  //   grad_logvar = 0.5 * grad_z * sigma * eps + 0.5 * gk * (sigma^2 - 1) - 0.5 * gq
+  //   grad_s = sigma' * (grad_z * eps + gk * sigma) - dlog * (gk + gq)
   //   grad_eps = grad_z * sigma - gq * eps  (when need_grad_eps, else an empty tensor).
   def("diag_rsample_stats_backward(Tensor grad_z, Tensor grad_kl, Tensor grad_log_q, "
-      "Tensor mu, Tensor logvar, Tensor? eps, Tensor seed_offset, bool need_grad_eps) "
-      "-> (Tensor, Tensor, Tensor)",
+      "Tensor mu, Tensor s, Tensor? eps, Tensor seed_offset, bool need_grad_eps, int scale=0, "
+      "float min_scale=0.) -> (Tensor, Tensor, Tensor)",
       false);
   // z as chol_rsample, with ld = sum_i log|L[i, i]|:
   //   kl[r] = 0.5 * (sum_{j <= i} L[i, j]^2 + sum_i mu_i^2 - D) - ld  (KL to N(0, I))

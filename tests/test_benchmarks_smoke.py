@@ -85,6 +85,17 @@ def test_cpu_stats_benchmark_script(tmp_path):
     assert all(r["fused_fwdbwd_ms"] > 0 and r["fwdbwd_x_vs_eager"] > 0 for r in rows)
 
 
+def test_cpu_scales_benchmark_script(tmp_path):
+    _run("bench_scales_cpu.py", "--max-log2", "10", "--threads", "1", "--out-dir",
+         str(tmp_path), "--out", "smoke")  # fmt: skip
+    rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
+    assert [(r["scale"], r["shape"]) for r in rows] == [
+        (scale, [64, 8]) for scale in ("logvar", "log_std", "std", "softplus")
+    ]
+    assert all(r["fwdbwd_x_vs_logvar"] > 0 and r["fwd_x_vs_dist"] > 0 for r in rows)
+    assert (tmp_path / "smoke.md").read_text().count("| 64 x 8 |") == 4
+
+
 def test_gpu_benchmark_script_in_cpu_smoke_mode(tmp_path):
     _run(
         "bench_diag_gpu.py",

@@ -23,10 +23,10 @@ def _bad_calls(device):
             "mu must be float32",
         ),
         (
-            "bool logvar",
+            "bool s",
             lambda b: sample_diag(mu, lv.bool(), backend=b),
             TypeError,
-            "logvar must be float32",
+            ": s must be float32",
         ),
         (
             "list mu",
@@ -38,13 +38,13 @@ def _bad_calls(device):
             "dtype mismatch",
             lambda b: sample_diag(mu, lv.double(), backend=b),
             TypeError,
-            "logvar has dtype torch.float64 but mu has dtype torch.float32",
+            ": s has dtype torch.float64 but mu has dtype torch.float32",
         ),
         (
             "shapes",
             lambda b: sample_diag(mu, torch.zeros(5, device=device), backend=b),
             ValueError,
-            r"mu \(shape \[3, 4\]\) and logvar \(shape \[5\]\) are not broadcastable",
+            r"mu \(shape \[3, 4\]\) and s \(shape \[5\]\) are not broadcastable",
         ),
         (
             "eps shape",
@@ -163,7 +163,7 @@ def test_bad_input_raises_clear_error(device, backend, case):
 @pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
 def test_device_mismatch(device, backend):
     other = "cpu" if device == "cuda" else "cuda"
-    with pytest.raises(ValueError, match="logvar is on"):
+    with pytest.raises(ValueError, match=": s is on"):
         sample_diag(torch.zeros(3, device=device), torch.zeros(3, device=other), backend=backend)
 
 
@@ -199,8 +199,8 @@ ERRORS = (RuntimeError, TypeError, ValueError)  # C++ TORCH_CHECK raises Runtime
     ("args", "msg"),
     [
         ((torch.zeros(3, dtype=torch.int64), torch.zeros(3)), "mu must be float32"),
-        ((torch.zeros(3), torch.zeros(3, dtype=torch.float64)), "logvar has dtype"),
-        ((torch.zeros(3, 4), torch.zeros(5)), r"mu \(shape \[3, 4\]\) and logvar \(shape \[5\]\)"),
+        ((torch.zeros(3), torch.zeros(3, dtype=torch.float64)), ": s has dtype"),
+        ((torch.zeros(3, 4), torch.zeros(5)), r"mu \(shape \[3, 4\]\) and s \(shape \[5\]\)"),
         ((torch.zeros(3), torch.zeros(3), torch.zeros(4)), r"eps must have shape \[3\]"),
         (
             (torch.zeros(3), torch.zeros(3), None, torch.zeros(3, dtype=torch.int64)),

@@ -89,6 +89,27 @@ def test_return_stats_train_and_eval(gen):
         m(torch.tensor(0.0, dtype=F64), torch.tensor(0.0, dtype=F64))
 
 
+@pytest.mark.parametrize("scale", ["log_std", "softplus"])
+def test_scale_in_train_and_eval(scale, gen):
+    """The module's scale is sample_diag's; in eval the extras are the fused ones at eps = 0."""
+    mu = randn((3, 5), F64, "cpu", gen)
+    s = randn((3, 5), F64, "cpu", gen)
+    m = Reparameterize(scale=scale, min_scale=0.01, return_stats=True)
+    assert "scale='" + scale + "', min_scale=0.01" in repr(m)
+    torch.manual_seed(3)
+    got = m(mu, s)
+    torch.manual_seed(3)
+    want = sample_diag(mu, s, scale=scale, min_scale=0.01, return_stats=True)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, **TOL)
+    at_mean = sample_diag(mu, s, scale=scale, min_scale=0.01, eps=torch.zeros_like(mu),
+                          return_stats=True)  # fmt: skip
+    for g, w in zip(m.eval()(mu, s), at_mean, strict=True):
+        torch.testing.assert_close(g, w, **TOL)
+    with pytest.raises(ValueError, match="Reparameterize: scale must be one of"):
+        Reparameterize(scale="variance")
+
+
 def test_gradients_flow_through_a_vae_step(gen):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=gen)))

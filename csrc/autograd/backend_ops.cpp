@@ -15,12 +15,14 @@ c10::TypedOperatorHandle<Fn> handle(const std::string& prefix, const char* op) {
 
 BackendOps make_ops(const std::string& p) {
   return BackendOps{
-      {handle<SampleFn>(p, "diag_rsample"), handle<SampleFn>(p, "chol_rsample")},
-      {handle<SampleBackwardFn>(p, "diag_rsample_backward"),
-       handle<SampleBackwardFn>(p, "chol_rsample_backward")},
-      {handle<StatsFn>(p, "diag_rsample_stats"), handle<StatsFn>(p, "chol_rsample_stats")},
-      {handle<StatsBackwardFn>(p, "diag_rsample_stats_backward"),
-       handle<StatsBackwardFn>(p, "chol_rsample_stats_backward")},
+      handle<DiagSampleFn>(p, "diag_rsample"),
+      handle<DiagSampleBackwardFn>(p, "diag_rsample_backward"),
+      handle<DiagStatsFn>(p, "diag_rsample_stats"),
+      handle<DiagStatsBackwardFn>(p, "diag_rsample_stats_backward"),
+      handle<SampleFn>(p, "chol_rsample"),
+      handle<SampleBackwardFn>(p, "chol_rsample_backward"),
+      handle<StatsFn>(p, "chol_rsample_stats"),
+      handle<StatsBackwardFn>(p, "chol_rsample_stats_backward"),
   };
 }
 

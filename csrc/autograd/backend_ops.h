@@ -18,9 +18,17 @@ using OptTensor = std::optional<at::Tensor>;
 using OptGenerator = std::optional<at::Generator>;
 
 enum class Backend { Compiled, Triton };
-// Which second input a family takes: logvar (diagonal) or scale_tril (Cholesky).
+// Which second input a family takes: s (diagonal) or scale_tril (Cholesky).
 enum class Family { Diag, Chol };
 
+// The diagonal ops' scale parametrization (fused_reparam/scale.h) and lower bound on sigma;
+// the Cholesky ops take none.
+struct ScaleArgs {
+  int64_t kind = 0;
+  double min = 0.0;
+};
+
+// Signatures of the Cholesky ops; the diagonal ops' add (int64_t scale, double min_scale).
 // (mu, second, eps?, seed_offset?, generator?) -> (z, seed_offset used)
 using SampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const OptTensor&,
                                             const OptTensor&, OptGenerator);
@@ -37,15 +45,86 @@ using StatsBackwardFn = std::tuple<Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
     const Tensor&, bool);
 
+using DiagSampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const OptTensor&,
+                                                const OptTensor&, OptGenerator, int64_t, double);
+using DiagSampleBackwardFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&,
+                                                        const OptTensor&, const Tensor&, bool,
+                                                        int64_t, double);
+using DiagStatsFn = std::tuple<Tensor, Tensor, Tensor, Tensor>(
+    const Tensor&, const Tensor&, const OptTensor&, const OptTensor&, OptGenerator, int64_t,
+    double);
+using DiagStatsBackwardFn = std::tuple<Tensor, Tensor, Tensor>(
+    const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
+    const Tensor&, bool, int64_t, double);
+
 struct BackendOps {
-  c10::TypedOperatorHandle<SampleFn> sample[2];             // by Family
-  c10::TypedOperatorHandle<SampleBackwardFn> sample_backward[2];
-  c10::TypedOperatorHandle<StatsFn> stats[2];
-  c10::TypedOperatorHandle<StatsBackwardFn> stats_backward[2];
+  c10::TypedOperatorHandle<DiagSampleFn> diag_sample;
+  c10::TypedOperatorHandle<DiagSampleBackwardFn> diag_sample_backward;
+  c10::TypedOperatorHandle<DiagStatsFn> diag_stats;
+  c10::TypedOperatorHandle<DiagStatsBackwardFn> diag_stats_backward;
+  c10::TypedOperatorHandle<SampleFn> chol_sample;
+  c10::TypedOperatorHandle<SampleBackwardFn> chol_sample_backward;
+  c10::TypedOperatorHandle<StatsFn> chol_stats;
+  c10::TypedOperatorHandle<StatsBackwardFn> chol_stats_backward;
 };
 
 // Looked up once per backend, on first use (after every schema is registered).
 const BackendOps& backend_ops(Backend backend);
+
+// The family's ops called alike (the scale is passed to the diagonal ops only).
+template <Family F>
+std::tuple<Tensor, Tensor> call_sample(Backend b, const Tensor& mu, const Tensor& second,
+                                       const OptTensor& eps, const OptTensor& seed_offset,
+                                       OptGenerator generator, const ScaleArgs& sc) {
+  if constexpr (F == Family::Diag) {
+    return backend_ops(b).diag_sample.call(mu, second, eps, seed_offset, std::move(generator),
+                                           sc.kind, sc.min);
+  } else {
+    return backend_ops(b).chol_sample.call(mu, second, eps, seed_offset, std::move(generator));
+  }
+}
+
+template <Family F>
+std::tuple<Tensor, Tensor> call_sample_backward(Backend b, const Tensor& grad_z,
+                                                const Tensor& second, const OptTensor& eps,
+                                                const Tensor& seed_offset, bool need_grad_eps,
+                                                const ScaleArgs& sc) {
+  if constexpr (F == Family::Diag) {
+    return backend_ops(b).diag_sample_backward.call(grad_z, second, eps, seed_offset,
+                                                    need_grad_eps, sc.kind, sc.min);
+  } else {
+    return backend_ops(b).chol_sample_backward.call(grad_z, second, eps, seed_offset,
+                                                    need_grad_eps);
+  }
+}
+
+template <Family F>
+std::tuple<Tensor, Tensor, Tensor, Tensor> call_stats(Backend b, const Tensor& mu,
+                                                      const Tensor& second, const OptTensor& eps,
+                                                      const OptTensor& seed_offset,
+                                                      OptGenerator generator,
+                                                      const ScaleArgs& sc) {
+  if constexpr (F == Family::Diag) {
+    return backend_ops(b).diag_stats.call(mu, second, eps, seed_offset, std::move(generator),
+                                          sc.kind, sc.min);
+  } else {
+    return backend_ops(b).chol_stats.call(mu, second, eps, seed_offset, std::move(generator));
+  }
+}
+
+template <Family F>
+std::tuple<Tensor, Tensor, Tensor> call_stats_backward(
+    Backend b, const Tensor& gz, const Tensor& gk, const Tensor& gq, const Tensor& mu,
+    const Tensor& second, const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps,
+    const ScaleArgs& sc) {
+  if constexpr (F == Family::Diag) {
+    return backend_ops(b).diag_stats_backward.call(gz, gk, gq, mu, second, eps, seed_offset,
+                                                   need_grad_eps, sc.kind, sc.min);
+  } else {
+    return backend_ops(b).chol_stats_backward.call(gz, gk, gq, mu, second, eps, seed_offset,
+                                                   need_grad_eps);
+  }
+}
 
 }  // namespace autograd
 }  // namespace fused_reparam

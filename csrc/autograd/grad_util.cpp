@@ -53,8 +53,8 @@ Tensor regenerate_eps(Backend backend, const Tensor& eps, const Tensor& seed_off
   const at::ScalarType ct = is_half(like) ? at::kFloat : like.scalar_type();
   if (eps.defined()) return eps.to(ct);
   const Tensor zero = at::zeros({}, like.options().dtype(ct)).expand_symint(shape);
-  return std::get<0>(backend_ops(backend).sample[static_cast<int>(Family::Diag)].call(
-      zero, zero, std::nullopt, seed_offset, std::nullopt));
+  return std::get<0>(call_sample<Family::Diag>(backend, zero, zero, std::nullopt, seed_offset,
+                                               std::nullopt, ScaleArgs{}));
 }
 
 bool l_is_shared(c10::SymIntArrayRef l_shape, c10::SymIntArrayRef sample_shape) {

@@ -27,7 +27,7 @@ bool records(std::initializer_list<const Tensor*> inputs);
 void check_no_forward_grad(const char* op, std::initializer_list<const Tensor*> inputs);
 
 // eps of stream `seed_offset` for a sample of `shape`, in the compute type of `like`
-// (float32 for half types): the backend's diagonal op with mu = logvar = 0 gives
+// (float32 for half types): the backend's diagonal op with mu = s = 0 (logvar scale) gives
 // z = 0 + exp(0) * eps = eps exactly. `eps` itself (converted) when it was given.
 Tensor regenerate_eps(Backend backend, const Tensor& eps, const Tensor& seed_offset,
                       c10::SymIntArrayRef shape, const Tensor& like);

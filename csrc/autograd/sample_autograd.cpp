@@ -10,6 +10,7 @@
 #include <string>
 
 #include "autograd/grad_util.h"
+#include "autograd/scale_terms.h"
 
 namespace fused_reparam {
 namespace autograd {
@@ -20,30 +21,28 @@ using torch::autograd::variable_list;
 
 const Tensor kNone;
 
-constexpr int idx(Family f) { return static_cast<int>(f); }
-
 // (grad of the second input summed to its shape, grad_eps) of the forward op, as requested.
 template <Backend B, Family F>
 std::pair<Tensor, Tensor> second_and_eps_grads(const Tensor& g, const Tensor& second,
                                                const Tensor& eps, const Tensor& used,
-                                               bool need_second, bool need_eps) {
-  const auto& backward = backend_ops(B).sample_backward[idx(F)];
+                                               bool need_second, bool need_eps,
+                                               const ScaleArgs& sc) {
   if constexpr (F == Family::Chol) {
     if (need_second && l_is_shared(second.sym_sizes(), g.sym_sizes())) {
       const Tensor e = regenerate_eps(B, eps, used, g.sym_sizes(), g);
       return {summed_grad_l(g, e, second.sym_sizes()),
               need_eps ? tril_t_matvec(second, g) : Tensor()};
     }
-    auto [g_l, g_eps] = backward.call(g, second, opt(eps), used, need_eps);
+    auto [g_l, g_eps] = call_sample_backward<F>(B, g, second, opt(eps), used, need_eps, sc);
     return {need_second ? reduce_to(g_l, second.sym_sizes()) : Tensor(),
             need_eps ? g_eps : Tensor()};
   } else {
     // Half-type terms summed over broadcast dims are computed in float32.
     const bool summed = need_second && !second.sym_sizes().equals(g.sym_sizes());
-    auto [g_lv, g_eps] =
-        backward.call(float32_if_summed(summed, g), float32_if_summed(summed, second),
-                      opt(float32_if_summed(summed, eps)), used, need_eps);
-    return {need_second ? reduce_to(g_lv, second.sym_sizes()).to(second.scalar_type()) : Tensor(),
+    auto [g_s, g_eps] = call_sample_backward<F>(
+        B, float32_if_summed(summed, g), float32_if_summed(summed, second),
+        opt(float32_if_summed(summed, eps)), used, need_eps, sc);
+    return {need_second ? reduce_to(g_s, second.sym_sizes()).to(second.scalar_type()) : Tensor(),
             need_eps ? g_eps.to(g.scalar_type()) : Tensor()};
   }
 }
@@ -52,10 +51,11 @@ template <Backend B, Family F>
 struct SampleFunction : public torch::autograd::Function<SampleFunction<B, F>> {
   static variable_list forward(AutogradContext* ctx, const Tensor& mu, const Tensor& second,
                                const OptTensor& eps, const OptTensor& seed_offset,
-                               OptGenerator generator) {
+                               OptGenerator generator, const ScaleArgs& sc) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [z, used] =
-        backend_ops(B).sample[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
+        call_sample<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
+    save_scale(ctx, sc);
     // mu's shape only when it was broadcast (the common call keeps no extra state). `used`
     // is int64, never differentiable, so it needs no marking (which compiled autograd
     // cannot take).
@@ -78,15 +78,16 @@ struct SampleFunction : public torch::autograd::Function<SampleFunction<B, F>> {
                     : reduce_to(grad_z, mu_sizes->second.toSymIntVector());
     }
     if (need_second || need_eps) {
-      std::tie(grad_second, grad_eps) =
-          second_and_eps_grads<B, F>(grad_z, second, eps, used, need_second, need_eps);
+      std::tie(grad_second, grad_eps) = second_and_eps_grads<B, F>(
+          grad_z, second, eps, used, need_second, need_eps, saved_scale(ctx));
     }
-    return {grad_mu, grad_second, grad_eps, Tensor(), Tensor()};
+    return {grad_mu, grad_second, grad_eps, Tensor(), Tensor(), Tensor()};
   }
 };
 
-// The backward op's outputs, diagonal: G = 0.5 g sigma eps, E = g sigma; upstream (a, b):
-//   d/dg = 0.5 a sigma eps + b sigma, d/dlogvar = 0.5 g (d/dg), d/deps = 0.5 a g sigma.
+// The backward op's outputs, diagonal: G = g sigma' eps, E = g sigma; upstream (a, b):
+//   d/dg = a sigma' eps + b sigma, d/ds = g (a sigma'' eps + b sigma'), d/deps = a g sigma',
+// with a sigma'' eps = the backward op on a (sigma'' / sigma'), so eps is never a tensor.
 // Cholesky: G = tril(g eps^T), E = L^T g; upstream (A, b):
 //   d/dg = tril(A) eps + tril(L) b (the forward op with mu = 0, on A and on L),
 //   d/dL = tril(g b^T) (the backward op with eps = b), d/deps = tril(A)^T g.
@@ -95,10 +96,11 @@ struct SampleBackwardFunction
     : public torch::autograd::Function<SampleBackwardFunction<B, F>> {
   static variable_list forward(AutogradContext* ctx, const Tensor& grad_z, const Tensor& second,
                                const OptTensor& eps, const Tensor& seed_offset,
-                               bool need_grad_eps) {
+                               bool need_grad_eps, const ScaleArgs& sc) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [g_second, g_eps] = backend_ops(B).sample_backward[idx(F)].call(
-        grad_z, second, eps, seed_offset, need_grad_eps);
+    auto [g_second, g_eps] =
+        call_sample_backward<F>(B, grad_z, second, eps, seed_offset, need_grad_eps, sc);
+    save_scale(ctx, sc);
     ctx->save_for_backward({grad_z, second, eps.value_or(Tensor()), seed_offset});
     return {g_second, g_eps};
   }
@@ -110,47 +112,62 @@ struct SampleBackwardFunction
     const bool need_g = ctx->needs_input_grad(0), need_second = ctx->needs_input_grad(1);
     const bool need_eps = eps.defined() && ctx->needs_input_grad(2);
     const bool has_b = eps.defined() && up_eps.defined() && up_eps.sym_numel() != 0;
-    const BackendOps& o = backend_ops(B);
+    const ScaleArgs sc = saved_scale(ctx);
     Tensor d_g, d_second, d_eps;
     if constexpr (F == Family::Diag) {
-      if (need_g || need_second) {
-        d_g = std::get<0>(o.sample_backward[idx(F)].call(up_second, second, opt(eps), so, false));
-        if (has_b) d_g = d_g + up_eps * at::exp(0.5 * second);
+      const bool has_a = up_second.defined();
+      const ScaleTerms t = scale_terms(second, sc, false);
+      if (need_g) {
+        d_g = has_a ? std::get<0>(call_sample_backward<F>(B, up_second, second, opt(eps), so,
+                                                          false, sc))
+                    : at::zeros_like(g);
+        if (has_b) d_g = d_g + up_eps * t.sigma;
       }
-      if (need_second) d_second = reduce_to(0.5 * g * d_g, second.sym_sizes());
-      if (need_eps) d_eps = 0.5 * up_second * g * at::exp(0.5 * second);
+      if (need_second) {
+        Tensor inner = at::zeros_like(g);
+        if (has_a) {
+          inner = std::get<0>(call_sample_backward<F>(
+              B, up_second * d2sigma_over_dsigma(second, sc), second, opt(eps), so, false, sc));
+        }
+        if (has_b) inner = inner + up_eps * t.dsigma;
+        d_second = reduce_to(g * inner, second.sym_sizes());
+      }
+      if (need_eps && has_a) d_eps = up_second * g * t.dsigma;
     } else {
       // mu = 0 over g's shape, as a stride-0 view (no memory).
       const Tensor zero_mu = at::zeros_symint({g.sym_size(-1)}, g.options())
                                  .expand_symint(g.sym_sizes());
       if (need_g) {
-        d_g = std::get<0>(o.sample[idx(F)].call(zero_mu, up_second, opt(eps), so, std::nullopt));
+        d_g = std::get<0>(
+            call_sample<F>(B, zero_mu, up_second, opt(eps), so, std::nullopt, sc));
         if (has_b) {
-          d_g = d_g + std::get<0>(o.sample[idx(F)].call(zero_mu, second, up_eps, std::nullopt,
-                                                         std::nullopt));
+          d_g = d_g + std::get<0>(call_sample<F>(B, zero_mu, second, up_eps, std::nullopt,
+                                                 std::nullopt, sc));
         }
       }
       if (need_second && has_b) {
-        d_second = second_and_eps_grads<B, F>(g, second, up_eps, so, true, false).first;
+        d_second = second_and_eps_grads<B, F>(g, second, up_eps, so, true, false, sc).first;
       }
-      if (need_eps) d_eps = std::get<1>(o.sample_backward[idx(F)].call(g, up_second, eps, so, true));
+      if (need_eps) {
+        d_eps = std::get<1>(call_sample_backward<F>(B, g, up_second, eps, so, true, sc));
+      }
     }
-    return {need_g ? d_g : Tensor(), d_second, d_eps, Tensor(), Tensor()};
+    return {need_g ? d_g : Tensor(), d_second, d_eps, Tensor(), Tensor(), Tensor()};
   }
 };
 
 template <Backend B, Family F>
 std::tuple<Tensor, Tensor> sample_autograd(const Tensor& mu, const Tensor& second,
                                            const OptTensor& eps, const OptTensor& seed_offset,
-                                           OptGenerator generator) {
+                                           OptGenerator generator, const ScaleArgs& sc) {
   const Tensor& e = eps.has_value() ? *eps : kNone;
   check_no_forward_grad("fused_reparam: the sampling op", {&mu, &second, &e});
   if (!records({&mu, &second, &e})) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    return backend_ops(B).sample[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
+    return call_sample<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
   }
   variable_list out =
-      SampleFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator));
+      SampleFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator), sc);
   return {out[0], out[1]};
 }
 
@@ -158,26 +175,59 @@ template <Backend B, Family F>
 std::tuple<Tensor, Tensor> sample_backward_autograd(const Tensor& grad_z, const Tensor& second,
                                                     const OptTensor& eps,
                                                     const Tensor& seed_offset,
-                                                    bool need_grad_eps) {
+                                                    bool need_grad_eps, const ScaleArgs& sc) {
   const Tensor& e = eps.has_value() ? *eps : kNone;
   check_no_forward_grad("fused_reparam: the sampling op's backward", {&grad_z, &second, &e});
   if (!records({&grad_z, &second, &e})) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    return backend_ops(B).sample_backward[idx(F)].call(grad_z, second, eps, seed_offset,
-                                                       need_grad_eps);
+    return call_sample_backward<F>(B, grad_z, second, eps, seed_offset, need_grad_eps, sc);
   }
   variable_list out =
-      SampleBackwardFunction<B, F>::apply(grad_z, second, eps, seed_offset, need_grad_eps);
+      SampleBackwardFunction<B, F>::apply(grad_z, second, eps, seed_offset, need_grad_eps, sc);
   return {out[0], out[1]};
+}
+
+// The registered kernels: the diagonal ops take the scale, the Cholesky ops none.
+template <Backend B>
+std::tuple<Tensor, Tensor> diag_sample(const Tensor& mu, const Tensor& s, const OptTensor& eps,
+                                       const OptTensor& seed_offset, OptGenerator generator,
+                                       int64_t scale, double min_scale) {
+  return sample_autograd<B, Family::Diag>(mu, s, eps, seed_offset, std::move(generator),
+                                          ScaleArgs{scale, min_scale});
+}
+
+template <Backend B>
+std::tuple<Tensor, Tensor> diag_sample_backward(const Tensor& grad_z, const Tensor& s,
+                                                const OptTensor& eps, const Tensor& seed_offset,
+                                                bool need_grad_eps, int64_t scale,
+                                                double min_scale) {
+  return sample_backward_autograd<B, Family::Diag>(grad_z, s, eps, seed_offset, need_grad_eps,
+                                                   ScaleArgs{scale, min_scale});
+}
+
+template <Backend B>
+std::tuple<Tensor, Tensor> chol_sample(const Tensor& mu, const Tensor& scale_tril,
+                                       const OptTensor& eps, const OptTensor& seed_offset,
+                                       OptGenerator generator) {
+  return sample_autograd<B, Family::Chol>(mu, scale_tril, eps, seed_offset, std::move(generator),
+                                          ScaleArgs{});
+}
+
+template <Backend B>
+std::tuple<Tensor, Tensor> chol_sample_backward(const Tensor& grad_z, const Tensor& scale_tril,
+                                                const OptTensor& eps, const Tensor& seed_offset,
+                                                bool need_grad_eps) {
+  return sample_backward_autograd<B, Family::Chol>(grad_z, scale_tril, eps, seed_offset,
+                                                   need_grad_eps, ScaleArgs{});
 }
 
 // Registers this file's kernels for one backend's copy of the ops ("<prefix><op>").
 template <Backend B>
 void register_backend(torch::Library& m, const std::string& p) {
-  m.impl((p + "diag_rsample").c_str(), &sample_autograd<B, Family::Diag>);
-  m.impl((p + "diag_rsample_backward").c_str(), &sample_backward_autograd<B, Family::Diag>);
-  m.impl((p + "chol_rsample").c_str(), &sample_autograd<B, Family::Chol>);
-  m.impl((p + "chol_rsample_backward").c_str(), &sample_backward_autograd<B, Family::Chol>);
+  m.impl((p + "diag_rsample").c_str(), &diag_sample<B>);
+  m.impl((p + "diag_rsample_backward").c_str(), &diag_sample_backward<B>);
+  m.impl((p + "chol_rsample").c_str(), &chol_sample<B>);
+  m.impl((p + "chol_rsample_backward").c_str(), &chol_sample_backward<B>);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "autograd/grad_util.h"
+#include "autograd/scale_terms.h"
 #include "autograd/stats_vjp.h"
 
 namespace fused_reparam {
@@ -22,8 +23,6 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 const Tensor kNone;
-
-constexpr int idx(Family f) { return static_cast<int>(f); }
 
 // One scale_tril shared by several sample rows: its gradient is a matmul over eps regenerated
 // as a tensor (summed_grad_l), the rest elementwise.
@@ -47,10 +46,11 @@ template <Backend B, Family F>
 struct StatsFunction : public torch::autograd::Function<StatsFunction<B, F>> {
   static variable_list forward(AutogradContext* ctx, const Tensor& mu, const Tensor& second,
                                const OptTensor& eps, const OptTensor& seed_offset,
-                               OptGenerator generator) {
+                               OptGenerator generator, const ScaleArgs& sc) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [z, kl, log_q, used] =
-        backend_ops(B).stats[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
+        call_stats<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
+    save_scale(ctx, sc);
     ctx->save_for_backward({mu, second, eps.value_or(Tensor()), used});
     return {z, kl, log_q, used};
   }
@@ -75,14 +75,14 @@ struct StatsFunction : public torch::autograd::Function<StatsFunction<B, F>> {
       auto g = shared_l_backward<B>(in[0], in[1], in[2], in[3], in[4], in[5], used, need_eps);
       g_mu = g[0], g_second = g[1], g_eps = g[2];
     } else {
-      std::tie(g_mu, g_second, g_eps) = backend_ops(B).stats_backward[idx(F)].call(
-          in[0], in[1], in[2], in[3], in[4], opt(in[5]), used, need_eps);
+      std::tie(g_mu, g_second, g_eps) = call_stats_backward<F>(
+          B, in[0], in[1], in[2], in[3], in[4], opt(in[5]), used, need_eps, saved_scale(ctx));
       if (need_second) g_second = reduce_to(g_second, second.sym_sizes());
     }
     const at::ScalarType dtype = grad_z.scalar_type();
     return {need_mu ? reduce_to(g_mu, mu.sym_sizes()).to(dtype) : Tensor(),
             need_second ? g_second.to(dtype) : Tensor(), need_eps ? g_eps.to(dtype) : Tensor(),
-            Tensor(), Tensor()};
+            Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -91,10 +91,11 @@ struct StatsBackwardFunction : public torch::autograd::Function<StatsBackwardFun
   static variable_list forward(AutogradContext* ctx, const Tensor& gz, const Tensor& gk,
                                const Tensor& gq, const Tensor& mu, const Tensor& second,
                                const OptTensor& eps, const Tensor& seed_offset,
-                               bool need_grad_eps) {
+                               bool need_grad_eps, const ScaleArgs& sc) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [g_mu, g_second, g_eps] = backend_ops(B).stats_backward[idx(F)].call(
-        gz, gk, gq, mu, second, eps, seed_offset, need_grad_eps);
+    auto [g_mu, g_second, g_eps] = call_stats_backward<F>(B, gz, gk, gq, mu, second, eps,
+                                                          seed_offset, need_grad_eps, sc);
+    save_scale(ctx, sc);
     ctx->save_for_backward({gz, gk, gq, mu, second, eps.value_or(Tensor()), seed_offset});
     return {g_mu, g_second, g_eps};
   }
@@ -112,9 +113,9 @@ struct StatsBackwardFunction : public torch::autograd::Function<StatsBackwardFun
     }
     if (!up.eps.defined() || up.eps.sym_numel() == 0) up.eps = at::zeros_like(gz);
     const StatsSaved sv{gz, s[1], s[2], s[3], s[4]};
-    std::array<Tensor, 6> g =
-        F == Family::Diag ? diag_stats_vjp(up, sv, e) : chol_stats_vjp(up, sv, e);
-    variable_list out(8);
+    std::array<Tensor, 6> g = F == Family::Diag ? diag_stats_vjp(up, sv, e, saved_scale(ctx))
+                                                : chol_stats_vjp(up, sv, e);
+    variable_list out(9);
     for (int i = 0; i < 6; ++i) {
       const bool need = i < 5 ? ctx->needs_input_grad(i) : s[5].defined() && ctx->needs_input_grad(5);
       if (need) out[i] = reduce_to(g[i], (i == 5 ? gz : s[i]).sym_sizes());
@@ -127,14 +128,16 @@ template <Backend B, Family F>
 std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, const Tensor& second,
                                                           const OptTensor& eps,
                                                           const OptTensor& seed_offset,
-                                                          OptGenerator generator) {
+                                                          OptGenerator generator,
+                                                          const ScaleArgs& sc) {
   const Tensor& e = eps.has_value() ? *eps : kNone;
   check_no_forward_grad("fused_reparam: the sampling op with stats", {&mu, &second, &e});
   if (!records({&mu, &second, &e})) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    return backend_ops(B).stats[idx(F)].call(mu, second, eps, seed_offset, std::move(generator));
+    return call_stats<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
   }
-  variable_list out = StatsFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator));
+  variable_list out =
+      StatsFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator), sc);
   // kl depends on mu and the second input, log_q on the second input and eps: an output whose
   // inputs need no grad has none, as the reference's. Detached here rather than marked
   // non-differentiable in the Function, which compiled autograd cannot take.
@@ -147,26 +150,63 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, cons
 template <Backend B, Family F>
 std::tuple<Tensor, Tensor, Tensor> stats_backward_autograd(
     const Tensor& gz, const Tensor& gk, const Tensor& gq, const Tensor& mu, const Tensor& second,
-    const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps) {
+    const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps, const ScaleArgs& sc) {
   const Tensor& e = eps.has_value() ? *eps : kNone;
   check_no_forward_grad("fused_reparam: the stats op's backward", {&gz, &gk, &gq, &mu, &second, &e});
   if (!records({&gz, &gk, &gq, &mu, &second, &e})) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    return backend_ops(B).stats_backward[idx(F)].call(gz, gk, gq, mu, second, eps, seed_offset,
-                                                      need_grad_eps);
+    return call_stats_backward<F>(B, gz, gk, gq, mu, second, eps, seed_offset, need_grad_eps, sc);
   }
   variable_list out = StatsBackwardFunction<B, F>::apply(gz, gk, gq, mu, second, eps,
-                                                         seed_offset, need_grad_eps);
+                                                         seed_offset, need_grad_eps, sc);
   return {out[0], out[1], out[2]};
+}
+
+// The registered kernels: the diagonal ops take the scale, the Cholesky ops none.
+template <Backend B>
+std::tuple<Tensor, Tensor, Tensor, Tensor> diag_stats(const Tensor& mu, const Tensor& s,
+                                                      const OptTensor& eps,
+                                                      const OptTensor& seed_offset,
+                                                      OptGenerator generator, int64_t scale,
+                                                      double min_scale) {
+  return stats_autograd<B, Family::Diag>(mu, s, eps, seed_offset, std::move(generator),
+                                         ScaleArgs{scale, min_scale});
+}
+
+template <Backend B>
+std::tuple<Tensor, Tensor, Tensor> diag_stats_backward(
+    const Tensor& gz, const Tensor& gk, const Tensor& gq, const Tensor& mu, const Tensor& s,
+    const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps, int64_t scale,
+    double min_scale) {
+  return stats_backward_autograd<B, Family::Diag>(gz, gk, gq, mu, s, eps, seed_offset,
+                                                  need_grad_eps, ScaleArgs{scale, min_scale});
+}
+
+template <Backend B>
+std::tuple<Tensor, Tensor, Tensor, Tensor> chol_stats(const Tensor& mu, const Tensor& scale_tril,
+                                                      const OptTensor& eps,
+                                                      const OptTensor& seed_offset,
+                                                      OptGenerator generator) {
+  return stats_autograd<B, Family::Chol>(mu, scale_tril, eps, seed_offset, std::move(generator),
+                                         ScaleArgs{});
+}
+
+template <Backend B>
+std::tuple<Tensor, Tensor, Tensor> chol_stats_backward(
+    const Tensor& gz, const Tensor& gk, const Tensor& gq, const Tensor& mu,
+    const Tensor& scale_tril, const OptTensor& eps, const Tensor& seed_offset,
+    bool need_grad_eps) {
+  return stats_backward_autograd<B, Family::Chol>(gz, gk, gq, mu, scale_tril, eps, seed_offset,
+                                                  need_grad_eps, ScaleArgs{});
 }
 
 // Registers this file's kernels for one backend's copy of the ops ("<prefix><op>").
 template <Backend B>
 void register_backend(torch::Library& m, const std::string& p) {
-  m.impl((p + "diag_rsample_stats").c_str(), &stats_autograd<B, Family::Diag>);
-  m.impl((p + "diag_rsample_stats_backward").c_str(), &stats_backward_autograd<B, Family::Diag>);
-  m.impl((p + "chol_rsample_stats").c_str(), &stats_autograd<B, Family::Chol>);
-  m.impl((p + "chol_rsample_stats_backward").c_str(), &stats_backward_autograd<B, Family::Chol>);
+  m.impl((p + "diag_rsample_stats").c_str(), &diag_stats<B>);
+  m.impl((p + "diag_rsample_stats_backward").c_str(), &diag_stats_backward<B>);
+  m.impl((p + "chol_rsample_stats").c_str(), &chol_stats<B>);
+  m.impl((p + "chol_rsample_stats_backward").c_str(), &chol_stats_backward<B>);
 }
 
 }  // namespace

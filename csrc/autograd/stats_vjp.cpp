@@ -1,6 +1,7 @@
 // Derivatives of the stats backward formulas (csrc/ops.cpp states them), per element with
-// gk = grad_kl[r], gq = grad_log_q[r] of the element's row r:
-//   diag: grad_mu = gz + gk mu, grad_logvar = 0.5 gz sigma eps + 0.5 gk (sigma^2 - 1) - 0.5 gq,
+// gk = grad_kl[r], gq = grad_log_q[r] of the element's row r, sigma' and sigma'' the
+// derivatives of sigma(s), dlog and dlog' those of log sigma(s):
+//   diag: grad_mu = gz + gk mu, grad_s = sigma' (gz eps + gk sigma) - dlog (gk + gq),
 //         grad_eps = gz sigma - gq eps;
 //   chol: grad_mu = gz + gk mu, grad_L = tril(gz eps^T) + gk tril(L) - diag((gk + gq) / L_ii),
 //         grad_eps = L^T gz - gq eps.
@@ -8,22 +9,25 @@
 
 #include <ATen/ATen.h>
 
+#include "autograd/scale_terms.h"
+
 namespace fused_reparam {
 namespace autograd {
 
 std::array<Tensor, 6> diag_stats_vjp(const StatsUpstream& up, const StatsSaved& s,
-                                     const Tensor& eps) {
+                                     const Tensor& eps, const ScaleArgs& sc) {
   const Tensor &a = up.mu, &b = up.second, &c = up.eps;
   const Tensor gk1 = s.gk.unsqueeze(-1), gq1 = s.gq.unsqueeze(-1);
-  const Tensor sigma = at::exp(0.5 * s.second);
-  const Tensor s2 = sigma * sigma;
+  const ScaleTerms t = scale_terms(s.second, sc, true);
   return {
-      a + 0.5 * b * sigma * eps + c * sigma,
-      (a * s.mu + 0.5 * b * (s2 - 1.0)).sum(-1),
-      (-0.5 * b - c * eps).sum(-1),
+      a + b * t.dsigma * eps + c * t.sigma,
+      (a * s.mu + b * (t.dsigma * t.sigma - t.dlog)).sum(-1),
+      (-b * t.dlog - c * eps).sum(-1),
       gk1 * a,
-      0.25 * b * s.gz * sigma * eps + 0.5 * b * gk1 * s2 + 0.5 * c * s.gz * sigma,
-      0.5 * b * s.gz * sigma - c * gq1,
+      b * (t.d2sigma * (s.gz * eps + gk1 * t.sigma) + gk1 * t.dsigma * t.dsigma -
+           t.d2log * (gk1 + gq1)) +
+          c * s.gz * t.dsigma,
+      b * t.dsigma * s.gz - c * gq1,
   };
 }
 

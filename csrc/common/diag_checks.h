@@ -3,42 +3,58 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <optional>
 #include <vector>
 
 #include "common/arg_checks.h"
+#include "common/problem.h"
+#include "fused_reparam/scale.h"
 
 namespace fused_reparam {
 
+// The scale parametrization (scale::Kind) and its lower bound.
+inline void check_scale(int64_t scale, double min_scale, const char* op) {
+  TORCH_CHECK(scale >= 0 && scale < scale::kNumKinds, op,
+              ": scale must be 0 (logvar), 1 (log_std), 2 (std) or 3 (softplus), got ", scale);
+  TORCH_CHECK(std::isfinite(min_scale) && min_scale >= 0.0, op,
+              ": min_scale must be finite and >= 0, got ", min_scale);
+}
+
+// Stores a checked scale in the problem the kernels read.
+inline void set_scale(Problem& p, int64_t scale, double min_scale) {
+  p.scale = static_cast<int>(scale);
+  p.min_scale = min_scale;
+}
+
 // Validates diag_rsample's arguments; returns the output shape.
 inline std::vector<int64_t> check_diag_rsample_args(
-    const at::Tensor& mu, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
+    const at::Tensor& mu, const at::Tensor& s, const std::optional<at::Tensor>& eps,
     const std::optional<at::Tensor>& seed_offset, const char* op = "fused_reparam::diag_rsample") {
   check_float_input(mu, op, "mu");
-  check_float_input(logvar, op, "logvar");
-  check_same(mu, "mu", logvar, "logvar", op);
-  std::vector<int64_t> shape = broadcast_shape(mu, "mu", logvar, "logvar", op);
+  check_float_input(s, op, "s");
+  check_same(mu, "mu", s, "s", op);
+  std::vector<int64_t> shape = broadcast_shape(mu, "mu", s, "s", op);
   if (eps.has_value()) {
     check_float_input(*eps, op, "eps");
     check_same(mu, "mu", *eps, "eps", op);
     TORCH_CHECK(eps->sizes() == at::IntArrayRef(shape), op, ": eps must have shape ",
-                at::IntArrayRef(shape), " (the broadcast shape of mu and logvar), got ",
-                eps->sizes());
+                at::IntArrayRef(shape), " (the broadcast shape of mu and s), got ", eps->sizes());
   }
   if (seed_offset.has_value()) check_seed_offset(*seed_offset, mu, op);
   return shape;
 }
 
 inline void check_diag_backward_args(
-    const at::Tensor& grad_z, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
+    const at::Tensor& grad_z, const at::Tensor& s, const std::optional<at::Tensor>& eps,
     const at::Tensor& seed_offset, bool need_grad_eps,
     const char* op = "fused_reparam::diag_rsample_backward") {
   check_float_input(grad_z, op, "grad_z");
-  check_float_input(logvar, op, "logvar");
-  check_same(grad_z, "grad_z", logvar, "logvar", op);
-  const std::vector<int64_t> shape = broadcast_shape(grad_z, "grad_z", logvar, "logvar", op);
-  TORCH_CHECK(at::IntArrayRef(shape) == grad_z.sizes(), op, ": logvar (shape ",
-              logvar.sizes(), ") must broadcast to grad_z's shape ", grad_z.sizes());
+  check_float_input(s, op, "s");
+  check_same(grad_z, "grad_z", s, "s", op);
+  const std::vector<int64_t> shape = broadcast_shape(grad_z, "grad_z", s, "s", op);
+  TORCH_CHECK(at::IntArrayRef(shape) == grad_z.sizes(), op, ": s (shape ", s.sizes(),
+              ") must broadcast to grad_z's shape ", grad_z.sizes());
   if (eps.has_value()) {
     check_float_input(*eps, op, "eps");
     check_same(grad_z, "grad_z", *eps, "eps", op);

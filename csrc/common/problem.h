@@ -16,9 +16,9 @@ namespace fused_reparam {
 // Merged outer dims at most; beyond, the builder reads operands from dense copies.
 constexpr int kMaxDims = 16;
 
-// Operand slots. kFirst: mu (forward) or grad_z (backward); kSecond: logvar or scale_tril;
-// kEps: eps (null: made from the stream); kGradKl, kGradLogQ: the stats ops' per-row
-// gradients (stride 0 along d); kMu: mu, in the stats ops' backward.
+// Operand slots. kFirst: mu (forward) or grad_z (backward); kSecond: s (the diagonal op's
+// scale input) or scale_tril; kEps: eps (null: made from the stream); kGradKl, kGradLogQ: the
+// stats ops' per-row gradients (stride 0 along d); kMu: mu, in the stats ops' backward.
 enum Operand : int { kFirst = 0, kSecond = 1, kEps = 2, kGradKl = 3, kGradLogQ = 4, kMu = 5 };
 constexpr int kOperands = 6;
 
@@ -39,6 +39,10 @@ struct Problem {
   void* out[kOutputs] = {};
   uint64_t seed = 0;
   uint64_t offset = 0;
+  // The diagonal ops' scale parametrization (fused_reparam/scale.h: scale::Kind) and the
+  // lower bound added to sigma.
+  int scale = 0;
+  double min_scale = 0.0;
 
   FR_ALWAYS_INLINE int64_t numel() const { return rows * d; }
 };

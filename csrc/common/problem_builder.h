@@ -170,13 +170,13 @@ inline Problem make_rows_problem(at::IntArrayRef shape, const ProblemInputs& inp
   return p;
 }
 
-// The plain ops' operands as their kernels read them. Diagonal: first (mu or grad_z), logvar
-// and eps elementwise. Cholesky: first and eps with unit stride along D, and L.
-inline ProblemInputs diag_inputs(const at::Tensor& first, const at::Tensor& logvar,
+// The plain ops' operands as their kernels read them. Diagonal: first (mu or grad_z), s and
+// eps elementwise. Cholesky: first and eps with unit stride along D, and L.
+inline ProblemInputs diag_inputs(const at::Tensor& first, const at::Tensor& s,
                                  const std::optional<at::Tensor>& eps) {
   ProblemInputs in;
   in[kFirst] = {&first, RowKind::kElement};
-  in[kSecond] = {&logvar, RowKind::kElement};
+  in[kSecond] = {&s, RowKind::kElement};
   in[kEps] = {eps.has_value() ? &*eps : nullptr, RowKind::kElement};
   return in;
 }

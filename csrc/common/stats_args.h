@@ -36,11 +36,11 @@ inline void check_row_grads(const char* op, const at::Tensor& grad_z, const at::
 
 // Argument checks of diag_rsample_stats: those of diag_rsample, and a dim for D.
 inline std::vector<int64_t> check_diag_stats_args(const char* op, const at::Tensor& mu,
-                                                  const at::Tensor& logvar,
+                                                  const at::Tensor& s,
                                                   const std::optional<at::Tensor>& eps,
                                                   const std::optional<at::Tensor>& seed_offset) {
-  std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset, op);
-  TORCH_CHECK(!shape.empty(), op, ": mu and logvar must have at least one dim (D is the last)");
+  std::vector<int64_t> shape = check_diag_rsample_args(mu, s, eps, seed_offset, op);
+  TORCH_CHECK(!shape.empty(), op, ": mu and s must have at least one dim (D is the last)");
   return shape;
 }
 
@@ -62,7 +62,7 @@ inline StatsForwardOutputs stats_forward_outputs(at::IntArrayRef shape,
   return o;
 }
 
-// The rows problem of a stats forward op: mu, the second input (logvar: kElement, or L:
+// The rows problem of a stats forward op: mu, the second input (s: kElement, or L:
 // kTril) and eps (absent when the stream makes it); the output pointers are set. Kernels that
 // read mu and eps with unit stride along D ask for kUnitElement.
 inline Problem make_stats_forward_problem(at::IntArrayRef shape, const at::Tensor& mu,

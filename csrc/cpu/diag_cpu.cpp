@@ -48,18 +48,21 @@ void parallel_ranges(const Problem& p, RangeFn fn) {
 }
 
 std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
-                                                    const at::Tensor& logvar,
+                                                    const at::Tensor& s,
                                                     const std::optional<at::Tensor>& eps,
                                                     const std::optional<at::Tensor>& seed_offset,
-                                                    std::optional<at::Generator> generator) {
-  const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset);
+                                                    std::optional<at::Generator> generator,
+                                                    int64_t scale, double min_scale) {
+  const std::vector<int64_t> shape = check_diag_rsample_args(mu, s, eps, seed_offset);
+  check_scale(scale, min_scale, "fused_reparam::diag_rsample");
   const at::Tensor used = stream_used(eps, seed_offset, generator);
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   if (z.numel() == 0) return {z, used};
   advise_huge_pages(z);
 
   KeepAlive keep;
-  Problem p = make_elementwise_problem(shape, diag_inputs(mu, logvar, eps), keep);
+  Problem p = make_elementwise_problem(shape, diag_inputs(mu, s, eps), keep);
+  set_scale(p, scale, min_scale);
   p.out[kZ] = z.mutable_data_ptr();
   const int64_t* so = used.const_data_ptr<int64_t>();
   p.seed = as_u64(so[0]);
@@ -69,25 +72,27 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
 }
 
 std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
-    const at::Tensor& grad_z, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
-    const at::Tensor& seed_offset, bool need_grad_eps) {
-  check_diag_backward_args(grad_z, logvar, eps, seed_offset, need_grad_eps);
+    const at::Tensor& grad_z, const at::Tensor& s, const std::optional<at::Tensor>& eps,
+    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale) {
+  check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps);
+  check_scale(scale, min_scale, "fused_reparam::diag_rsample_backward");
   const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
-  at::Tensor grad_logvar = at::empty(grad_z.sizes(), opts);
+  at::Tensor grad_s = at::empty(grad_z.sizes(), opts);
   at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
-  if (grad_z.numel() == 0) return {grad_logvar, grad_eps};
-  advise_huge_pages(grad_logvar);
+  if (grad_z.numel() == 0) return {grad_s, grad_eps};
+  advise_huge_pages(grad_s);
   if (need_grad_eps) advise_huge_pages(grad_eps);
 
   KeepAlive keep;
-  Problem p = make_elementwise_problem(grad_z.sizes(), diag_inputs(grad_z, logvar, eps), keep);
-  p.out[kGradSecond] = grad_logvar.mutable_data_ptr();
+  Problem p = make_elementwise_problem(grad_z.sizes(), diag_inputs(grad_z, s, eps), keep);
+  set_scale(p, scale, min_scale);
+  p.out[kGradSecond] = grad_s.mutable_data_ptr();
   p.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   if (!eps.has_value()) {
     std::tie(p.seed, p.offset) = read_seed_offset(seed_offset);
   }
   parallel_ranges(p, active_kernels().load()->backward[dtype_index(grad_z.scalar_type())]);
-  return {grad_logvar, grad_eps};
+  return {grad_s, grad_eps};
 }
 
 }  // namespace

@@ -123,8 +123,8 @@ struct ForwardOp {
   static constexpr bool kSecondOutput = false;
   static constexpr int kOut0 = kZ, kOut1 = kZ;
   template <class F, class S>
-  static void apply(F mu, F logvar, F eps, F& z, F& /*unused*/) {
-    z = diag::sample<F>(mu, diag::sigma<F, S>(logvar), eps);
+  static void apply(F mu, F s, F eps, const scale::Scale<S>& sc, F& z, F& /*unused*/) {
+    z = diag::sample<F>(mu, scale::sigma<F, S>(s, sc), eps);
   }
 };
 
@@ -133,10 +133,10 @@ struct BackwardOp {
   static constexpr bool kSecondOutput = kWithGradEps;
   static constexpr int kOut0 = kGradSecond, kOut1 = kGradEps;
   template <class F, class S>
-  static void apply(F dz, F logvar, F eps, F& dlogvar, F& deps) {
-    const F s = diag::sigma<F, S>(logvar);
-    dlogvar = diag::grad_logvar<F, S>(dz, s, eps);
-    if constexpr (kWithGradEps) deps = diag::grad_eps<F>(dz, s);
+  static void apply(F dz, F s, F eps, const scale::Scale<S>& sc, F& ds, F& deps) {
+    const F sigma = scale::sigma<F, S>(s, sc);
+    ds = diag::grad_scale<F>(dz, scale::dsigma<F, S>(s, sigma, sc), eps);
+    if constexpr (kWithGradEps) deps = diag::grad_eps<F>(dz, sigma);
   }
 };
 
@@ -151,7 +151,8 @@ auto first_lane(const C& v) {
 // strides (0, 1 or other), outputs contiguous, eps from the noise buffer or from input 2.
 template <class T, class Op>
 void run_segment(const T* in0, int64_t s0, const T* in1, int64_t s1, const T* eps_in,
-                 int64_t s2, const typename ComputeType<T>::type* noise, T* out0, T* out1,
+                 int64_t s2, const typename ComputeType<T>::type* noise,
+                 const scale::Scale<typename ComputeType<T>::type>& sc, T* out0, T* out1,
                  int64_t n) {
   using S = typename ComputeType<T>::type;
   using C = Vectorized<S>;
@@ -174,8 +175,8 @@ void run_segment(const T* in0, int64_t s0, const T* in1, int64_t s1, const T* ep
         eb = C::loadu(noise + j + C::size());
       }
       C ya, yb, wa, wb;
-      Op::template apply<C, S>(x0a, x1a, ea, ya, wa);
-      Op::template apply<C, S>(x0b, x1b, eb, yb, wb);
+      Op::template apply<C, S>(x0a, x1a, ea, sc, ya, wa);
+      Op::template apply<C, S>(x0b, x1b, eb, sc, yb, wb);
       IO::store(out0 + j, ya, yb);
       if constexpr (Op::kSecondOutput) IO::store(out1 + j, wa, wb);
     }
@@ -186,7 +187,7 @@ void run_segment(const T* in0, int64_t s0, const T* in1, int64_t s1, const T* ep
     const S e = eps_in != nullptr ? static_cast<S>(eps_in[j * s2]) : noise[j];
     C y, w;
     Op::template apply<C, S>(C(static_cast<S>(in0[j * s0])), C(static_cast<S>(in1[j * s1])), C(e),
-                             y, w);
+                             sc, y, w);
     out0[j] = static_cast<T>(first_lane(y));
     if constexpr (Op::kSecondOutput) out1[j] = static_cast<T>(first_lane(w));
   }
@@ -198,6 +199,7 @@ template <class T, class Op>
 void run_range(const Problem& p, int64_t begin, int64_t end) {
   using S = typename ComputeType<T>::type;
   alignas(64) S noise[kBlock];
+  const scale::Scale<S> sc{p.scale, static_cast<S>(p.min_scale)};
   const T* in0 = static_cast<const T*>(p.in[kFirst]);
   const T* in1 = static_cast<const T*>(p.in[kSecond]);
   const T* eps_in = static_cast<const T*>(p.in[kEps]);
@@ -214,7 +216,7 @@ void run_range(const Problem& p, int64_t begin, int64_t end) {
                          in1 + row.off[kSecond] + col * p.dstride[kSecond], p.dstride[kSecond],
                          eps_in != nullptr ? eps_in + row.off[kEps] + col * p.dstride[kEps]
                                            : nullptr,
-                         p.dstride[kEps], noise + (pos - b0), out0 + pos,
+                         p.dstride[kEps], noise + (pos - b0), sc, out0 + pos,
                          out1 != nullptr ? out1 + pos : nullptr, n);
       col += n;
       pos += n;

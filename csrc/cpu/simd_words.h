@@ -108,6 +108,10 @@ struct MathOps<cpu::Vectorized<float>> {
   static V log(const V& x) { return x.log(); }
   static V sqrt(const V& x) { return x.sqrt(); }
   static V exp(const V& x) { return x.exp(); }
+  static V log1p(const V& x) { return x.log1p(); }
+  static V select_gt(const V& a, const V& b, const V& x, const V& y) {
+    return V::blendv(y, x, a > b);
+  }
   // One Sleef call shares the range reduction of sin and cos (3.5 ulp, as Vectorized::sin).
   static void sincos(const V& x, V& s, V& c) {
 #if defined(CPU_CAPABILITY_AVX512)
@@ -130,6 +134,11 @@ template <>
 struct MathOps<cpu::Vectorized<double>> {
   using V = cpu::Vectorized<double>;
   static V exp(const V& x) { return x.exp(); }
+  static V log(const V& x) { return x.log(); }
+  static V log1p(const V& x) { return x.log1p(); }
+  static V select_gt(const V& a, const V& b, const V& x, const V& y) {
+    return V::blendv(y, x, a > b);
+  }
 };
 
 }  // namespace fused_reparam

@@ -36,7 +36,8 @@ void set_stream(Problem& p, const at::Tensor& seed_offset) {
 Out4 stats_forward(const std::vector<int64_t>& shape, RowKind second_kind, const at::Tensor& mu,
                    const at::Tensor& second, const std::optional<at::Tensor>& eps,
                    const std::optional<at::Tensor>& seed_offset,
-                   std::optional<at::Generator> generator, bool chol) {
+                   std::optional<at::Generator> generator, bool chol, int64_t scale = 0,
+                   double min_scale = 0.0) {
   const at::Tensor used = stream_used(eps, seed_offset, generator);
   const StatsForwardOutputs out =
       stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
@@ -44,6 +45,7 @@ Out4 stats_forward(const std::vector<int64_t>& shape, RowKind second_kind, const
   advise_huge_pages(out.z);
   KeepAlive keep;
   Problem p = make_stats_forward_problem(shape, mu, second, second_kind, eps, out, keep);
+  set_scale(p, scale, min_scale);
   set_stream(p, used);
   const CpuKernels* k = active_cpu_kernels();
   const int i = dtype_index(mu.scalar_type());
@@ -52,13 +54,16 @@ Out4 stats_forward(const std::vector<int64_t>& shape, RowKind second_kind, const
   return {out.z, out.kl, out.log_q, used};
 }
 
-Out4 diag_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& logvar,
+Out4 diag_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& s,
                             const std::optional<at::Tensor>& eps,
                             const std::optional<at::Tensor>& seed_offset,
-                            std::optional<at::Generator> generator) {
+                            std::optional<at::Generator> generator, int64_t scale,
+                            double min_scale) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
-  const std::vector<int64_t> shape = check_diag_stats_args(op, mu, logvar, eps, seed_offset);
-  return stats_forward(shape, RowKind::kElement, mu, logvar, eps, seed_offset, generator, false);
+  const std::vector<int64_t> shape = check_diag_stats_args(op, mu, s, eps, seed_offset);
+  check_scale(scale, min_scale, op);
+  return stats_forward(shape, RowKind::kElement, mu, s, eps, seed_offset, generator, false,
+                       scale, min_scale);
 }
 
 Out4 chol_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& scale_tril,
@@ -75,7 +80,7 @@ Out4 chol_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& scale_tril,
 Out3 stats_backward(const at::Tensor& grad_z, const at::Tensor& grad_kl,
                     const at::Tensor& grad_log_q, const at::Tensor& mu, const at::Tensor& second,
                     const std::optional<at::Tensor>& eps, const at::Tensor& seed_offset,
-                    bool need_grad_eps, bool chol) {
+                    bool need_grad_eps, bool chol, int64_t scale = 0, double min_scale = 0.0) {
   const std::vector<int64_t> shape(grad_z.sizes().begin(), grad_z.sizes().end());
   std::vector<int64_t> second_shape = shape;
   if (chol) second_shape.push_back(shape.back());
@@ -91,6 +96,7 @@ Out3 stats_backward(const at::Tensor& grad_z, const at::Tensor& grad_kl,
       stats_backward_inputs(grad_z, second, chol ? RowKind::kTril : RowKind::kElement, eps,
                             grad_kl, grad_log_q, mu),
       keep);
+  set_scale(p, scale, min_scale);
   p.out[kGradMu] = g_mu.mutable_data_ptr();
   p.out[kGradSecond] = g_second.mutable_data_ptr();
   p.out[kGradEps] = need_grad_eps ? g_eps.mutable_data_ptr() : nullptr;
@@ -104,14 +110,15 @@ Out3 stats_backward(const at::Tensor& grad_z, const at::Tensor& grad_kl,
 
 Out3 diag_rsample_stats_backward_cpu(const at::Tensor& grad_z, const at::Tensor& grad_kl,
                                      const at::Tensor& grad_log_q, const at::Tensor& mu,
-                                     const at::Tensor& logvar,
-                                     const std::optional<at::Tensor>& eps,
-                                     const at::Tensor& seed_offset, bool need_grad_eps) {
+                                     const at::Tensor& s, const std::optional<at::Tensor>& eps,
+                                     const at::Tensor& seed_offset, bool need_grad_eps,
+                                     int64_t scale, double min_scale) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats_backward";
-  check_diag_backward_args(grad_z, logvar, eps, seed_offset, need_grad_eps, op);
+  check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps, op);
   check_row_grads(op, grad_z, grad_kl, grad_log_q, mu);
-  return stats_backward(grad_z, grad_kl, grad_log_q, mu, logvar, eps, seed_offset, need_grad_eps,
-                        false);
+  check_scale(scale, min_scale, op);
+  return stats_backward(grad_z, grad_kl, grad_log_q, mu, s, eps, seed_offset, need_grad_eps,
+                        false, scale, min_scale);
 }
 
 Out3 chol_rsample_stats_backward_cpu(const at::Tensor& grad_z, const at::Tensor& grad_kl,

@@ -68,6 +68,7 @@ void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   T* z = static_cast<T*>(p.out[kZ]);
   T* kl = static_cast<T*>(p.out[kKl]);
   T* log_q = static_cast<T*>(p.out[kLogQ]);
+  const scale::Scale<S> sc{p.scale, static_cast<S>(p.min_scale)};
   for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
@@ -75,9 +76,10 @@ void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
     for (int64_t j = 0; j < d; j += kW) {
       const int64_t c = std::min(kW, d - j);
       const C mu = C::loadu(buf.a.data() + j, c);
-      const C lv = C::loadu(buf.b.data() + j, c);
+      const C s = C::loadu(buf.b.data() + j, c);
       const C e = C::loadu(eps + j, c);
-      const C sigma = diag::sigma<C, S>(lv);
+      const C sigma = scale::sigma<C, S>(s, sc);
+      const C lv = scale::log_var<C, S>(s, sigma, sc);
       diag::sample<C>(mu, sigma, e).store(buf.o0.data() + j, c);
       // Lanes past the row's end hold zeros; their terms are masked out of the sums.
       C klt = stats::diag_kl_term<C>(mu, sigma, lv);
@@ -103,8 +105,9 @@ void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
   const int64_t d = p.d;
   RowBuffers<S> buf(d);
   T* g_mu = static_cast<T*>(p.out[kGradMu]);
-  T* g_lv = static_cast<T*>(p.out[kGradSecond]);
+  T* g_s = static_cast<T*>(p.out[kGradSecond]);
   T* g_eps = static_cast<T*>(p.out[kGradEps]);
+  const scale::Scale<S> sc{p.scale, static_cast<S>(p.min_scale)};
   for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
@@ -114,16 +117,18 @@ void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
     for (int64_t j = 0; j < d; j += kW) {
       const int64_t c = std::min(kW, d - j);
       const C dz = C::loadu(buf.a.data() + j, c);
-      const C lv = C::loadu(buf.b.data() + j, c);
+      const C s = C::loadu(buf.b.data() + j, c);
       const C mu = C::loadu(buf.c.data() + j, c);
       const C e = C::loadu(eps + j, c);
-      const C sigma = diag::sigma<C, S>(lv);
+      const C sigma = scale::sigma<C, S>(s, sc);
+      const C dsig = scale::dsigma<C, S>(s, sigma, sc);
+      const C dlog = scale::dlog_sigma<C, S>(s, sigma, dsig, sc);
       stats::diag_grad_mu<C>(dz, gk, mu).store(buf.o0.data() + j, c);
-      stats::diag_grad_logvar<C>(dz, gk, gq, sigma, e).store(buf.o1.data() + j, c);
+      stats::diag_grad_scale<C>(dz, gk, gq, sigma, dsig, dlog, e).store(buf.o1.data() + j, c);
       if (g_eps != nullptr) stats::diag_grad_eps<C>(dz, gq, sigma, e).store(buf.o2.data() + j, c);
     }
     chol_rows::store_row(g_mu + r * d, buf.o0.data(), d);
-    chol_rows::store_row(g_lv + r * d, buf.o1.data(), d);
+    chol_rows::store_row(g_s + r * d, buf.o1.data(), d);
     if (g_eps != nullptr) chol_rows::store_row(g_eps + r * d, buf.o2.data(), d);
   });
 }

@@ -26,6 +26,7 @@
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/normal.h"
 #include "fused_reparam/philox.h"
+#include "fused_reparam/scale.h"
 
 namespace fused_reparam {
 namespace cuda {
@@ -37,13 +38,15 @@ struct alignas(sizeof(T) * 4) Vec4 {
   T v[4];
 };
 
-// The two ops as formulas, with their output slots.
+// The two ops as formulas, with their output slots. The scale kind is a runtime value, the
+// same for the whole launch (a uniform branch, not one instantiation per kind).
 struct ForwardOp {
   static constexpr int kOutputs = 1;
   static constexpr int kOut0 = kZ, kOut1 = kZ;
   template <class F>
-  __device__ __forceinline__ static void apply(F mu, F logvar, F eps, F& z, F& /*unused*/) {
-    z = diag::sample<F>(mu, diag::sigma<F, F>(logvar), eps);
+  __device__ __forceinline__ static void apply(F mu, F s, F eps, const scale::Scale<F>& sc,
+                                               F& z, F& /*unused*/) {
+    z = diag::sample<F>(mu, scale::sigma<F, F>(s, sc), eps);
   }
 };
 
@@ -52,16 +55,18 @@ struct BackwardOp {
   static constexpr int kOutputs = kWithGradEps ? 2 : 1;
   static constexpr int kOut0 = kGradSecond, kOut1 = kGradEps;
   template <class F>
-  __device__ __forceinline__ static void apply(F dz, F logvar, F eps, F& dlogvar, F& deps) {
-    const F s = diag::sigma<F, F>(logvar);
-    dlogvar = diag::grad_logvar<F, F>(dz, s, eps);
-    if (kWithGradEps) deps = diag::grad_eps<F>(dz, s);
+  __device__ __forceinline__ static void apply(F dz, F s, F eps, const scale::Scale<F>& sc,
+                                               F& ds, F& deps) {
+    const F sigma = scale::sigma<F, F>(s, sc);
+    ds = diag::grad_scale<F>(dz, scale::dsigma<F, F>(s, sigma, sc), eps);
+    if (kWithGradEps) deps = diag::grad_eps<F>(dz, sigma);
   }
 };
 
 // How each input is read. kContig: offset = linear index; kRow: offset = index % d (a row
-// broadcast over all outer dims, e.g. logvar [D] with mu [B, D]); kScalar: one value; kStrided:
-// offsets from the strides (element_offset). `vec`: 4-wide loads are legal (aligned, and rows of whole groups).
+// broadcast over all outer dims, e.g. s [D] with mu [B, D]); kScalar: one value; kStrided:
+// offsets from the strides (element_offset). `vec`: 4-wide loads are legal (aligned, and rows
+// of whole groups).
 enum InputMode : int { kStrided = 0, kContig = 1, kRow = 2, kScalar = 3 };
 
 struct LoadPlan {
@@ -104,6 +109,7 @@ __global__ void __launch_bounds__(kThreads)
                     static_cast<const T*>(d.in[2])};
   T* out0 = static_cast<T*>(d.out[Op::kOut0]);
   T* out1 = static_cast<T*>(d.out[Op::kOut1]);
+  const scale::Scale<F> sc{d.scale, static_cast<F>(d.min_scale)};
   const int64_t numel = d.numel();
   const int64_t groups = (numel + 3) / 4;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -123,7 +129,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       F r0, r1;
-      Op::template apply<F>(a[j], b[j], eps[j], r0, r1);
+      Op::template apply<F>(a[j], b[j], eps[j], sc, r0, r1);
       y0.v[j] = static_cast<T>(r0);
       y1.v[j] = static_cast<T>(Op::kOutputs == 2 ? r1 : r0);
     }
@@ -180,17 +186,19 @@ void launch(const Problem& d, at::ScalarType dtype, const StreamSource& src, boo
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu,
-                                                     const at::Tensor& logvar,
+std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu, const at::Tensor& s,
                                                      const std::optional<at::Tensor>& eps,
                                                      const std::optional<at::Tensor>& seed_offset,
-                                                     std::optional<at::Generator> generator) {
-  const std::vector<int64_t> shape = check_diag_rsample_args(mu, logvar, eps, seed_offset);
+                                                     std::optional<at::Generator> generator,
+                                                     int64_t scale, double min_scale) {
+  const std::vector<int64_t> shape = check_diag_rsample_args(mu, s, eps, seed_offset);
+  check_scale(scale, min_scale, "fused_reparam::diag_rsample");
   const c10::cuda::CUDAGuard guard(mu.device());
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
 
   KeepAlive keep;
-  Problem d = make_elementwise_problem(shape, diag_inputs(mu, logvar, eps), keep);
+  Problem d = make_elementwise_problem(shape, diag_inputs(mu, s, eps), keep);
+  set_scale(d, scale, min_scale);
   d.out[kZ] = z.mutable_data_ptr();
 
   at::Tensor used, so_in;
@@ -201,18 +209,20 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu,
 }
 
 std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cuda(
-    const at::Tensor& grad_z, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
-    const at::Tensor& seed_offset, bool need_grad_eps) {
-  check_diag_backward_args(grad_z, logvar, eps, seed_offset, need_grad_eps);
+    const at::Tensor& grad_z, const at::Tensor& s, const std::optional<at::Tensor>& eps,
+    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale) {
+  check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps);
+  check_scale(scale, min_scale, "fused_reparam::diag_rsample_backward");
   const c10::cuda::CUDAGuard guard(grad_z.device());
   const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
-  at::Tensor grad_logvar = at::empty(grad_z.sizes(), opts);
+  at::Tensor grad_s = at::empty(grad_z.sizes(), opts);
   at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
-  if (grad_z.numel() == 0) return {grad_logvar, grad_eps};
+  if (grad_z.numel() == 0) return {grad_s, grad_eps};
 
   KeepAlive keep;
-  Problem d = make_elementwise_problem(grad_z.sizes(), diag_inputs(grad_z, logvar, eps), keep);
-  d.out[kGradSecond] = grad_logvar.mutable_data_ptr();
+  Problem d = make_elementwise_problem(grad_z.sizes(), diag_inputs(grad_z, s, eps), keep);
+  set_scale(d, scale, min_scale);
+  d.out[kGradSecond] = grad_s.mutable_data_ptr();
   d.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   at::Tensor so_in;
   const StreamSource src = stream_source(eps.has_value(), seed_offset, std::nullopt,
@@ -222,7 +232,7 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cuda(
   } else {
     launch<BackwardOp<false>>(d, grad_z.scalar_type(), src, eps.has_value());
   }
-  return {grad_logvar, grad_eps};
+  return {grad_s, grad_eps};
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // CUDA kernels of the diagonal op with the VAE extras: diag_rsample_stats writes z and, per
-// row, kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar) and log_q = -0.5 * sum(eps^2 + logvar +
-// log 2pi) in one launch; diag_rsample_stats_backward writes every gradient in one launch.
+// row, kl = 0.5 * sum(mu^2 + sigma^2 - 1 - lv) and log_q = -0.5 * sum(eps^2 + lv + log 2pi),
+// lv = 2 log sigma of the scale input s (fused_reparam/scale.h), in one launch;
+// diag_rsample_stats_backward writes every gradient in one launch.
 //
 // Rows are the sample's dims but the last, D its last. D <= 1024: a block takes a tile of whole
 // rows (at most 1024 elements), makes the tile's noise in shared memory (each thread whole
@@ -10,7 +11,7 @@
 // shuffles, and across warps in shared memory. D > 1024: a block per row, its noise made in
 // chunks of 1024 columns. Every sum in a fixed order (deterministic, no atomics). Operands are
 // read through per-row batch offsets and their own stride along D (0 when broadcast), so
-// logvar [D], logvar [B, 1] or mu expanded over num_samples are never copied.
+// s [D], s [B, 1] or mu expanded over num_samples are never copied.
 //
 // Noise element r * D + j is the stream's element of the sample, as diag_rsample draws it;
 // RNG and the [seed, offset] output as in diag_cuda.cu (graph-safe).
@@ -30,6 +31,7 @@
 #include "cuda/kernel_common.cuh"
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/diag_math.h"
+#include "fused_reparam/scale.h"
 #include "fused_reparam/stats_math.h"
 
 namespace fused_reparam {
@@ -40,7 +42,7 @@ constexpr int kTileElems = 1024;  // sample elements of a tile (at most), column
 constexpr int kMaxTileRows = 256;
 
 // The row problem is the CPU op's (common/problem.h): operands kFirst (mu, or grad_z in
-// the backward), kSecond (logvar), kEps (null: the stream), and in the backward kGradKl,
+// the backward), kSecond (s), kEps (null: the stream), and in the backward kGradKl,
 // kGradLogQ (one value per row: stride 0 along D) and kMu. The forward reads the first three.
 static_assert(kFirst == 0 && kSecond == 1 && kEps == 2, "the forward's operands come first");
 
@@ -49,24 +51,27 @@ __device__ __forceinline__ F load(const Problem& p, int k, const int64_t* off, i
   return static_cast<F>(static_cast<const T*>(p.in[k])[off[k] + j * p.dstride[k]]);
 }
 
-// The work of one row, element by element (each thread its share), then the row's sums.
+// The work of one row, element by element (each thread its share), then the row's sums. The
+// scale kind is a runtime value, uniform over the launch (not one instantiation per kind).
 template <class Scalar>
 struct Forward {
   using T = Scalar;
   using F = Acc<T>;
-  static constexpr int kIn = 3;    // mu, logvar, eps
+  static constexpr int kIn = 3;    // mu, s, eps
   static constexpr int kSums = 2;  // kl, log_q
   static constexpr int kMinBlocks = 5;
   F sum[kSums] = {F(0), F(0)};
 
   __device__ void begin(const Problem&, const int64_t*) {}
 
-  __device__ void element(const Problem& p, const int64_t* off, int64_t j, int64_t e, F eps) {
+  __device__ void element(const Problem& p, const int64_t* off, int64_t j, int64_t e, F eps,
+                          const scale::Scale<F>& sc) {
     const F mu = load<T, F>(p, kFirst, off, j);
-    const F lv = load<T, F>(p, kSecond, off, j);
-    const F s = diag::sigma<F, F>(lv);
-    static_cast<T*>(p.out[kZ])[e] = static_cast<T>(diag::sample<F>(mu, s, eps));
-    sum[0] += stats::diag_kl_term<F>(mu, s, lv);
+    const F s = load<T, F>(p, kSecond, off, j);
+    const F sigma = scale::sigma<F, F>(s, sc);
+    static_cast<T*>(p.out[kZ])[e] = static_cast<T>(diag::sample<F>(mu, sigma, eps));
+    const F lv = scale::log_var<F, F>(s, sigma, sc);
+    sum[0] += stats::diag_kl_term<F>(mu, sigma, lv);
     sum[1] += stats::diag_log_q_term<F>(eps, lv);
   }
 
@@ -96,16 +101,20 @@ struct Backward {
     gq = static_cast<F>(static_cast<const T*>(p.in[kGradLogQ])[off[kGradLogQ]]);
   }
 
-  __device__ void element(const Problem& p, const int64_t* off, int64_t j, int64_t e, F eps) {
+  __device__ void element(const Problem& p, const int64_t* off, int64_t j, int64_t e, F eps,
+                          const scale::Scale<F>& sc) {
     const F dz = load<T, F>(p, kFirst, off, j);
     const F mu = load<T, F>(p, kMu, off, j);
-    const F s = diag::sigma<F, F>(load<T, F>(p, kSecond, off, j));
+    const F s = load<T, F>(p, kSecond, off, j);
+    const F sigma = scale::sigma<F, F>(s, sc);
+    const F dsig = scale::dsigma<F, F>(s, sigma, sc);
+    const F dlog = scale::dlog_sigma<F, F>(s, sigma, dsig, sc);
     static_cast<T*>(p.out[kGradMu])[e] = static_cast<T>(stats::diag_grad_mu<F>(dz, gk, mu));
     static_cast<T*>(p.out[kGradSecond])[e] =
-        static_cast<T>(stats::diag_grad_logvar<F>(dz, gk, gq, s, eps));
+        static_cast<T>(stats::diag_grad_scale<F>(dz, gk, gq, sigma, dsig, dlog, eps));
     if (p.out[kGradEps] != nullptr) {
       static_cast<T*>(p.out[kGradEps])[e] =
-          static_cast<T>(stats::diag_grad_eps<F>(dz, gq, s, eps));
+          static_cast<T>(stats::diag_grad_eps<F>(dz, gq, sigma, eps));
     }
   }
 };
@@ -122,6 +131,7 @@ __global__ void __launch_bounds__(kThreads, Op::kMinBlocks)
   uint64_t seed, offset;
   resolve_stream(src, seed, offset);
   const bool stream = p.in[kEps] == nullptr;
+  const scale::Scale<F> sc{p.scale, static_cast<F>(p.min_scale)};
   const int d = static_cast<int>(p.d);
   const int lanes = 1 << log_t;
   const int lane = threadIdx.x & (lanes - 1);
@@ -151,7 +161,7 @@ __global__ void __launch_bounds__(kThreads, Op::kMinBlocks)
         const int64_t e0 = (r0 + k) * d;
         for (int j = lane; j < d; j += lanes) {
           const F eps = stream ? eps_s[k * d + j] : load<typename Op::T, F>(p, kEps, off, j);
-          op.element(p, off, j, e0 + j, eps);
+          op.element(p, off, j, e0 + j, eps, sc);
         }
       }
       if constexpr (Op::kSums > 0) {
@@ -171,6 +181,7 @@ __global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(Problem p, Str
   uint64_t seed, offset;
   resolve_stream(src, seed, offset);
   const bool stream = p.in[kEps] == nullptr;
+  const scale::Scale<F> sc{p.scale, static_cast<F>(p.min_scale)};
   for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
     __syncthreads();  // the previous row's readers are done with off_s and eps_s
     if (threadIdx.x == 0) {
@@ -192,7 +203,7 @@ __global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(Problem p, Str
       for (int t = threadIdx.x; t < n; t += kThreads) {
         const int64_t j = c0 + t;
         const F eps = stream ? eps_s[t] : load<typename Op::T, F>(p, kEps, off, j);
-        op.element(p, off, j, r * p.d + j, eps);
+        op.element(p, off, j, r * p.d + j, eps, sc);
       }
     }
     if constexpr (Op::kSums > 0) {
@@ -226,10 +237,12 @@ void launch(const Problem& p, at::ScalarType dtype, const StreamSource& src) {
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cuda(
-    const at::Tensor& mu, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
-    const std::optional<at::Tensor>& seed_offset, std::optional<at::Generator> generator) {
+    const at::Tensor& mu, const at::Tensor& s, const std::optional<at::Tensor>& eps,
+    const std::optional<at::Tensor>& seed_offset, std::optional<at::Generator> generator,
+    int64_t scale, double min_scale) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
-  const std::vector<int64_t> shape = check_diag_stats_args(op, mu, logvar, eps, seed_offset);
+  const std::vector<int64_t> shape = check_diag_stats_args(op, mu, s, eps, seed_offset);
+  check_scale(scale, min_scale, op);
   const c10::cuda::CUDAGuard guard(mu.device());
   const StatsForwardOutputs out =
       stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
@@ -241,39 +254,42 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cu
   Problem p;
   KeepAlive keep;
   if (out.z.numel() != 0) {
-    p = make_stats_forward_problem(shape, mu, logvar, RowKind::kElement, eps, out, keep);
+    p = make_stats_forward_problem(shape, mu, s, RowKind::kElement, eps, out, keep);
   }
+  set_scale(p, scale, min_scale);
   launch<Forward>(p, mu.scalar_type(), src);
   return {out.z, out.kl, out.log_q, used};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_backward_cuda(
     const at::Tensor& grad_z, const at::Tensor& grad_kl, const at::Tensor& grad_log_q,
-    const at::Tensor& mu, const at::Tensor& logvar, const std::optional<at::Tensor>& eps,
-    const at::Tensor& seed_offset, bool need_grad_eps) {
+    const at::Tensor& mu, const at::Tensor& s, const std::optional<at::Tensor>& eps,
+    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats_backward";
-  check_diag_backward_args(grad_z, logvar, eps, seed_offset, need_grad_eps, op);
+  check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps, op);
   check_row_grads(op, grad_z, grad_kl, grad_log_q, mu);
+  check_scale(scale, min_scale, op);
   const c10::cuda::CUDAGuard guard(grad_z.device());
   const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
   at::Tensor grad_mu = at::empty(grad_z.sizes(), opts);
-  at::Tensor grad_logvar = at::empty(grad_z.sizes(), opts);
+  at::Tensor grad_s = at::empty(grad_z.sizes(), opts);
   at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
-  if (grad_z.numel() == 0) return {grad_mu, grad_logvar, grad_eps};
+  if (grad_z.numel() == 0) return {grad_mu, grad_s, grad_eps};
 
   KeepAlive keep;
   Problem p = make_rows_problem(
       grad_z.sizes(),
-      stats_backward_inputs(grad_z, logvar, RowKind::kElement, eps, grad_kl, grad_log_q, mu),
+      stats_backward_inputs(grad_z, s, RowKind::kElement, eps, grad_kl, grad_log_q, mu),
       keep);
+  set_scale(p, scale, min_scale);
   p.out[kGradMu] = grad_mu.mutable_data_ptr();
-  p.out[kGradSecond] = grad_logvar.mutable_data_ptr();
+  p.out[kGradSecond] = grad_s.mutable_data_ptr();
   p.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   at::Tensor so_in;
   const StreamSource src = stream_source(eps.has_value(), seed_offset, std::nullopt,
                                          grad_z.device(), so_in);
   launch<Backward>(p, grad_z.scalar_type(), src);
-  return {grad_mu, grad_logvar, grad_eps};
+  return {grad_mu, grad_s, grad_eps};
 }
 
 }  // namespace

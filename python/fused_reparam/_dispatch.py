@@ -59,12 +59,15 @@ def try_fused_call(
     generator: torch.Generator | None,
     backend: object,
     return_stats: object,
+    extra: tuple = (),
 ) -> torch.Tensor | _sample.ReparamSample | None:
     """The common call (no seed, no num_samples) straight into the fused op, whose C++ checks
-    stand in for the Python ones. Returns the result, or None when the call needs the full
-    path (the reference backend, a transform, tracing, an argument the op does not check).
-    Raises FusedCallRefused when the op raised: the caller's checks then name the problem in
-    the public function's words, or else re-raise the op's error (the op is not run twice)."""
+    stand in for the Python ones; `extra` are the op's trailing arguments (the diagonal op's
+    scale kind and min_scale, when not the defaults). Returns the result, or None when the
+    call needs the full path (the reference backend, a transform, tracing, an argument the op
+    does not check). Raises FusedCallRefused when the op raised: the caller's checks then
+    name the problem in the public function's words, or else re-raise the op's error (the op
+    is not run twice)."""
     if (
         type(mu) is not torch.Tensor
         or type(return_stats) is not bool
@@ -100,7 +103,7 @@ def try_fused_call(
     ):
         return None  # routed to the reference by the full path (see _needs_reference)
     try:
-        out = fused(mu, second, eps, None, generator)
+        out = fused(mu, second, eps, None, generator, *extra)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise FusedCallRefused(exc) from exc
     return _sample.stats_result(*out[:3], None) if return_stats else out[0]
@@ -119,9 +122,11 @@ def run_sampling_op(
     offset: int,
     backend: str,
     return_stats: bool,
+    extra: tuple = (),
 ) -> torch.Tensor | _sample.ReparamSample:
     """z (or a ReparamSample) of op `kind` ("diag" or "chol") for checked arguments; `shape`
-    is the sample's shape and `mu` is already expanded over num_samples."""
+    is the sample's shape and `mu` is already expanded over num_samples; `extra` as for
+    try_fused_call."""
     family = FAMILIES[kind]
     op = family.op(return_stats)
     which = _backend.resolve_backend(backend, mu.device, op)
@@ -134,13 +139,14 @@ def run_sampling_op(
                 # vmap(randomness="different") all see the draw.
                 seed, offset = _seed.draw_seed_offset_tensor(generator, mu.device).unbind()
             eps = _ref_diag.diag_noise(shape, seed, offset, mu.dtype, mu.device)
-        out = (family.reference_stats if return_stats else family.reference)(mu, second, eps)
+        ref = family.reference_stats if return_stats else family.reference
+        out = ref(mu, second, eps, *extra)
         # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).
         out = tuple(t.contiguous() for t in out) if return_stats else out.contiguous()
     else:
         seed_offset = None if seed is None else _seed.seed_offset_tensor(seed, offset, mu.device)
         # One call: autograd is the op's own (C++), for every backend.
-        out = _fused_op(which, op)(mu, second, eps, seed_offset, generator)
+        out = _fused_op(which, op)(mu, second, eps, seed_offset, generator, *extra)
         if not return_stats:
             out = out[0]
     return _sample.stats_result(*out[:3], num_samples) if return_stats else out
@@ -159,13 +165,15 @@ def sample(
     offset: object,
     backend: object,
     return_stats: object,
+    extra: tuple = (),
 ) -> torch.Tensor | _sample.ReparamSample:
     """A public sampling call: the common call straight into the fused op, else `checked`
     (the public function's argument checks, which return (mu expanded over num_samples, the
-    sample's shape, num_samples, seed, offset)) and then run_sampling_op."""
+    sample's shape, num_samples, seed, offset)) and then run_sampling_op; `extra` as for
+    try_fused_call."""
     if num_samples is None and seed is None and type(offset) is int and offset == 0:
         try:
-            out = try_fused_call(kind, mu, second, eps, generator, backend, return_stats)
+            out = try_fused_call(kind, mu, second, eps, generator, backend, return_stats, extra)
         except FusedCallRefused as refused:
             # The checks name the problem in the public function's words; if they pass,
             # the op's own error stands.
@@ -178,4 +186,4 @@ def sample(
     )
     return run_sampling_op(kind, mu, second, shape, num_samples=num_samples, eps=eps,
                            generator=generator, seed=seed, offset=offset, backend=backend,
-                           return_stats=return_stats)  # fmt: skip
+                           return_stats=return_stats, extra=extra)  # fmt: skip

@@ -9,6 +9,9 @@ import torch
 
 from ._families import BACKEND_PREFIX, FAMILIES, Family
 
+Tensor = torch.Tensor
+Opt = torch.Tensor | None
+
 
 def check_one_device(op: str, *tensors: torch.Tensor | None) -> None:
     """The fake kernels' device check. They also serve as the Meta kernels, which the
@@ -26,12 +29,29 @@ def check_one_device(op: str, *tensors: torch.Tensor | None) -> None:
 def _register(family: Family, prefix: str) -> None:
     ns = f"fused_reparam::{prefix}{family.op()}"
 
-    def sample(mu, second, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
+    # The diagonal ops' trailing scale and min_scale (the Cholesky ops have none) are unused.
+    def sample(
+        mu: Tensor,
+        second: Tensor,
+        eps: Opt = None,
+        seed_offset: Opt = None,
+        generator: object = None,
+        scale: int = 0,
+        min_scale: float = 0.0,
+    ) -> tuple[Tensor, Tensor]:
         check_one_device(ns, mu, second, eps, seed_offset)
         shape = family.sample_shape(mu.shape, second.shape)
         return mu.new_empty(shape), mu.new_empty((2,), dtype=torch.int64)
 
-    def sample_backward(grad_z, second, eps, seed_offset, need_grad_eps):  # noqa: ANN001
+    def sample_backward(
+        grad_z: Tensor,
+        second: Tensor,
+        eps: Opt,
+        seed_offset: Tensor,
+        need_grad_eps: bool,
+        scale: int = 0,
+        min_scale: float = 0.0,
+    ) -> tuple[Tensor, Tensor]:
         check_one_device(f"{ns}_backward", grad_z, second, eps, seed_offset)
         grad_eps_shape = grad_z.shape if need_grad_eps else (0,)
         return (
@@ -39,7 +59,15 @@ def _register(family: Family, prefix: str) -> None:
             grad_z.new_empty(grad_eps_shape),
         )
 
-    def stats(mu, second, eps=None, seed_offset=None, generator=None):  # noqa: ANN001
+    def stats(
+        mu: Tensor,
+        second: Tensor,
+        eps: Opt = None,
+        seed_offset: Opt = None,
+        generator: object = None,
+        scale: int = 0,
+        min_scale: float = 0.0,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         check_one_device(f"{ns}_stats", mu, second, eps, seed_offset)
         shape = family.sample_shape(mu.shape, second.shape)
         rows = shape[:-1]
@@ -50,7 +78,18 @@ def _register(family: Family, prefix: str) -> None:
             mu.new_empty((2,), dtype=torch.int64),
         )
 
-    def stats_backward(grad_z, grad_kl, grad_log_q, mu, second, eps, seed_offset, need):  # noqa: ANN001
+    def stats_backward(
+        grad_z: Tensor,
+        grad_kl: Tensor,
+        grad_log_q: Tensor,
+        mu: Tensor,
+        second: Tensor,
+        eps: Opt,
+        seed_offset: Tensor,
+        need: bool,
+        scale: int = 0,
+        min_scale: float = 0.0,
+    ) -> tuple[Tensor, Tensor, Tensor]:
         check_one_device(
             f"{ns}_stats_backward", grad_z, grad_kl, grad_log_q, mu, second, eps, seed_offset
         )

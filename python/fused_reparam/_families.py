@@ -53,7 +53,7 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "diag": Family("diag", "logvar", 0, _ref_diag.diag_rsample, _ref_stats.diag_stats),
+    "diag": Family("diag", "s", 0, _ref_diag.diag_rsample, _ref_stats.diag_stats),
     "chol": Family("chol", "scale_tril", 1, _ref_chol.chol_rsample, _ref_stats.chol_stats),
 }
 

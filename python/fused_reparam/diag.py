@@ -1,10 +1,11 @@
-"""The diagonal Gaussian op: z = mu + exp(0.5 * logvar) * eps, eps ~ N(0, I) made in-kernel."""
+"""The diagonal op: z = mu + sigma(s) * eps, eps ~ N(0, I) made in-kernel, with sigma from s
+by the chosen scale parametrization (exp(s / 2) by default: s is the log-variance)."""
 
 from __future__ import annotations
 
 import torch
 
-from . import _checks, _sample, _seed
+from . import _checks, _sample, _scales, _seed
 from ._dispatch import sample
 
 _WHERE = "fused_reparam.sample_diag"
@@ -12,8 +13,10 @@ _WHERE = "fused_reparam.sample_diag"
 
 def sample_diag(
     mu: torch.Tensor,
-    logvar: torch.Tensor,
+    s: torch.Tensor,
     *,
+    scale: str = "logvar",
+    min_scale: float = 0.0,
     num_samples: int | None = None,
     eps: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -22,18 +25,24 @@ def sample_diag(
     backend: str = "auto",
     return_stats: bool = False,
 ) -> torch.Tensor | _sample.ReparamSample:
-    """Reparameterized sample of a diagonal Gaussian from its log-variance, in one fused kernel.
+    """Reparameterized sample of a diagonal Gaussian, in one fused kernel.
 
-    Returns ``z = mu + exp(0.5 * logvar) * eps`` with ``eps ~ N(0, I)``, differentiable in
-    ``mu``, ``logvar`` (and ``eps`` when given). The noise is generated inside the kernel and
-    regenerated in the backward pass, so nothing but the inputs is kept for backward.
+    Returns ``z = mu + sigma * eps`` with ``eps ~ N(0, I)`` and ``sigma`` computed from ``s``
+    in the kernel, differentiable in ``mu``, ``s`` (and ``eps`` when given). The noise is
+    generated inside the kernel and regenerated in the backward pass, so nothing but the
+    inputs is kept for backward.
 
     Args:
         mu: mean, any shape (the last dim is the event dim D for the extras); float32,
             float64, float16 or bfloat16.
-        logvar: log-variance, broadcastable with ``mu`` and of the same dtype and device.
+        s: the scale input, broadcastable with ``mu`` and of the same dtype and device; what
+            it holds is set by ``scale``.
+        scale: how ``s`` gives sigma: ``"logvar"`` (``exp(s / 2)``, s the log-variance),
+            ``"log_std"`` (``exp(s)``), ``"std"`` (``s`` itself, > 0) or ``"softplus"``
+            (``log1p(exp(s))``, stable for large and very negative s).
+        min_scale: a lower bound added to sigma (``sigma = min_scale + f(s)``), >= 0.
         num_samples: K samples per distribution: z is ``[K, *broadcast shape]``; mu and
-            logvar are read in place (never copied K times) and their gradients are summed
+            s are read in place (never copied K times) and their gradients are summed
             over the K samples.
         eps: optional explicit noise of the sample's shape (then no noise is drawn and
             ``eps`` receives a gradient if it requires one).
@@ -44,26 +53,33 @@ def sample_diag(
         offset: stream offset in [0, 2**64), used with ``seed``.
         backend: "auto", "cpu", "cuda", "triton" or "reference" (see README, "Backends").
         return_stats: also return, from the same pass, ``kl = 0.5 * sum(mu^2 + sigma^2 - 1
-            - logvar)`` (KL to N(0, I)) and ``log_q = -0.5 * sum(eps^2 + logvar + log 2pi)``
-            (log q(z)), both over the last dim, with their gradients fused into the backward.
+            - 2 log sigma)`` (KL to N(0, I)) and ``log_q = -0.5 * sum(eps^2 + 2 log sigma +
+            log 2pi)`` (log q(z)), both over the last dim, with their gradients fused into the
+            backward.
 
     Returns:
-        z with the broadcast shape of ``mu`` and ``logvar`` (``[K, ...]`` with num_samples),
+        z with the broadcast shape of ``mu`` and ``s`` (``[K, ...]`` with num_samples),
         contiguous, of their dtype; with return_stats a ``ReparamSample(z, kl, log_q)``: kl
         ``[*batch]``, log_q ``[K, *batch]`` or ``[*batch]`` (batch = all dims but the last).
 
     Example:
         >>> mu, logvar = torch.zeros(4, 8), torch.zeros(4, 8)
         >>> z = sample_diag(mu, logvar, seed=1234)
+        >>> z = sample_diag(mu, torch.ones(4, 8), scale="std")
     """
-    return sample("diag", _checked, mu, logvar, num_samples=num_samples, eps=eps,
+    extra = (
+        ()
+        if scale == "logvar" and min_scale == 0.0
+        else _scales.check_scale(scale, min_scale, _WHERE)
+    )
+    return sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
                   generator=generator, seed=seed, offset=offset, backend=backend,
-                  return_stats=return_stats)  # fmt: skip
+                  return_stats=return_stats, extra=extra)  # fmt: skip
 
 
 def _checked(
     mu: object,
-    logvar: object,
+    s: object,
     num_samples: object,
     eps: torch.Tensor | None,
     generator: object,
@@ -76,9 +92,9 @@ def _checked(
     mu = _checks.check_float_tensor(mu, "mu", _WHERE)
     _checks.check_not_meta(mu, "mu", _WHERE)
     return_stats = _checks.check_flag(return_stats, "return_stats", _WHERE)
-    logvar = _checks.check_float_tensor(logvar, "logvar", _WHERE)
-    _checks.check_same_dtype_device(mu, "mu", logvar, "logvar", _WHERE)
-    shape = _checks.broadcast_shape(mu, "mu", logvar, "logvar", _WHERE)
+    s = _checks.check_float_tensor(s, "s", _WHERE)
+    _checks.check_same_dtype_device(mu, "mu", s, "s", _WHERE)
+    shape = _checks.broadcast_shape(mu, "mu", s, "s", _WHERE)
     num_samples = _sample.check_num_samples(num_samples, _WHERE)
     if return_stats:
         _sample.check_stats_shape(shape, _WHERE)
@@ -88,6 +104,6 @@ def _checked(
         mu = mu.expand(shape)
     desc = "[num_samples, *broadcast shape]" if num_samples else "the broadcast shape"
     seed, offset = _seed.check_stream_args(
-        mu, eps, shape, f"{desc} of mu and logvar", seed, offset, generator, _WHERE
+        mu, eps, shape, f"{desc} of mu and s", seed, offset, generator, _WHERE
     )
     return mu, shape, num_samples, seed, offset

@@ -1,7 +1,8 @@
 """``torch.nn`` modules for the reparameterization step of VAEs and stochastic policies.
 
-- :class:`Reparameterize`: ``forward(mu, logvar)`` -> ``mu + exp(0.5 * logvar) * eps`` in
-  training (one fused kernel, :func:`fused_reparam.sample_diag`), ``mu`` in eval.
+- :class:`Reparameterize`: ``forward(mu, s)`` -> ``mu + sigma(s) * eps`` in training (one
+  fused kernel, :func:`fused_reparam.sample_diag`; sigma = exp(0.5 * s) by default, s the
+  log-variance), ``mu`` in eval.
 - :class:`CholReparameterize`: ``forward(mu, scale_tril)`` -> ``mu + L @ eps`` in training
   (:func:`fused_reparam.sample_chol`), ``mu`` in eval.
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn as torch_nn
 
-from . import _checks
+from . import _checks, _scales
 from ._sample import ReparamSample, check_num_samples, check_stats_shape
 from .chol import sample_chol
 from .diag import sample_diag
@@ -27,6 +28,7 @@ from .distributions import (
     diag_kl_to_standard_normal,
     diag_log_q_at_mean,
 )
+from .reference import scale as _ref_scale
 
 __all__ = ["CholReparameterize", "Reparameterize"]
 
@@ -90,13 +92,17 @@ class _ReparameterizeBase(torch_nn.Module):
 
 
 class Reparameterize(_ReparameterizeBase):
-    r"""The VAE reparameterization ``z = mu + exp(0.5 * logvar) * eps`` as a module.
+    r"""The VAE reparameterization ``z = mu + sigma * eps`` as a module, sigma from the
+    second input by ``scale`` (the log-variance by default: ``exp(0.5 * logvar)``).
 
     In training mode ``forward`` is :func:`fused_reparam.sample_diag` (one fused kernel
     forward and backward, noise from torch's generator). In eval mode it returns the mean
-    ``mu`` (broadcast with ``logvar``; a view, no copy), unless ``sample_in_eval=True``.
+    ``mu`` (broadcast with the second input; a view, no copy), unless ``sample_in_eval=True``.
 
     Args:
+        scale: what the second input holds, as :func:`~fused_reparam.sample_diag`'s
+            ``scale``: ``"logvar"`` (default), ``"log_std"``, ``"std"`` or ``"softplus"``.
+        min_scale: a lower bound added to sigma (>= 0).
         num_samples: draw K samples per input: ``z`` is ``[K, *shape]`` (IWAE); in eval mode
             ``mu`` is expanded to that shape.
         sample_in_eval: sample in eval mode too (default: return the mean).
@@ -115,22 +121,51 @@ class Reparameterize(_ReparameterizeBase):
         True
     """
 
-    def forward(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor | ReparamSample:
+    def __init__(
+        self,
+        num_samples: int | None = None,
+        *,
+        scale: str = "logvar",
+        min_scale: float = 0.0,
+        sample_in_eval: bool = False,
+        return_stats: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(num_samples, sample_in_eval=sample_in_eval, return_stats=return_stats,
+                         backend=backend)  # fmt: skip
+        self._kind, self.min_scale = _scales.check_scale(
+            scale, min_scale, "fused_reparam.nn.Reparameterize"
+        )
+        self.scale = scale
+
+    def extra_repr(self) -> str:
+        """The options, for ``print(module)``."""
+        return f"{super().extra_repr()}, scale={self.scale!r}, min_scale={self.min_scale}"
+
+    def forward(self, mu: torch.Tensor, s: torch.Tensor) -> torch.Tensor | ReparamSample:
         """``z`` (or ``ReparamSample(z, kl, log_q)`` with ``return_stats``) for ``mu`` and
-        ``logvar`` of broadcastable shapes."""
+        the scale input ``s`` (the log-variance by default) of broadcastable shapes."""
         if self._samples():
             return sample_diag(
                 mu,
-                logvar,
+                s,
+                scale=self.scale,
+                min_scale=self.min_scale,
                 num_samples=self.num_samples,
                 backend=self.backend,
                 return_stats=self.return_stats,
             )
         where = "fused_reparam.nn.Reparameterize"
-        mu, logvar = _check_pair(mu, "mu", logvar, "logvar", where)
-        shape = _checks.broadcast_shape(mu, "mu", logvar, "logvar", where)
+        mu, s = _check_pair(mu, "mu", s, "s", where)
+        shape = _checks.broadcast_shape(mu, "mu", s, "s", where)
+        if self.return_stats and (self._kind, self.min_scale) != (_ref_scale.LOGVAR, 0.0):
+            # The closed forms take the log-variance: 2 log sigma, in the compute type.
+            ct = torch.float64 if s.dtype == torch.float64 else torch.float32
+            sc = s.to(ct)
+            sig = _ref_scale.sigma(sc, self._kind, self.min_scale)
+            s = _ref_scale.log_var(sc, sig, self._kind, self.min_scale)
         kl_fn, log_q_fn = diag_kl_to_standard_normal, diag_log_q_at_mean
-        return self._mean(mu, logvar, shape, kl_fn, log_q_fn, where)
+        return self._mean(mu, s, shape, kl_fn, log_q_fn, where)
 
 
 class CholReparameterize(_ReparameterizeBase):

@@ -5,16 +5,21 @@
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/normal.h"
 #include "fused_reparam/philox.h"
+#include "fused_reparam/scale.h"
 
 namespace fr = fused_reparam;
 
 template <class S>
-__device__ S diag_all(uint64_t seed, uint64_t offset, uint64_t i, S mu, S lv, S dz) {
+__device__ S diag_all(uint64_t seed, uint64_t offset, uint64_t i, S mu, S s, S dz) {
   S n[4];
   fr::stream_normals4<S>(seed, offset, i >> 2, n);
-  const S sigma = fr::diag::sigma<S, S>(lv);
-  return fr::diag::sample<S>(mu, sigma, n[i & 3]) + fr::diag::grad_logvar<S, S>(dz, sigma, n[0]) +
-         fr::diag::grad_eps<S>(dz, sigma) + fr::stream_normal_at<S>(seed, offset, i);
+  const fr::scale::Scale<S> sc{static_cast<int>(i % fr::scale::kNumKinds), S(i & 1)};
+  const S sigma = fr::scale::sigma<S, S>(s, sc);
+  const S dsigma = fr::scale::dsigma<S, S>(s, sigma, sc);
+  return fr::diag::sample<S>(mu, sigma, n[i & 3]) + fr::diag::grad_scale<S>(dz, dsigma, n[0]) +
+         fr::diag::grad_eps<S>(dz, sigma) + fr::scale::log_var<S, S>(s, sigma, sc) +
+         fr::scale::dlog_sigma<S, S>(s, sigma, dsigma, sc) +
+         fr::stream_normal_at<S>(seed, offset, i);
 }
 
 __global__ void header_check_kernel(uint64_t seed, uint64_t offset, uint32_t* words, float* f,

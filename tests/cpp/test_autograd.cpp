@@ -6,6 +6,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <optional>
+#include <string>
 #include <tuple>
 
 #include "check.h"
@@ -17,11 +18,18 @@ using Four = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 using OptTensor = std::optional<at::Tensor>;
 constexpr double kTol = 1e-10;
 
+// A forward op (no eps); the diagonal ones also take the scale (0 logvar, 1 log_std, ...).
 template <class Out>
 Out call(const char* name, const at::Tensor& mu, const at::Tensor& second,
-         const OptTensor& seed_offset) {
-  auto op = c10::Dispatcher::singleton()
-                .findSchemaOrThrow(name, "")
+         const OptTensor& seed_offset, int64_t scale = 0) {
+  auto& dispatcher = c10::Dispatcher::singleton();
+  if (std::string(name).find("diag") != std::string::npos) {
+    auto op = dispatcher.findSchemaOrThrow(name, "")
+                  .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,
+                             const OptTensor&, std::optional<at::Generator>, int64_t, double)>();
+    return op.call(mu, second, std::nullopt, seed_offset, std::nullopt, scale, 0.0);
+  }
+  auto op = dispatcher.findSchemaOrThrow(name, "")
                 .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,
                            const OptTensor&, std::optional<at::Generator>)>();
   return op.call(mu, second, std::nullopt, seed_offset, std::nullopt);
@@ -74,6 +82,21 @@ FR_TEST(diag_double_backward) {
   const at::Tensor gg = torch::autograd::grad({g.sum()}, {logvar})[0];
   const at::Tensor sigma = at::exp(0.5 * logvar.detach());
   check_close(gg, 0.25 * w * sigma * noise({5, 2}), "d2/dlogvar2");
+}
+
+FR_TEST(diag_softplus_scale_gradient_and_double_backward) {
+  at::manual_seed(5);
+  const at::Tensor mu = randn({4, 3}).requires_grad_();
+  const at::Tensor rho = randn({4, 3}).requires_grad_();
+  const at::Tensor w = randn({4, 3});
+  const at::Tensor z = std::get<0>(call<Pair>("fused_reparam::diag_rsample", mu, rho,
+                                              seed_offset(), 3));
+  const at::Tensor g = torch::autograd::grad({(z * w).sum()}, {rho}, {}, true, true)[0];
+  const at::Tensor gg = torch::autograd::grad({g.sum()}, {rho})[0];
+  const at::Tensor sig = at::sigmoid(rho.detach());  // d softplus / ds
+  const at::Tensor eps = noise({4, 3});
+  check_close(g.detach(), w * sig * eps, "d/d rho");
+  check_close(gg, w * sig * (1 - sig) * eps, "d2/d rho2");
 }
 
 FR_TEST(chol_gradient_of_a_shared_scale_tril) {

@@ -22,29 +22,34 @@ using cpu_op_test::seed_offset;
 using cpu_op_test::tensor;
 using Pair = std::tuple<at::Tensor, at::Tensor>;
 
-Pair rsample(const at::Tensor& mu, const at::Tensor& logvar,
-             const std::optional<at::Tensor>& eps, const std::optional<at::Tensor>& seed_offset) {
+// The scale: 0 logvar (the default), 1 log_std, 2 std, 3 softplus; min_scale added to sigma.
+Pair rsample(const at::Tensor& mu, const at::Tensor& s, const std::optional<at::Tensor>& eps,
+             const std::optional<at::Tensor>& seed_offset, int64_t scale = 0,
+             double min_scale = 0.0) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("fused_reparam::diag_rsample", "")
                        .typed<Pair(const at::Tensor&, const at::Tensor&,
                                    const std::optional<at::Tensor>&,
                                    const std::optional<at::Tensor>&,
-                                   std::optional<at::Generator>)>();
-  return op.call(mu, logvar, eps, seed_offset, std::nullopt);
+                                   std::optional<at::Generator>, int64_t, double)>();
+  return op.call(mu, s, eps, seed_offset, std::nullopt, scale, min_scale);
 }
 
-Pair rsample_backward(const at::Tensor& grad_z, const at::Tensor& logvar,
+Pair rsample_backward(const at::Tensor& grad_z, const at::Tensor& s,
                       const std::optional<at::Tensor>& eps, const at::Tensor& seed_offset,
-                      bool need_grad_eps) {
+                      bool need_grad_eps, int64_t scale = 0, double min_scale = 0.0) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("fused_reparam::diag_rsample_backward", "")
                        .typed<Pair(const at::Tensor&, const at::Tensor&,
-                                   const std::optional<at::Tensor>&, const at::Tensor&, bool)>();
-  return op.call(grad_z, logvar, eps, seed_offset, need_grad_eps);
+                                   const std::optional<at::Tensor>&, const at::Tensor&, bool,
+                                   int64_t, double)>();
+  return op.call(grad_z, s, eps, seed_offset, need_grad_eps, scale, min_scale);
 }
 
 constexpr double kLn4 = 1.3862943611198906;  // sigma = exp(0.5 * ln 4) = 2
 constexpr double kE = 2.718281828459045;     // sigma for logvar = 2
+
+at::Tensor mu_of_four() { return at::zeros({4}); }
 
 }  // namespace
 
@@ -71,6 +76,40 @@ FR_TEST(explicit_eps_forward_and_backward) {
     check_values(glv2, {0.5, 1.0, 0.5, 0.375 * kE}, tol);
     FR_CHECK_EQ(none.numel(), 0);
   }
+}
+
+// mu = {0.5, -1}, eps = {1, -2}, grad_z = {1, 2}: each scale's sigma and d sigma / ds.
+FR_TEST(scales_forward_and_backward) {
+  const double sp30 = 30.0 + std::log1p(std::exp(-30.0));  // softplus(30), exactly
+  const double sg30 = 1.0 / (1.0 + std::exp(-30.0));
+  struct Case {
+    int64_t scale;
+    double min_scale, s0, s1, sigma0, sigma1, dsigma0, dsigma1;
+  };
+  const Case cases[] = {
+      {1, 0.0, 0.0, std::log(2.0), 1.0, 2.0, 1.0, 2.0},        // log_std: exp(s)
+      {2, 0.5, 1.5, 2.0, 2.0, 2.5, 1.0, 1.0},                  // std: 0.5 + s
+      {3, 0.0, 0.0, 30.0, std::log(2.0), sp30, 0.5, sg30},     // softplus
+      {0, 0.25, 0.0, kLn4, 1.25, 2.25, 0.5, 1.0},              // logvar: 0.25 + exp(s / 2)
+  };
+  for (at::ScalarType t : {at::kFloat, at::kDouble}) {
+    const double tol = t == at::kFloat ? 2e-6 : 1e-12;
+    const at::Tensor mu = tensor({0.5, -1.0}, t);
+    const at::Tensor eps = tensor({1.0, -2.0}, t);
+    const at::Tensor g = tensor({1.0, 2.0}, t);
+    for (const Case& c : cases) {
+      const at::Tensor s = tensor({c.s0, c.s1}, t);
+      const auto [z, used] = rsample(mu, s, eps, std::nullopt, c.scale, c.min_scale);
+      check_values(z, {0.5 + c.sigma0, -1.0 - 2.0 * c.sigma1}, tol * 30);
+      const auto [gs, geps] = rsample_backward(g, s, eps, used, true, c.scale, c.min_scale);
+      check_values(gs, {c.dsigma0, -4.0 * c.dsigma1}, tol);  // g * sigma' * eps
+      check_values(geps, {c.sigma0, 2.0 * c.sigma1}, tol * 30);
+    }
+  }
+  FR_CHECK_THROWS(rsample(mu_of_four(), mu_of_four(), std::nullopt, std::nullopt, 4),
+                  c10::Error, "scale must be 0 (logvar)");
+  FR_CHECK_THROWS(rsample(mu_of_four(), mu_of_four(), std::nullopt, std::nullopt, 0, -1.0),
+                  c10::Error, "min_scale must be finite and >= 0");
 }
 
 FR_TEST(broadcast_explicit_eps) {

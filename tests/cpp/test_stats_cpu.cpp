@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <string>
 #include <tuple>
 
 #include "check.h"
@@ -35,14 +36,28 @@ Pair chol(const at::Tensor& mu, const at::Tensor& l, const OptT& eps) {
                                             std::nullopt, std::nullopt);
 }
 
-Four stats(const char* name, const at::Tensor& mu, const at::Tensor& second, const OptT& eps) {
+// The diagonal ops also take the scale (0 logvar, 1 log_std, ...) and min_scale.
+Four stats(const char* name, const at::Tensor& mu, const at::Tensor& second, const OptT& eps,
+           int64_t scale = 0) {
+  if (std::string(name).find("diag") != std::string::npos) {
+    return call<Four, const at::Tensor&, const at::Tensor&, const OptT&, const OptT&,
+                std::optional<at::Generator>, int64_t, double>(name, mu, second, eps,
+                                                               std::nullopt, std::nullopt,
+                                                               scale, 0.0);
+  }
   return call<Four, const at::Tensor&, const at::Tensor&, const OptT&, const OptT&,
               std::optional<at::Generator>>(name, mu, second, eps, std::nullopt, std::nullopt);
 }
 
 Three stats_backward(const char* name, const at::Tensor& gz, const at::Tensor& gk,
                      const at::Tensor& gq, const at::Tensor& mu, const at::Tensor& second,
-                     const OptT& eps, bool need_grad_eps) {
+                     const OptT& eps, bool need_grad_eps, int64_t scale = 0) {
+  if (std::string(name).find("diag") != std::string::npos) {
+    return call<Three, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                const at::Tensor&, const at::Tensor&, const OptT&, const at::Tensor&, bool,
+                int64_t, double>(name, gz, gk, gq, mu, second, eps, seed_offset(0, 0),
+                                 need_grad_eps, scale, 0.0);
+  }
   return call<Three, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
               const at::Tensor&, const OptT&, const at::Tensor&, bool>(
       name, gz, gk, gq, mu, second, eps, seed_offset(0, 0), need_grad_eps);
@@ -108,6 +123,16 @@ FR_TEST(diag_stats_values_and_gradients) {
     check_values(g_mu, {1.25, 1.5}, tol_of(t));
     check_values(g_lv, {1.0, -2.75}, tol_of(t));  // 0.5 (gz sigma eps + gk (sigma^2 - 1) - gq)
     check_values(g_eps, {2.0, 2.0}, tol_of(t));   // gz sigma - gq eps
+    // The same sigma from log_std s = logvar / 2: the same extras, and grad_s = 2 grad_logvar.
+    const at::Tensor ls = tensor({0.0, 0.5 * kLn4}, t);
+    const auto [z2, kl2, log_q2, used2] =
+        stats("fused_reparam::diag_rsample_stats", mu, ls, eps, 1);
+    check_values(kl2, {0.5 * (0.25 + 4.0 - kLn4)}, tol_of(t));
+    check_values(log_q2, {-0.5 * (5.0 + kLn4 + 2.0 * kLog2Pi)}, tol_of(t));
+    const auto [g_mu2, g_ls, g_eps2] = stats_backward(
+        "fused_reparam::diag_rsample_stats_backward", tensor({1.0, 2.0}, t),
+        tensor({0.5}, t).squeeze(0), tensor({-1.0}, t).squeeze(0), mu, ls, eps, true, 1);
+    check_values(g_ls, {2.0, -5.5}, tol_of(t));
   }
 }
 

@@ -1,8 +1,9 @@
 // Uniforms and Box-Muller of the noise contract (docs/design.md), generic over the
 // compute type F: float or double on host and device, or a CPU SIMD vector of them.
 //
-// A type F plugs in by specializing MathOps<F> (log, sqrt, sin, cos, exp, and the exact
-// uint32 -> F conversion of a word type). Every backend's arithmetic then has one source.
+// A type F plugs in by specializing MathOps<F> (log, sqrt, sin, cos, exp, log1p, a select,
+// and the exact uint32 -> F conversion of a word type). Every backend's arithmetic then has
+// one source.
 #pragma once
 
 #include <cmath>
@@ -21,6 +22,11 @@ struct MathOps<float> {
   FR_HOST_DEVICE static float log(float x) { return ::logf(x); }
   FR_HOST_DEVICE static float sqrt(float x) { return ::sqrtf(x); }
   FR_HOST_DEVICE static float exp(float x) { return ::expf(x); }
+  FR_HOST_DEVICE static float log1p(float x) { return ::log1pf(x); }
+  // a > b ? x : y (a SIMD type selects per lane).
+  FR_HOST_DEVICE static float select_gt(float a, float b, float x, float y) {
+    return a > b ? x : y;
+  }
   FR_HOST_DEVICE static void sincos(float x, float& s, float& c) {
 #if FR_DEVICE_PASS
     ::sincosf(x, &s, &c);
@@ -38,6 +44,10 @@ struct MathOps<double> {
   FR_HOST_DEVICE static double log(double x) { return ::log(x); }
   FR_HOST_DEVICE static double sqrt(double x) { return ::sqrt(x); }
   FR_HOST_DEVICE static double exp(double x) { return ::exp(x); }
+  FR_HOST_DEVICE static double log1p(double x) { return ::log1p(x); }
+  FR_HOST_DEVICE static double select_gt(double a, double b, double x, double y) {
+    return a > b ? x : y;
+  }
   FR_HOST_DEVICE static void sincos(double x, double& s, double& c) {
 #if FR_DEVICE_PASS
     ::sincos(x, &s, &c);

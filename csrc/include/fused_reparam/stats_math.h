@@ -15,19 +15,19 @@ struct StatsConstants {
   static constexpr S kLog2Pi = S(1.83787706640934548356);  // log(2 pi)
 };
 
-// ---- diagonal op: kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar),
-//      log_q = -0.5 * sum(eps^2 + logvar + log 2pi)
+// ---- diagonal op, with lv = 2 log sigma (scale::log_var; the input itself for logvar):
+//      kl = 0.5 * sum(mu^2 + sigma^2 - 1 - lv), log_q = -0.5 * sum(eps^2 + lv + log 2pi)
 
-// The KL term of one element: mu^2 + sigma^2 - 1 - logvar (the row sum is halved at the end).
+// The KL term of one element: mu^2 + sigma^2 - 1 - lv (the row sum is halved at the end).
 template <class F>
-FR_HOST_DEVICE F diag_kl_term(F mu, F sigma, F logvar) {
-  return mu * mu + sigma * sigma - F(1) - logvar;
+FR_HOST_DEVICE F diag_kl_term(F mu, F sigma, F lv) {
+  return mu * mu + sigma * sigma - F(1) - lv;
 }
 
-// The log q term of one element: eps^2 + logvar (the row adds D log 2pi and scales by -0.5).
+// The log q term of one element: eps^2 + lv (the row adds D log 2pi and scales by -0.5).
 template <class F>
-FR_HOST_DEVICE F diag_log_q_term(F eps, F logvar) {
-  return eps * eps + logvar;
+FR_HOST_DEVICE F diag_log_q_term(F eps, F lv) {
+  return eps * eps + lv;
 }
 
 template <class S>
@@ -46,10 +46,12 @@ FR_HOST_DEVICE F diag_grad_mu(F dz, F gk, F mu) {
   return dz + gk * mu;
 }
 
-// grad_logvar = 0.5 * (dz * sigma * eps + gk * (sigma^2 - 1) - gq)
+// The scale input's gradient, with sigma' = d sigma / ds and dlog = d log sigma / ds:
+//   ds = sigma' * (dz * eps + gk * sigma) - dlog * (gk + gq)
+// (for logvar: 0.5 * (dz * sigma * eps + gk * (sigma^2 - 1) - gq)).
 template <class F>
-FR_HOST_DEVICE F diag_grad_logvar(F dz, F gk, F gq, F sigma, F eps) {
-  return F(0.5) * ((dz * sigma) * eps + gk * (sigma * sigma - F(1)) - gq);
+FR_HOST_DEVICE F diag_grad_scale(F dz, F gk, F gq, F sigma, F dsigma, F dlog, F eps) {
+  return dsigma * (dz * eps + gk * sigma) - dlog * (gk + gq);
 }
 
 // grad_eps = dz * sigma - gq * eps

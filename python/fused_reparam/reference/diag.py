@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from . import scale as _scale
 from .philox import compute_dtype, standard_normal
 
 __all__ = ["compute_dtype", "diag_noise", "diag_rsample"]
@@ -25,8 +26,11 @@ def diag_noise(
     return standard_normal(shape, seed, offset, dtype=compute_dtype(dtype), device=device)
 
 
-def diag_rsample(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """z = mu + exp(0.5 * logvar) * eps, in the compute dtype, rounded to mu's dtype."""
+def diag_rsample(
+    mu: torch.Tensor, s: torch.Tensor, eps: torch.Tensor, scale: int = 0, min_scale: float = 0.0
+) -> torch.Tensor:
+    """z = mu + sigma(s) * eps (sigma of scale kind `scale`, reference/scale.py; exp(s / 2)
+    by default), in the compute dtype, rounded to mu's dtype."""
     ct = compute_dtype(mu.dtype)
-    z = mu.to(ct) + torch.exp(0.5 * logvar.to(ct)) * eps.to(ct)
+    z = mu.to(ct) + _scale.sigma(s.to(ct), scale, min_scale) * eps.to(ct)
     return z.to(mu.dtype)

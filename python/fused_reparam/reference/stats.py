@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from . import scale as _scale
 from .philox import compute_dtype
 
 __all__ = ["LOG_2PI", "chol_stats", "chol_stats_backward", "diag_stats", "diag_stats_backward"]
@@ -19,16 +20,19 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def diag_stats(
-    mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor
+    mu: torch.Tensor, s: torch.Tensor, eps: torch.Tensor, scale: int = 0, min_scale: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(z, kl, log_q) of the diagonal op for explicit eps of the broadcast shape [*batch, D]:
-    kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar), log_q = -0.5 * sum(eps^2 + logvar + log 2pi),
+    """(z, kl, log_q) of the diagonal op for explicit eps of the broadcast shape [*batch, D],
+    with sigma of scale kind `scale` (reference/scale.py) and lv = 2 log sigma:
+    kl = 0.5 * sum(mu^2 + sigma^2 - 1 - lv), log_q = -0.5 * sum(eps^2 + lv + log 2pi),
     both over the last dim, shape [*batch]."""
     ct = compute_dtype(mu.dtype)
-    m, lv, e = mu.to(ct), logvar.to(ct), eps.to(ct)
-    m, lv = torch.broadcast_tensors(m, lv)
-    z = m + torch.exp(0.5 * lv) * e
-    kl = 0.5 * (m * m + torch.exp(lv) - 1.0 - lv).sum(-1)
+    m, sc, e = mu.to(ct), s.to(ct), eps.to(ct)
+    m, sc = torch.broadcast_tensors(m, sc)
+    sig = _scale.sigma(sc, scale, min_scale)
+    lv = _scale.log_var(sc, sig, scale, min_scale)
+    z = m + sig * e
+    kl = 0.5 * (m * m + sig * sig - 1.0 - lv).sum(-1)
     log_q = -0.5 * (e * e + lv + LOG_2PI).sum(-1)
     return z.to(mu.dtype), kl.to(mu.dtype), log_q.to(mu.dtype)
 
@@ -38,17 +42,21 @@ def diag_stats_backward(
     grad_kl: torch.Tensor,
     grad_log_q: torch.Tensor,
     mu: torch.Tensor,
-    logvar: torch.Tensor,
+    s: torch.Tensor,
     eps: torch.Tensor,
+    scale: int = 0,
+    min_scale: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(grad_mu, grad_logvar, grad_eps) over the sample's shape, in torch ops (differentiable):
+    """(grad_mu, grad_s, grad_eps) over the sample's shape, in torch ops (differentiable):
     the formulas of fused_reparam::diag_rsample_stats_backward, with eps a tensor."""
     gk, gq = grad_kl.unsqueeze(-1), grad_log_q.unsqueeze(-1)
-    sigma = torch.exp(0.5 * logvar)
+    sig = _scale.sigma(s, scale, min_scale)
+    dsig = _scale.dsigma(s, sig, scale, min_scale)
+    dlog = _scale.dlog_sigma(s, sig, dsig, scale, min_scale)
     grad_mu = grad_z + gk * mu
-    grad_logvar = 0.5 * grad_z * sigma * eps + 0.5 * gk * (sigma * sigma - 1.0) - 0.5 * gq
-    grad_eps = grad_z * sigma - gq * eps
-    return grad_mu, grad_logvar, grad_eps
+    grad_s = dsig * (grad_z * eps + gk * sig) - dlog * (gk + gq)
+    grad_eps = grad_z * sig - gq * eps
+    return grad_mu, grad_s, grad_eps
 
 
 def _log_abs_det(scale_tril: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,63 @@
+#include "autograd/scale_terms.h"
+
+#include <ATen/ATen.h>
+
+#include "fused_reparam/scale.h"
+
+namespace fused_reparam {
+namespace autograd {
+
+ScaleTerms scale_terms(const Tensor& s, const ScaleArgs& sc, bool with_log) {
+  ScaleTerms t;
+  switch (sc.kind) {
+    case scale::kLogStd:
+      t.sigma = at::exp(s);
+      t.dsigma = t.sigma;
+      t.d2sigma = t.sigma;
+      break;
+    case scale::kStd:
+      t.sigma = s;
+      t.dsigma = at::ones_like(s);
+      t.d2sigma = at::zeros_like(s);
+      break;
+    case scale::kSoftplus:
+      t.sigma = at::logaddexp(s, at::zeros_like(s));  // exact for every s
+      t.dsigma = at::sigmoid(s);
+      t.d2sigma = t.dsigma * at::sigmoid(-s);
+      break;
+    default:
+      t.sigma = at::exp(0.5 * s);
+      t.dsigma = 0.5 * t.sigma;
+      t.d2sigma = 0.25 * t.sigma;
+      break;
+  }
+  if (sc.min != 0.0) t.sigma = t.sigma + sc.min;
+  if (!with_log) return t;
+  if (sc.min == 0.0 && (sc.kind == scale::kLogvar || sc.kind == scale::kLogStd)) {
+    t.dlog = at::full_like(s, sc.kind == scale::kLogvar ? 0.5 : 1.0);
+    t.d2log = at::zeros_like(s);
+    return t;
+  }
+  t.dlog = t.dsigma / t.sigma;
+  t.d2log = t.d2sigma / t.sigma - t.dlog * t.dlog;
+  if (sc.min == 0.0 && sc.kind == scale::kSoftplus) {
+    // Where softplus(s) underflows: log sigma = s - exp(s) / 2 to within exp(2s).
+    const Tensor tail = s < -scale::kSoftplusTail;
+    const Tensor e = at::exp(at::minimum(s, at::full_like(s, -scale::kSoftplusTail)));
+    t.dlog = at::where(tail, 1.0 - 0.5 * e, t.dlog);
+    t.d2log = at::where(tail, -0.5 * e, t.d2log);
+  }
+  return t;
+}
+
+Tensor d2sigma_over_dsigma(const Tensor& s, const ScaleArgs& sc) {
+  switch (sc.kind) {
+    case scale::kLogStd: return at::ones_like(s);
+    case scale::kStd: return at::zeros_like(s);
+    case scale::kSoftplus: return at::sigmoid(-s);
+    default: return at::full_like(s, 0.5);
+  }
+}
+
+}  // namespace autograd
+}  // namespace fused_reparam

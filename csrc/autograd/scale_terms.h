@@ -1,0 +1,41 @@
+// The diagonal op's scale parametrization in the autograd layer: kept in a node for its
+// backward, and in differentiable ATen ops for the double backward formulas (sigma(s), its
+// first two derivatives and those of log sigma; the kernels' formulas, fused_reparam/scale.h,
+// with the same stable softplus tail).
+#pragma once
+
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "autograd/backend_ops.h"
+
+namespace fused_reparam {
+namespace autograd {
+
+// Kept only when not the default, so the common call saves nothing more.
+inline void save_scale(torch::autograd::AutogradContext* ctx, const ScaleArgs& sc) {
+  if (sc.kind != 0) ctx->saved_data["scale"] = sc.kind;
+  if (sc.min != 0.0) ctx->saved_data["min_scale"] = sc.min;
+}
+
+inline ScaleArgs saved_scale(torch::autograd::AutogradContext* ctx) {
+  ScaleArgs sc;
+  const auto kind = ctx->saved_data.find("scale");
+  if (kind != ctx->saved_data.end()) sc.kind = kind->second.toInt();
+  const auto min = ctx->saved_data.find("min_scale");
+  if (min != ctx->saved_data.end()) sc.min = min->second.toDouble();
+  return sc;
+}
+
+struct ScaleTerms {
+  Tensor sigma, dsigma, d2sigma;  // sigma, d sigma / ds, d^2 sigma / ds^2
+  Tensor dlog, d2log;             // d log sigma / ds, d^2 log sigma / ds^2 (if asked for)
+};
+
+ScaleTerms scale_terms(const Tensor& s, const ScaleArgs& sc, bool with_log);
+
+// d^2 sigma / ds^2 over d sigma / ds as a tensor or number: 1/2 (logvar), 1 (log_std), 0 (std),
+// sigmoid(-s) (softplus), so that g * sigma'' * eps is the backward kernel run on g times it.
+Tensor d2sigma_over_dsigma(const Tensor& s, const ScaleArgs& sc);
+
+}  // namespace autograd
+}  // namespace fused_reparam

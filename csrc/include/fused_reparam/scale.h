@@ -1,0 +1,111 @@
+// The scale parametrizations of the diagonal op (docs/design.md, "Scales"): sigma from the
+// op's second input s, its derivative, and the log-variance terms of the VAE extras, shared by
+// every C++ and CUDA kernel. F is the compute type (float for half types, double) or a CPU SIMD
+// vector of it; S its scalar type.
+//
+//   kind      sigma            d sigma / ds
+//   logvar    exp(s / 2)       sigma / 2
+//   log_std   exp(s)           sigma
+//   std       s                1
+//   softplus  log1p(exp(s))    sigmoid(s)
+//
+// then sigma += min_scale (a lower bound, 0 by default). The kind is one value for a whole
+// launch: the branches below are uniform, so no vector or warp diverges.
+#pragma once
+
+#include <cstdint>
+
+#include "fused_reparam/macros.h"
+#include "fused_reparam/normal.h"
+
+namespace fused_reparam {
+namespace scale {
+
+enum Kind : int { kLogvar = 0, kLogStd = 1, kStd = 2, kSoftplus = 3 };
+constexpr int kNumKinds = 4;
+
+// Below -kSoftplusTail, log(softplus(s)) = s - exp(s) / 2 to within exp(2s), where
+// softplus(s) itself underflows first.
+constexpr double kSoftplusTail = 20.0;
+
+// The scale of one launch: its kind and lower bound (in the compute type's scalar).
+template <class S>
+struct Scale {
+  int kind = kLogvar;
+  S min = S(0);
+};
+
+// softplus(s) = max(s, 0) + log1p(exp(-|s|)): exact for every s, one exp.
+template <class F, class S>
+FR_HOST_DEVICE F softplus(F s) {
+  const F zero(S(0));
+  const F pos = MathOps<F>::select_gt(s, zero, s, zero);
+  return pos + MathOps<F>::log1p(MathOps<F>::exp(s - pos - pos));
+}
+
+template <class F, class S>
+FR_HOST_DEVICE F sigmoid(F s) {
+  return F(S(1)) / (F(S(1)) + MathOps<F>::exp(F(S(0)) - s));
+}
+
+// sigma of s (min included).
+template <class F, class S>
+FR_HOST_DEVICE F sigma(F s, const Scale<S>& sc) {
+  F base;
+  switch (sc.kind) {
+    case kLogStd: base = MathOps<F>::exp(s); break;
+    case kStd: base = s; break;
+    case kSoftplus: base = softplus<F, S>(s); break;
+    default: base = MathOps<F>::exp(F(NoiseConstants<S>::kHalf) * s); break;
+  }
+  return base + F(sc.min);
+}
+
+// d sigma / ds, given sigma (the min does not change it).
+template <class F, class S>
+FR_HOST_DEVICE F dsigma(F s, F sigma, const Scale<S>& sc) {
+  switch (sc.kind) {
+    case kLogStd: return sigma - F(sc.min);
+    case kStd: return F(S(1));
+    case kSoftplus: return sigmoid<F, S>(s);
+    default: return F(NoiseConstants<S>::kHalf) * (sigma - F(sc.min));
+  }
+}
+
+// 2 log sigma (the log-variance the KL and log q terms take), exact in s where it can be.
+template <class F, class S>
+FR_HOST_DEVICE F log_var(F s, F sigma, const Scale<S>& sc) {
+  const F two(S(2));
+  if (sc.min == S(0)) {
+    switch (sc.kind) {
+      case kLogvar: return s;
+      case kLogStd: return two * s;
+      case kSoftplus:
+        return MathOps<F>::select_gt(F(S(-kSoftplusTail)), s,
+                                     two * (s - F(NoiseConstants<S>::kHalf) * MathOps<F>::exp(s)),
+                                     two * MathOps<F>::log(sigma));
+      default: break;
+    }
+  }
+  return two * MathOps<F>::log(sigma);
+}
+
+// d log sigma / ds, given sigma and d sigma / ds; stable where sigma underflows.
+template <class F, class S>
+FR_HOST_DEVICE F dlog_sigma(F s, F sigma, F dsig, const Scale<S>& sc) {
+  if (sc.min == S(0)) {
+    switch (sc.kind) {
+      case kLogvar: return F(NoiseConstants<S>::kHalf);
+      case kLogStd: return F(S(1));
+      case kSoftplus:
+        return MathOps<F>::select_gt(F(S(-kSoftplusTail)), s,
+                                     F(S(1)) - F(NoiseConstants<S>::kHalf) * MathOps<F>::exp(s),
+                                     dsig / sigma);
+      default: break;
+    }
+  }
+  return dsig / sigma;
+}
+
+}  // namespace scale
+}  // namespace fused_reparam
