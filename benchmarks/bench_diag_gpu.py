@@ -1,13 +1,13 @@
 """GPU benchmark of the diagonal op (docs/design.md, "Performance").
 
 For N = 2^12 .. 2^28 elements, float32 and bfloat16: forward, backward and forward+backward of
-the fused op (its best backend, and the Triton backend beside it when both run) against eager
-torch, torch.compile of the same, torch.distributions.Normal and a
-device-to-device copy of the same bytes, all in one run. Reports ms (median of CUDA-event
-timings with the L2 cache flushed, triton.testing.do_bench), GB/s by the bytes model (forward:
-mu, logvar in, z out; backward: grad_z, logvar in, grad_logvar out; eps never in memory), the
-fraction of the copy's GB/s, and the memory autograd keeps for backward. Writes JSON, a
-Markdown table and a PNG plot of GB/s against N.
+the fused op (its best backend, and the Triton backend beside it when both run; the softplus
+scale beside the default logvar one) against eager torch, torch.compile of the same,
+torch.distributions.Normal and a device-to-device copy of the same bytes, all in one run.
+Reports ms (median of CUDA-event timings with the L2 cache flushed, triton.testing.do_bench),
+GB/s by the bytes model (forward: mu, logvar in, z out; backward: grad_z, logvar in,
+grad_logvar out; eps never in memory), the fraction of the copy's GB/s, and the memory autograd
+keeps for backward. Writes JSON, a Markdown table and a PNG plot of GB/s against N.
 
     python benchmarks/bench_diag_gpu.py [--out-dir DIR] [--max-log2 28] [--dtypes float32,bfloat16]
     python benchmarks/bench_diag_gpu.py --device cpu --max-log2 14   (smoke test of the script)
@@ -48,6 +48,11 @@ def fused_triton(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return fused_reparam.sample_diag(mu, logvar, backend="triton")
 
 
+def fused_softplus(mu: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+    # The costliest scale (an exp, a log1p and a sigmoid): within 10% of logvar is the target.
+    return fused_reparam.sample_diag(mu, rho, scale="softplus")
+
+
 def bench_one(fn, timer, mu, logvar, grad) -> dict[str, float]:
     def fwd() -> None:
         with torch.no_grad():
@@ -82,7 +87,12 @@ def main() -> None:
         raise SystemExit("no CUDA device: use --device cpu for a smoke test")
 
     timer = make_timer(args.device)
-    impls: dict[str, Callable] = {"fused": fused, "eager": eager, "distributions": distributions}
+    impls: dict[str, Callable] = {
+        "fused": fused,
+        "softplus": fused_softplus,
+        "eager": eager,
+        "distributions": distributions,
+    }
     backends = fused_reparam.available_backends(args.device)
     if "triton" in backends and backends[0] != "triton":
         # Triton rows beside the compiled kernels ("fused" is the best backend, auto).
@@ -171,6 +181,7 @@ def write(out_dir: str, stem: str, meta: dict, rows: list[dict], impls: list[str
             ]
         head += ["fwd+bwd x vs compile", "fwd+bwd x vs eager"] if "compile" in impls else []
         head += ["triton fwd / fused fwd", "triton bwd / fused bwd"] if "triton" in impls else []
+        head += ["softplus fwd / fused fwd", "softplus bwd / fused bwd"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in (r for r in rows if r["dtype"] == dtype):
             cells = [f"2^{r['log2_n']}", f"{r['copy_gbs']:.0f}"]
@@ -193,6 +204,10 @@ def write(out_dir: str, stem: str, meta: dict, rows: list[dict], impls: list[str
                     f"{r['triton_fwd_ms'] / r['fused_fwd_ms']:.2f}",
                     f"{r['triton_bwd_ms'] / r['fused_bwd_ms']:.2f}",
                 ]
+            cells += [
+                f"{r['softplus_fwd_ms'] / r['fused_fwd_ms']:.2f}",
+                f"{r['softplus_bwd_ms'] / r['fused_bwd_ms']:.2f}",
+            ]
             lines.append("| " + " | ".join(cells) + " |")
     with open(os.path.join(out_dir, stem + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")

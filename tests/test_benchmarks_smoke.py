@@ -115,6 +115,7 @@ def test_gpu_benchmark_script_in_cpu_smoke_mode(tmp_path):
     )
     data = json.loads((tmp_path / "smoke.json").read_text())
     assert {r["dtype"] for r in data["rows"]} == {"float32", "bfloat16"}
+    assert all(r["softplus_fwd_ms"] > 0 and r["softplus_bwd_ms"] > 0 for r in data["rows"])
     assert (tmp_path / "smoke.md").read_text().count("| 2^1") == 4
 
 

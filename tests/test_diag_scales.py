@@ -195,7 +195,9 @@ def test_the_registered_ops_check_the_scale_arguments(device, backend):
     f = _families.FAMILIES["diag"]
     op = getattr(torch.ops.fused_reparam, _families.BACKEND_PREFIX[backend] + f.op()).default
     mu = torch.zeros(3, device=device)
-    with pytest.raises((RuntimeError, ValueError), match=r"diag_rsample: scale must be 0 \(logvar\)"):
+    with pytest.raises(
+        (RuntimeError, ValueError), match=r"diag_rsample: scale must be 0 \(logvar\)"
+    ):
         op(mu, mu, None, None, None, 4, 0.0)
     with pytest.raises((RuntimeError, ValueError), match="diag_rsample: min_scale must be finite"):
         op(mu, mu, None, None, None, 0, -1.0)

@@ -36,6 +36,8 @@ def _compile(kernel, dtype: str, arch: int, idx64: bool, constexprs: dict, divis
     for n in names:
         if n in constexprs:
             sig[n] = "constexpr"
+        elif n == "min_scale":
+            sig[n] = "fp64"  # the kernels' annotation (the scale's lower bound)
         elif n in _INT_PTRS:
             sig[n] = "*i64"
         elif n.endswith("_ptr"):
@@ -50,17 +52,18 @@ def _compile(kernel, dtype: str, arch: int, idx64: bool, constexprs: dict, divis
     return triton.compile(src, target=target, options={"num_warps": 4, "enable_fp_fusion": True})
 
 
-def _fwd(dtype, has_eps, contig, ndim, idx64):
+def _fwd(dtype, has_eps, contig, ndim, idx64, scale=0):
     return dict(
-        NDIM=ndim, MU_CONTIG=contig, LV_CONTIG=contig, EPS_CONTIG=contig and has_eps,
-        HAS_EPS=has_eps, IDX64=idx64, GROUPS=512, F64=dtype == "f64",
+        NDIM=ndim, MU_CONTIG=contig, S_CONTIG=contig, EPS_CONTIG=contig and has_eps,
+        HAS_EPS=has_eps, IDX64=idx64, GROUPS=512, F64=dtype == "f64", SCALE=scale,
     )  # fmt: skip
 
 
-def _bwd(dtype, has_eps, contig, ndim, idx64):
+def _bwd(dtype, has_eps, contig, ndim, idx64, scale=0):
     return dict(
-        NDIM=ndim, G_CONTIG=contig, LV_CONTIG=contig, EPS_CONTIG=contig and has_eps,
+        NDIM=ndim, G_CONTIG=contig, S_CONTIG=contig, EPS_CONTIG=contig and has_eps,
         HAS_EPS=has_eps, NEED_GRAD_EPS=has_eps, IDX64=idx64, GROUPS=512, F64=dtype == "f64",
+        SCALE=scale,
     )  # fmt: skip
 
 
@@ -174,7 +177,7 @@ def test_diag_stats_kernels_compile_for_the_gpu(
     kernel = getattr(stats_kernels, f"diag_stats_{which}_kernel")
     constexprs = dict(
         NDIM=ndim, HAS_EPS=has_eps, IDX64=idx64, BLOCK_R=block_r, BLOCK_D=block_d,
-        ALIGNED4=aligned4, F64=dtype == "f64",
+        ALIGNED4=aligned4, F64=dtype == "f64", SCALE=0,
     )  # fmt: skip
     if which == "backward":
         constexprs["NEED_GRAD_EPS"] = has_eps
@@ -208,10 +211,10 @@ def _rounded_product_exps(ptx: str) -> int:
     return sum(op in products for op in operands)
 
 
-def _stats(which: str, has_eps: bool) -> dict:
+def _stats(which: str, has_eps: bool, scale: int = 0, dtype: str = "f32") -> dict:
     extra = {"NEED_GRAD_EPS": has_eps} if which == "backward" else {}
     return dict(NDIM=1, HAS_EPS=has_eps, IDX64=False, BLOCK_R=8, BLOCK_D=256, ALIGNED4=True,
-                F64=False, **extra)  # fmt: skip
+                F64=dtype == "f64", SCALE=scale, **extra)  # fmt: skip
 
 
 # The float32 kernels that compute sigma = exp(0.5 * logvar), stream and explicit eps.
@@ -256,3 +259,41 @@ def test_float32_sigma_is_a_precise_exp(arch, name):
     ptx = _compile(kernel, "f32", arch, False, constexprs).asm["ptx"]
     assert "ex2.approx" in ptx, "no exp in the kernel"
     assert _rounded_product_exps(ptx) == 0, "exp compiled to ex2.approx(x * log2(e))"
+
+
+# The four diagonal kernels with the scale kinds other than logvar (every variant above):
+# (kernel, scale, dtype, has_eps). log_std and softplus take exp of user data, softplus also
+# log1p, sigmoid and the KL's log sigma; std and softplus divide by sigma.
+SCALE_VARIANTS = [
+    (kernel, scale, dtype, has_eps)
+    for kernel in ("diag_forward", "diag_backward", "diag_stats_forward", "diag_stats_backward")
+    for scale, dtype, has_eps in ((1, "f32", False), (2, "bf16", True), (3, "f32", False),
+                                  (3, "f64", True))
+]  # fmt: skip
+
+
+def _scale_constexprs(kernel: str, scale: int, dtype: str, has_eps: bool) -> dict:
+    if kernel == "diag_forward":
+        return _fwd(dtype, has_eps, True, 1, False, scale)
+    if kernel == "diag_backward":
+        return _bwd(dtype, has_eps, False, 2, False, scale)
+    return _stats(kernel.removeprefix("diag_stats_"), has_eps, scale, dtype)
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+@pytest.mark.parametrize(("kernel", "scale", "dtype", "has_eps"), SCALE_VARIANTS)
+def test_scale_kinds_compile_for_the_gpu(arch, kernel, scale, dtype, has_eps):
+    """Each scale kind is its own specialization (SCALE) with the lower bound a float64
+    argument; float32 exp is precise and float32 division IEEE (div.rn, as the C++ kernels'),
+    never Triton's approximate div.full."""
+    module = diag_kernels if kernel in ("diag_forward", "diag_backward") else stats_kernels
+    fn = getattr(module, f"{kernel}_kernel")
+    # A launch passes a Python float as float32 unless the parameter says otherwise.
+    (min_scale,) = (p for p in fn.params if p.name == "min_scale")
+    assert min_scale.annotation_type == "fp64"
+    compiled = _compile(fn, dtype, arch, False, _scale_constexprs(kernel, scale, dtype, has_eps))
+    ptx = compiled.asm["ptx"]
+    assert compiled.asm["cubin"], "ptxas produced no cubin"
+    if dtype == "f32":
+        assert _rounded_product_exps(ptx) == 0, "exp compiled to ex2.approx(x * log2(e))"
+        assert "div.full.f32" not in ptx and "div.approx.f32" not in ptx

@@ -1,8 +1,9 @@
-"""What only the Triton stats ops have (tests/test_stats.py covers every backend's contract):
-tile loops (forced small tiles, D = 130), rows that start inside a Philox group, stride-0
-inputs read in place, the dense fallback of more than four batch dims, the int64 switch, empty
-samples, argument errors, and agreement with the C++ CPU stats ops. Run under
-TRITON_INTERPRET=1 on CPU tensors; small sizes (the interpreter is slow)."""
+"""The values of the Triton stats ops where only they can go wrong (tests/test_stats.py covers
+every backend's contract; their inputs, outputs and errors are tests/test_triton_stats_ops.py):
+tile loops (forced small tiles, D = 130), rows that start inside a Philox group, the dense
+fallback of more than four batch dims, every scale kind of the diagonal op with and without a
+lower bound, and agreement with the C++ CPU stats ops. Run under TRITON_INTERPRET=1 on CPU
+tensors; small sizes (the interpreter is slow)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 
 import fused_reparam
 from conftest import DTYPES, randn
-from fused_reparam import _extension, sample_chol, sample_diag
+from fused_reparam import _extension
+from fused_reparam.reference import scale as ref_scale
 from fused_reparam.reference import stats as ref
 from fused_reparam.reference.philox import compute_dtype, standard_normal
 
@@ -52,38 +54,45 @@ def _grads(shape, dtype, gen):
     return gz, gk, gq
 
 
-def _check_diag(mu, logvar, gen):
+def _check_diag(mu, s, gen, scale=0, min_scale=0.0):
     """Forward (stream and explicit eps) and backward of the Triton diag stats ops against the
-    reference formulas on the reference's noise."""
+    reference formulas on the reference's noise, with scale kind `scale` and `min_scale`."""
     dtype, ct = mu.dtype, compute_dtype(mu.dtype)
-    shape = torch.broadcast_shapes(mu.shape, logvar.shape)
+    shape = torch.broadcast_shapes(mu.shape, s.shape)
     d = shape[-1]
     e = _noise(shape, dtype)
-    z, kl, log_q, used = OPS.triton_diag_rsample_stats(mu, logvar, None, _so())
+    sc = (scale, min_scale)
+    z, kl, log_q, used = OPS.triton_diag_rsample_stats(mu, s, None, _so(), None, *sc)
     assert torch.equal(used, _so())
-    rz, rkl, rlq = ref.diag_stats(mu.to(ct), logvar.to(ct), e)
+    rz, rkl, rlq = ref.diag_stats(mu.to(ct), s.to(ct), e, *sc)
     _close(z, rz, dtype)
     _close(kl, rkl, dtype, d)
     _close(log_q, rlq, dtype, d)
     gz, gk, gq = _grads(shape, dtype, gen)
-    c = [t.to(ct) for t in (gz, gk, gq, mu, logvar)]
-    g_mu, g_lv, g_eps = OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, logvar, None,
-                                                               used, False)  # fmt: skip
-    r_mu, r_lv, _ = ref.diag_stats_backward(*c, e)
+    c = [t.to(ct) for t in (gz, gk, gq, mu, s)]
+    g_mu, g_s, g_eps = OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, s, None, used,
+                                                              False, *sc)  # fmt: skip
+    r_mu, r_s, _ = ref.diag_stats_backward(*c, e, *sc)
     _close(g_mu, r_mu.expand(shape), dtype)
-    _close(g_lv, r_lv.expand(shape), dtype)
+    _close(g_s, r_s.expand(shape), dtype)
     assert g_eps.shape == (0,)
     # An explicit eps (rounded to dtype), with its gradient.
     eps = e.to(dtype)
-    z2, kl2, lq2, used2 = OPS.triton_diag_rsample_stats(mu, logvar, eps)
+    z2, kl2, lq2, used2 = OPS.triton_diag_rsample_stats(mu, s, eps, None, None, *sc)
     assert torch.equal(used2, torch.zeros(2, dtype=torch.int64))
-    rz, rkl, rlq = ref.diag_stats(mu.to(ct), logvar.to(ct), eps.to(ct))
+    rz, rkl, rlq = ref.diag_stats(mu.to(ct), s.to(ct), eps.to(ct), *sc)
     _close(z2, rz, dtype)
     _close(kl2, rkl, dtype, d)
     _close(lq2, rlq, dtype, d)
-    out = OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, logvar, eps, used2, True)
-    for got, want in zip(out, ref.diag_stats_backward(*c, eps.to(ct)), strict=True):
+    out = OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, s, eps, used2, True, *sc)
+    for got, want in zip(out, ref.diag_stats_backward(*c, eps.to(ct), *sc), strict=True):
         _close(got, want.expand(shape), dtype)
+
+
+def _scale_input(scale, shape, dtype, gen):
+    """A scale input s in the range its kind is used in (std: positive)."""
+    x = randn(shape, torch.float64, "cpu", gen, scale=0.5)
+    return (0.3 + x.abs() if scale == ref_scale.STD else x).to(dtype)
 
 
 def _chol_factor(shape, dtype, gen):
@@ -193,124 +202,24 @@ def test_many_interleaved_batch_dims(gen):
     """Five batch dims that do not merge: the kernels' four-dim batch index falls back to dense
     copies (diag: of the broadcast operands; chol: of mu, then L)."""
     mu = randn((2, 1, 2, 1, 2, 3), torch.float64, "cpu", gen)
-    logvar = randn((1, 2, 1, 2, 1, 3), torch.float64, "cpu", gen)
-    _check_diag(mu, logvar, gen)
+    s = randn((1, 2, 1, 2, 1, 3), torch.float64, "cpu", gen)
+    _check_diag(mu, s, gen)
     L = _chol_factor((1, 2, 1, 2, 1, 3, 3), torch.float64, gen)
     _check_chol(mu, L, gen)
 
 
-def test_stride0_inputs_are_read_in_place(gen):
-    """mu expanded over K samples and a logvar [D] shared by every row reach the kernel as
-    the stride-0 views they are (no copy), with the numbers of materialized inputs."""
-    from fused_reparam._triton import row_blocks
+@pytest.mark.parametrize("min_scale", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("scale", [1, 2, 3], ids=ref_scale.SCALES[1:])
+def test_diag_scales_small_tiles_forced(scale, dtype, min_scale, gen, monkeypatch):
+    """Each scale kind but logvar (every test above), with and without a lower bound, on tiles
+    of 4 x 8 (a loop over D tiles, rows starting inside a Philox group) and a broadcast s."""
+    from fused_reparam._triton import stats_ops
 
-    k, b, d = 3, 4, 10
-    shape = torch.Size((k, b, d))
-    mu = randn((b, d), torch.float32, "cpu", gen).expand(k, b, d)
-    logvar = randn((d,), torch.float32, "cpu", gen)
-    blk = row_blocks.row_blocks(shape, 64, 1024, 1)
-    lay = row_blocks.row_layout(shape, [(mu, "row"), (logvar, "row"), (None, "row")], mu, blk, d)
-    assert lay.tensors[0] is mu and lay.tensors[1] is logvar
-    # Kernel arguments: four grid strides over the batch [k, b], then the stride in a row.
-    assert lay.stride_args([0]) == [0, 0, 0, d, 1] and lay.stride_args([1]) == [0, 0, 0, 0, 1]
-    out = OPS.triton_diag_rsample_stats(mu, logvar, None, _so())
-    dense = OPS.triton_diag_rsample_stats(mu.contiguous(), logvar.expand(k, b, d).contiguous(),
-                                          None, _so())  # fmt: skip
-    for x, y in zip(out, dense, strict=True):
-        assert torch.equal(x, y)
-    # A grad_kl of one value for every row (sum().backward()): stride 0.
-    gz, gk, gq = torch.ones(k, b, d), torch.ones(()).expand(k, b), torch.zeros(k, b)
-    g = OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, logvar, None, _so(), False)
-    g_dense = OPS.triton_diag_rsample_stats_backward(gz, gk.contiguous(), gq, mu.contiguous(),
-                                                     logvar, None, _so(), False)  # fmt: skip
-    for x, y in zip(g, g_dense, strict=True):
-        assert torch.equal(x, y)
-
-
-def test_num_samples_through_sample_diag_and_sample_chol(gen):
-    """K samples of the public functions on the Triton backend: every sample its own noise, the
-    reference's numbers, gradients summed over K."""
-    mu = randn((2, 5), torch.float64, "cpu", gen).requires_grad_()
-    logvar = randn((5,), torch.float64, "cpu", gen, 0.5).requires_grad_()
-    L = _chol_factor((2, 5, 5), torch.float64, gen).requires_grad_()
-    for fn, second in ((sample_diag, logvar), (sample_chol, L)):
-        outs = [fn(mu, second, num_samples=3, seed=5, offset=1, backend=b, return_stats=True)
-                for b in ("triton", "reference")]  # fmt: skip
-        grads = []
-        for out in outs:
-            loss = out.z.square().sum() + out.kl.sum() + (out.log_q * out.log_q).sum()
-            grads.append(torch.autograd.grad(loss, (mu, second)))
-        for x, y in zip(outs[0], outs[1], strict=True):
-            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
-        for x, y in zip(grads[0], grads[1], strict=True):
-            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
-
-
-def test_int64_indexing_switch():
-    """Offsets of 2**31 or more (here: a broadcast view of 2**32 elements, never allocated)
-    switch the kernels to int64 indexing; smaller ones stay int32."""
-    from fused_reparam._triton import row_blocks
-
-    def idx64(shape, ops, tile_dims, out_row):
-        blk = row_blocks.row_blocks(torch.Size(shape), 64, 4096, tile_dims)
-        return row_blocks.row_layout(torch.Size(shape), ops, ops[0][0], blk, out_row).idx64
-
-    big = torch.zeros(1, 1).expand(2**16, 2**16)
-    assert idx64(big.shape, [(big, "row")], 1, 2**16)
-    small = torch.zeros(2**10, 2**10)
-    assert not idx64(small.shape, [(small, "row")], 1, 2**10)
-    # grad_L [rows, D, D] of the Cholesky backward: 2**12 rows of 2**10 x 2**10 overflows.
-    mu, L = torch.zeros(1, 2**10).expand(2**12, 2**10), torch.eye(2**10)
-    assert idx64(mu.shape, [(mu, "row"), (L, "mat")], 2, 2**20)
-    assert not idx64(mu.shape, [(mu, "row"), (L, "mat")], 2, 2**10)
-
-
-@pytest.mark.parametrize("kind", ["diag", "chol"])
-def test_empty_samples(kind):
-    """No rows: empty outputs. Rows of D = 0: empty z, and kl = log_q = 0 (empty sums)."""
-    fwd = getattr(OPS, f"triton_{kind}_rsample_stats")
-    bwd = getattr(OPS, f"triton_{kind}_rsample_stats_backward")
-    # D = 0 for the Cholesky op stops in _checks.chol_sample_shape (shared by every backend).
-    for shape in ((0, 4), (3, 0)) if kind == "diag" else ((0, 4),):
-        mu = torch.zeros(shape)
-        second = mu if kind == "diag" else torch.zeros(*shape, shape[-1])
-        z, kl, log_q, used = fwd(mu, second, None, _so())
-        assert z.shape == shape and torch.equal(used, _so())
-        assert torch.equal(kl, torch.zeros(shape[0])) and torch.equal(log_q, kl)
-        g = bwd(torch.zeros(shape), kl, log_q, mu, second, None, used, False)
-        assert g[0].shape == shape and g[1].shape == second.shape and g[2].shape == (0,)
-
-
-def test_errors_name_the_argument():
-    x, lv, so = torch.zeros(2, 3), torch.zeros(3), _so()
-    gk = torch.zeros(2)
-    f, b = OPS.triton_diag_rsample_stats, OPS.triton_diag_rsample_stats_backward
-    cf, cb = OPS.triton_chol_rsample_stats, OPS.triton_chol_rsample_stats_backward
-    L = torch.eye(3)
-    with pytest.raises(ValueError, match="at least one dim"):
-        f(torch.zeros(()), torch.zeros(()), None, so)
-    with pytest.raises(ValueError, match="eps must have shape"):
-        f(x, lv, torch.zeros(3))
-    with pytest.raises(TypeError, match=r"logvar has dtype torch.float64"):
-        f(x, lv.double(), None, so)
-    with pytest.raises(ValueError, match=r"scale_tril must be square"):
-        cf(x, torch.zeros(3, 2), None, so)
-    with pytest.raises(ValueError, match=r"grad_kl must have shape \[2\]"):
-        b(x, torch.zeros(3), gk, x, lv, None, so, False)
-    with pytest.raises(ValueError, match=r"grad_log_q must have shape \[2\]"):
-        cb(x, gk, torch.zeros(2, 1), x, L, None, so, False)
-    with pytest.raises(TypeError, match="grad_log_q must be float32"):
-        b(x, gk, gk.int(), x, lv, None, so, False)
-    with pytest.raises(ValueError, match=r"logvar .* must broadcast to grad_z's shape"):
-        b(x, gk, gk, x, torch.zeros(4, 1, 3), None, so, False)
-    with pytest.raises(ValueError, match=r"mu .* must broadcast to grad_z's shape"):
-        cb(x, gk, gk, torch.zeros(4, 1, 3), L, None, so, False)
-    with pytest.raises(ValueError, match=r"scale_tril .* must broadcast"):
-        cb(x, gk, gk, x, torch.eye(3).expand(4, 1, 3, 3), None, so, False)
-    with pytest.raises(ValueError, match="need_grad_eps requires an explicit eps"):
-        b(x, gk, gk, x, lv, None, so, True)
-    with pytest.raises(RuntimeError, match="seed_offset must be an int64 tensor"):
-        cb(x, gk, gk, x, L, None, torch.zeros(3, dtype=torch.int64), False)
+    monkeypatch.setattr(stats_ops, "DIAG_MAX_BLOCK_D", 8)
+    monkeypatch.setattr(stats_ops, "DIAG_TILE", 32)
+    mu = randn((3, 1, 11), dtype, "cpu", gen)
+    _check_diag(mu, _scale_input(scale, (2, 11), dtype, gen), gen, scale, min_scale)
 
 
 needs_cpp_cpu_stats = pytest.mark.skipif(
@@ -347,3 +256,25 @@ def test_triton_matches_the_cpp_cpu_stats_ops(dtype, gen):
         g_c = bwd_c(gz, gk, gq, mu, second, eps, _so(), True)
         for x, y in zip(g_t, g_c, strict=True):
             _close(x, y.to(compute_dtype(dtype)), dtype, 7)
+
+
+@needs_cpp_cpu_stats
+@pytest.mark.parametrize("min_scale", [0.0, 0.05])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1, 2, 3], ids=ref_scale.SCALES[1:])
+def test_triton_matches_the_cpp_cpu_diag_stats_ops_for_every_scale(scale, dtype, min_scale, gen):
+    """As above for the diagonal ops with a scale other than logvar, with and without a lower
+    bound, including the softplus tail (s < -20) that has its own formulas."""
+    mu = randn((3, 7), dtype, "cpu", gen)
+    s = _scale_input(scale, (3, 7), dtype, gen)
+    if scale == ref_scale.SOFTPLUS:
+        s[0, :3] = torch.tensor([-25.0, -40.0, 30.0], dtype=dtype)
+    gz, gk, gq = _grads((3, 7), dtype, gen)
+    eps = randn((3, 7), dtype, "cpu", gen)
+    sc = (scale, min_scale)
+    out_t = OPS.triton_diag_rsample_stats(mu, s, None, _so(), None, *sc)
+    out_c = OPS.diag_rsample_stats(mu, s, None, _so(), None, *sc)
+    g_t = OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, s, eps, _so(), True, *sc)
+    g_c = OPS.diag_rsample_stats_backward(gz, gk, gq, mu, s, eps, _so(), True, *sc)
+    for x, y in zip((*out_t[:3], *g_t), (*out_c[:3], *g_c), strict=True):
+        _close(x, y.to(compute_dtype(dtype)), dtype, 7)

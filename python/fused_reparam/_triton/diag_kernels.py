@@ -5,7 +5,8 @@ Each program covers 4 * GROUPS consecutive output elements as a [GROUPS, 4] bloc
 the sample's elements: inputs are read at cursor.operand_offset of the element index (their
 StridedLayout, layout.py): a contiguous input at the index itself (CONTIG), others through at
 most three divisions. IDX64 switches all index math to int64. The formulas are those of
-csrc/include/fused_reparam/diag_math.h.
+csrc/include/fused_reparam/diag_math.h, with sigma of the scale input s by kind SCALE and
+lower bound min_scale (scale.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from . import precise
+from . import scale as sc
 from .casts import to_element_type
 from .cursor import operand_offset, program_groups
 from .noise import stream_key, stream_normals
@@ -44,20 +45,22 @@ def _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3, t0, t1, t2, t
 
 @triton.jit
 def diag_forward_kernel(
-    z_ptr, mu_ptr, lv_ptr, eps_ptr, so_ptr, used_ptr,
+    z_ptr, mu_ptr, s_ptr, eps_ptr, so_ptr, used_ptr,
     numel, so_stride, s1, s2, s3,
     mu_t0, mu_t1, mu_t2, mu_t3,
-    lv_t0, lv_t1, lv_t2, lv_t3,
+    s_t0, s_t1, s_t2, s_t3,
     eps_t0, eps_t1, eps_t2, eps_t3,
-    NDIM: tl.constexpr, MU_CONTIG: tl.constexpr, LV_CONTIG: tl.constexpr,
+    min_scale: tl.float64,
+    NDIM: tl.constexpr, MU_CONTIG: tl.constexpr, S_CONTIG: tl.constexpr,
     EPS_CONTIG: tl.constexpr, HAS_EPS: tl.constexpr, IDX64: tl.constexpr,
-    GROUPS: tl.constexpr, F64: tl.constexpr,
+    GROUPS: tl.constexpr, F64: tl.constexpr, SCALE: tl.constexpr,
 ):  # fmt: skip
-    """z = mu + exp(0.5 * logvar) * eps; eps is read, or made from the stream at so_ptr."""
+    """z = mu + sigma(s) * eps; eps is read, or made from the stream at so_ptr. (s1..s3 are
+    the sample's sizes; s_* the scale input's.)"""
     idx, group = program_groups(GROUPS, IDX64)
     mask = idx < numel
     mu = _load(mu_ptr, idx, mask, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, MU_CONTIG, NDIM, F64)
-    lv = _load(lv_ptr, idx, mask, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM, F64)
+    s = _load(s_ptr, idx, mask, s1, s2, s3, s_t0, s_t1, s_t2, s_t3, S_CONTIG, NDIM, F64)
     eps, seed, offset = _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3,
                              eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, HAS_EPS, NDIM,
                              GROUPS, F64)  # fmt: skip
@@ -66,31 +69,34 @@ def diag_forward_kernel(
         # written here rather than by a separate fill or copy launch.
         tl.store(used_ptr, seed)
         tl.store(used_ptr + 1, offset)
-    z = mu + precise.exp(0.5 * lv) * eps
+    z = mu + sc.sigma(s, SCALE, sc.lower_bound(min_scale, F64)) * eps
     tl.store(z_ptr + idx, to_element_type(z, z_ptr), mask=mask)
 
 
 @triton.jit
 def diag_backward_kernel(
-    glv_ptr, geps_ptr, g_ptr, lv_ptr, eps_ptr, so_ptr,
+    gs_ptr, geps_ptr, g_ptr, s_ptr, eps_ptr, so_ptr,
     numel, so_stride, s1, s2, s3,
     g_t0, g_t1, g_t2, g_t3,
-    lv_t0, lv_t1, lv_t2, lv_t3,
+    s_t0, s_t1, s_t2, s_t3,
     eps_t0, eps_t1, eps_t2, eps_t3,
-    NDIM: tl.constexpr, G_CONTIG: tl.constexpr, LV_CONTIG: tl.constexpr,
+    min_scale: tl.float64,
+    NDIM: tl.constexpr, G_CONTIG: tl.constexpr, S_CONTIG: tl.constexpr,
     EPS_CONTIG: tl.constexpr, HAS_EPS: tl.constexpr, NEED_GRAD_EPS: tl.constexpr,
-    IDX64: tl.constexpr, GROUPS: tl.constexpr, F64: tl.constexpr,
+    IDX64: tl.constexpr, GROUPS: tl.constexpr, F64: tl.constexpr, SCALE: tl.constexpr,
 ):  # fmt: skip
-    """dlogvar = 0.5 * (dz * sigma) * eps and, when asked, deps = dz * sigma, with eps read
-    or regenerated from the stream at so_ptr."""
+    """ds = (dz * sigma'(s)) * eps and, when asked, deps = dz * sigma, with eps read or
+    regenerated from the stream at so_ptr."""
     idx, group = program_groups(GROUPS, IDX64)
     mask = idx < numel
     g = _load(g_ptr, idx, mask, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, G_CONTIG, NDIM, F64)
-    lv = _load(lv_ptr, idx, mask, s1, s2, s3, lv_t0, lv_t1, lv_t2, lv_t3, LV_CONTIG, NDIM, F64)
+    s = _load(s_ptr, idx, mask, s1, s2, s3, s_t0, s_t1, s_t2, s_t3, S_CONTIG, NDIM, F64)
     eps, _seed, _offset_used = _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3,
                                     eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, HAS_EPS, NDIM,
                                     GROUPS, F64)  # fmt: skip
-    g_sigma = g * precise.exp(0.5 * lv)
-    tl.store(glv_ptr + idx, to_element_type(0.5 * g_sigma * eps, glv_ptr), mask=mask)
+    ms = sc.lower_bound(min_scale, F64)
+    sigma = sc.sigma(s, SCALE, ms)
+    gs = (g * sc.dsigma(s, sigma, SCALE, ms)) * eps
+    tl.store(gs_ptr + idx, to_element_type(gs, gs_ptr), mask=mask)
     if NEED_GRAD_EPS:
-        tl.store(geps_ptr + idx, to_element_type(g_sigma, geps_ptr), mask=mask)
+        tl.store(geps_ptr + idx, to_element_type(g * sigma, geps_ptr), mask=mask)

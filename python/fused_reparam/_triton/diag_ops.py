@@ -1,10 +1,12 @@
 """The Triton kernels of the diagonal op pair, registered for CUDA tensors (and for CPU
 tensors under the Triton interpreter, TRITON_INTERPRET=1, which is how CI runs them):
 
-    fused_reparam::triton_diag_rsample(mu, logvar, eps=None, seed_offset=None,
-                                       generator=None) -> (z, used)
-    fused_reparam::triton_diag_rsample_backward(grad_z, logvar, eps, seed_offset,
-                                                need_grad_eps) -> (grad_logvar, grad_eps)
+    fused_reparam::triton_diag_rsample(mu, s, eps=None, seed_offset=None, generator=None,
+                                       scale=0, min_scale=0.) -> (z, used)
+    fused_reparam::triton_diag_rsample_backward(grad_z, s, eps, seed_offset, need_grad_eps,
+                                                scale=0, min_scale=0.) -> (grad_s, grad_eps)
+
+with sigma(s) of the scale kind `scale` plus min_scale (scale.py).
 
 The schemas, autograd and fake kernels are those of every backend (csrc/ops.cpp,
 csrc/autograd/, _fakes.py). Without seed_offset or eps the forward draws [seed, offset] from
@@ -28,6 +30,7 @@ from .launch import (
     stream_args,
     unused_pointer,
 )
+from .scale import check_scale
 
 FORWARD = "fused_reparam::triton_diag_rsample"
 BACKWARD = "fused_reparam::triton_diag_rsample_backward"
@@ -43,13 +46,13 @@ def _grid(numel: int) -> tuple[int]:
 
 
 def check_inputs(
-    a: torch.Tensor, a_name: str, logvar: torch.Tensor, eps: torch.Tensor | None, where: str
+    a: torch.Tensor, a_name: str, s: torch.Tensor, eps: torch.Tensor | None, where: str
 ) -> torch.Size:
-    """The broadcast shape of (a, logvar), eps's too, or the C++ ops' errors."""
+    """The broadcast shape of (a, s), eps's too, or the C++ ops' errors."""
     _checks.check_float_tensor(a, a_name, where)
-    _checks.check_float_tensor(logvar, "logvar", where)
-    _checks.check_same_dtype_device(a, a_name, logvar, "logvar", where)
-    shape = _checks.broadcast_shape(a, a_name, logvar, "logvar", where)
+    _checks.check_float_tensor(s, "s", where)
+    _checks.check_same_dtype_device(a, a_name, s, "s", where)
+    shape = _checks.broadcast_shape(a, a_name, s, "s", where)
     if eps is not None:
         _checks.check_float_tensor(eps, "eps", where)
         _checks.check_same_dtype_device(a, a_name, eps, "eps", where)
@@ -61,28 +64,31 @@ def check_inputs(
 def elementwise_layout(
     shape: torch.Size,
     first: torch.Tensor,
-    logvar: torch.Tensor,
+    s: torch.Tensor,
     eps: torch.Tensor | None,
     placeholder: torch.Tensor,
 ) -> layout.StridedLayout:
-    """The elementwise layout of (first, logvar, eps) over the sample: the grid is its elements,
+    """The elementwise layout of (first, s, eps) over the sample: the grid is its elements,
     indexed up to whole blocks."""
     blocks = 4 * _GROUPS
     index_bound = triton.cdiv(shape.numel(), blocks) * blocks
-    operands = [(first, "elem"), (logvar, "elem"), (eps, "elem")]
+    operands = [(first, "elem"), (s, "elem"), (eps, "elem")]
     return layout.build(shape, operands, placeholder, index_bound)
 
 
 @register_kernel("triton_diag_rsample")
 def triton_diag_rsample(
     mu: torch.Tensor,
-    logvar: torch.Tensor,
+    s: torch.Tensor,
     eps: torch.Tensor | None = None,
     seed_offset: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    scale: int = 0,
+    min_scale: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """z = mu + exp(0.5 * logvar) * eps, and the [seed, offset] used (zeros when eps given)."""
-    shape = check_inputs(mu, "mu", logvar, eps, FORWARD)
+    """z = mu + sigma(s) * eps, and the [seed, offset] used (zeros when eps given)."""
+    shape = check_inputs(mu, "mu", s, eps, FORWARD)
+    check_scale(scale, min_scale, FORWARD)
     seed_offset = forward_stream(mu, eps, seed_offset, generator, FORWARD)
     z = torch.empty(shape, dtype=mu.dtype, device=mu.device)
     if z.numel() == 0:
@@ -90,13 +96,14 @@ def triton_diag_rsample(
         return z, used
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
     unused = unused_pointer(mu)
-    lay = elementwise_layout(shape, mu, logvar, eps, unused)
+    lay = elementwise_layout(shape, mu, s, eps, unused)
     so, so_stride = stream_args(seed_offset, eps, unused)
     diag_forward_kernel[_grid(z.numel())](
         z, *lay.tensors, so, used, z.numel(), so_stride, *lay.size_args(),
-        *lay.stride_args(range(3)), MU_CONTIG=lay.contiguous[0], LV_CONTIG=lay.contiguous[1],
-        EPS_CONTIG=lay.contiguous[2], HAS_EPS=eps is not None, GROUPS=_GROUPS,
-        F64=mu.dtype == torch.float64, num_warps=NUM_WARPS, **lay.constexprs(),
+        *lay.stride_args(range(3)), float(min_scale), MU_CONTIG=lay.contiguous[0],
+        S_CONTIG=lay.contiguous[1], EPS_CONTIG=lay.contiguous[2], HAS_EPS=eps is not None,
+        GROUPS=_GROUPS, F64=mu.dtype == torch.float64, SCALE=scale, num_warps=NUM_WARPS,
+        **lay.constexprs(),
     )  # fmt: skip
     return z, used
 
@@ -104,35 +111,39 @@ def triton_diag_rsample(
 @register_kernel("triton_diag_rsample_backward")
 def triton_diag_rsample_backward(
     grad_z: torch.Tensor,
-    logvar: torch.Tensor,
+    s: torch.Tensor,
     eps: torch.Tensor | None,
     seed_offset: torch.Tensor,
     need_grad_eps: bool,
+    scale: int = 0,
+    min_scale: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(0.5 * grad_z * sigma * eps, grad_z * sigma), the second empty unless need_grad_eps."""
-    shape = check_inputs(grad_z, "grad_z", logvar, eps, BACKWARD)
+    """(grad_z * sigma'(s) * eps, grad_z * sigma), the second empty unless need_grad_eps."""
+    shape = check_inputs(grad_z, "grad_z", s, eps, BACKWARD)
     if shape != grad_z.shape:
         raise ValueError(
-            f"{BACKWARD}: logvar (shape {list(logvar.shape)}) must broadcast to grad_z's shape "
+            f"{BACKWARD}: s (shape {list(s.shape)}) must broadcast to grad_z's shape "
             f"{list(grad_z.shape)}"
         )
     if eps is None:
         if need_grad_eps:
             raise ValueError(f"{BACKWARD}: need_grad_eps requires an explicit eps")
         check_seed_offset(seed_offset, grad_z, BACKWARD)
-    grad_logvar = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
+    check_scale(scale, min_scale, BACKWARD)
+    grad_s = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
     grad_eps = torch.empty(shape if need_grad_eps else (0,), dtype=grad_z.dtype,
                            device=grad_z.device)  # fmt: skip
-    if grad_logvar.numel() == 0:
-        return grad_logvar, grad_eps
+    if grad_s.numel() == 0:
+        return grad_s, grad_eps
     unused = unused_pointer(grad_z)
-    lay = elementwise_layout(shape, grad_z, logvar, eps, unused)
+    lay = elementwise_layout(shape, grad_z, s, eps, unused)
     so, so_stride = stream_args(seed_offset, eps, unused)
-    diag_backward_kernel[_grid(grad_logvar.numel())](
-        grad_logvar, grad_eps if need_grad_eps else unused, *lay.tensors, so,
-        grad_logvar.numel(), so_stride, *lay.size_args(), *lay.stride_args(range(3)),
-        G_CONTIG=lay.contiguous[0], LV_CONTIG=lay.contiguous[1], EPS_CONTIG=lay.contiguous[2],
+    diag_backward_kernel[_grid(grad_s.numel())](
+        grad_s, grad_eps if need_grad_eps else unused, *lay.tensors, so, grad_s.numel(),
+        so_stride, *lay.size_args(), *lay.stride_args(range(3)), float(min_scale),
+        G_CONTIG=lay.contiguous[0], S_CONTIG=lay.contiguous[1], EPS_CONTIG=lay.contiguous[2],
         HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, GROUPS=_GROUPS,
-        F64=grad_z.dtype == torch.float64, num_warps=NUM_WARPS, **lay.constexprs(),
+        F64=grad_z.dtype == torch.float64, SCALE=scale, num_warps=NUM_WARPS,
+        **lay.constexprs(),
     )  # fmt: skip
-    return grad_logvar, grad_eps
+    return grad_s, grad_eps

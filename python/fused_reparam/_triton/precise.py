@@ -1,10 +1,12 @@
-"""exp of user data (sigma = exp(0.5 * logvar)) to the C++ and CUDA ops' precision.
+"""exp, log and log1p of user data (sigma of the scale input s, and 2 log sigma) to the C++
+and CUDA ops' precision.
 
 tl.exp of float32 compiles to ex2.approx.f32(x * log2(e)), and the product's rounding error
-grows with |x|: sigma's relative error reaches 1e-6 at |logvar| = 40 and 2e-6 at 80.
-libdevice's exp (__nv_expf, __nv_exp; CUDA's expf, 2 ulp) reduces the argument exactly first.
-The interpreter cannot run libdevice functions (declarations it has no numpy for), so
-interpreted kernels take tl.exp, numpy's exp there.
+grows with |x|: sigma's relative error reaches 1e-6 at |logvar| = 40 and 2e-6 at 80; tl.log
+is lg2.approx times ln 2, whose relative error is large near x = 1. libdevice's functions
+(__nv_expf, __nv_logf, __nv_log1pf and their double forms: CUDA's expf, logf, log1pf) reduce
+the argument exactly first. The interpreter cannot run libdevice functions (declarations it
+has no numpy for), so interpreted kernels take tl.exp and tl.log, numpy's functions there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,28 @@ def exp(x):
         return tl.exp(x)
     else:
         return libdevice.exp(x)
+
+
+@triton.jit
+def log(x):
+    """log(x) of float32 or float64 x, without the approximate float32 lowering of tl.log."""
+    if _INTERPRETED:
+        return tl.log(x)
+    else:
+        return libdevice.log(x)
+
+
+@triton.jit
+def log1p(x):
+    """log(1 + x), exact for small x (softplus of very negative s)."""
+    if _INTERPRETED:
+        # The interpreter has no log1p: log(u) * x / (u - 1) with u = 1 + x cancels u's
+        # rounding (Goldberg), within a few ulps; x itself where u rounds to 1.
+        u = 1.0 + x
+        one = u == 1.0
+        return tl.where(one, x, tl.log(u) * (x / tl.where(one, 1.0, u - 1.0)))
+    else:
+        return libdevice.log1p(x)
 
 
 # Whether jit functions are interpreted (TRITON_INTERPRET=1): decided once, at import.

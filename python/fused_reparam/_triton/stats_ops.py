@@ -1,9 +1,9 @@
 """The Triton kernels of the ops with the VAE extras, registered like diag_ops.py's:
 
-    fused_reparam::triton_diag_rsample_stats(mu, logvar, eps=None, seed_offset=None,
-        generator=None) -> (z, kl, log_q, used)
-    fused_reparam::triton_diag_rsample_stats_backward(grad_z, grad_kl, grad_log_q, mu, logvar,
-        eps, seed_offset, need_grad_eps) -> (grad_mu, grad_logvar, grad_eps)
+    fused_reparam::triton_diag_rsample_stats(mu, s, eps=None, seed_offset=None,
+        generator=None, scale=0, min_scale=0.) -> (z, kl, log_q, used)
+    fused_reparam::triton_diag_rsample_stats_backward(grad_z, grad_kl, grad_log_q, mu, s,
+        eps, seed_offset, need_grad_eps, scale=0, min_scale=0.) -> (grad_mu, grad_s, grad_eps)
     fused_reparam::triton_chol_rsample_stats(mu, scale_tril, eps=None, seed_offset=None,
         generator=None) -> (z, kl, log_q, used)
     fused_reparam::triton_chol_rsample_stats_backward(grad_z, grad_kl, grad_log_q, mu,
@@ -32,6 +32,7 @@ from .launch import (
     unused_pointer,
 )
 from .row_blocks import RowBlocks, row_blocks, row_constexprs, row_layout
+from .scale import check_scale
 from .stats_kernels import diag_stats_backward_kernel, diag_stats_forward_kernel
 
 DIAG_FORWARD = "fused_reparam::triton_diag_rsample_stats"
@@ -116,15 +117,19 @@ def _check_backward_inputs(
 @register_kernel("triton_diag_rsample_stats")
 def triton_diag_rsample_stats(
     mu: torch.Tensor,
-    logvar: torch.Tensor,
+    s: torch.Tensor,
     eps: torch.Tensor | None = None,
     seed_offset: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    scale: int = 0,
+    min_scale: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(z, kl, log_q, [seed, offset] used): z = mu + exp(0.5 * logvar) * eps and per row
-    kl = 0.5 * sum(mu^2 + sigma^2 - 1 - logvar), log_q = -0.5 * sum(eps^2 + logvar + log 2pi)."""
-    shape = diag_ops.check_inputs(mu, "mu", logvar, eps, DIAG_FORWARD)
+    """(z, kl, log_q, [seed, offset] used): z = mu + sigma(s) * eps and per row, with
+    lv = 2 log sigma, kl = 0.5 * sum(mu^2 + sigma^2 - 1 - lv) and
+    log_q = -0.5 * sum(eps^2 + lv + log 2pi)."""
+    shape = diag_ops.check_inputs(mu, "mu", s, eps, DIAG_FORWARD)
     _check_sample_dims(shape, DIAG_FORWARD)
+    check_scale(scale, min_scale, DIAG_FORWARD)
     seed_offset = forward_stream(mu, eps, seed_offset, generator, DIAG_FORWARD)
     if shape.numel() == 0:
         return _empty_forward(shape, mu, eps, seed_offset)
@@ -134,13 +139,13 @@ def triton_diag_rsample_stats(
     used = torch.empty(2, dtype=torch.int64, device=mu.device)  # written by the kernel
     unused = unused_pointer(mu)
     blk = _diag_blocks(shape)
-    lay = row_layout(shape, [(mu, "row"), (logvar, "row"), (eps, "row")], unused, blk,
+    lay = row_layout(shape, [(mu, "row"), (s, "row"), (eps, "row")], unused, blk,
                      shape[-1])  # fmt: skip
     so, so_stride = stream_args(seed_offset, eps, unused)
     # One program a row block, looping over the row's tiles (so the row sums stay in it).
     diag_stats_forward_kernel[blk.grid(1)](
         z, kl, log_q, *lay.tensors, so, used, blk.rows, blk.d, so_stride, *lay.size_args(),
-        *lay.stride_args(range(3)), HAS_EPS=eps is not None,
+        *lay.stride_args(range(3)), float(min_scale), HAS_EPS=eps is not None, SCALE=scale,
         **row_constexprs(blk, lay, mu.dtype),
     )  # fmt: skip
     return z, kl, log_q, used
@@ -152,43 +157,46 @@ def triton_diag_rsample_stats_backward(
     grad_kl: torch.Tensor,
     grad_log_q: torch.Tensor,
     mu: torch.Tensor,
-    logvar: torch.Tensor,
+    s: torch.Tensor,
     eps: torch.Tensor | None,
     seed_offset: torch.Tensor,
     need_grad_eps: bool,
+    scale: int = 0,
+    min_scale: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(grad_mu, grad_logvar, grad_eps) over grad_z's shape, with gk = grad_kl[r] and
-    gq = grad_log_q[r]: grad_z + gk * mu, 0.5 * (grad_z * sigma * eps + gk * (sigma^2 - 1)
-    - gq), and grad_z * sigma - gq * eps (empty unless need_grad_eps)."""
+    """(grad_mu, grad_s, grad_eps) over grad_z's shape, with gk = grad_kl[r],
+    gq = grad_log_q[r], sigma' = d sigma / ds and dlog = d log sigma / ds: grad_z + gk * mu,
+    sigma' * (grad_z * eps + gk * sigma) - dlog * (gk + gq), and grad_z * sigma - gq * eps
+    (empty unless need_grad_eps)."""
     where = DIAG_BACKWARD
     shape = _check_backward_inputs(grad_z, grad_kl, grad_log_q, mu, eps, seed_offset,
                                    need_grad_eps, where)  # fmt: skip
-    _checks.check_float_tensor(logvar, "logvar", where)
-    _checks.check_same_dtype_device(grad_z, "grad_z", logvar, "logvar", where)
-    if _checks.broadcast_shape(grad_z, "grad_z", logvar, "logvar", where) != shape:
+    _checks.check_float_tensor(s, "s", where)
+    _checks.check_same_dtype_device(grad_z, "grad_z", s, "s", where)
+    if _checks.broadcast_shape(grad_z, "grad_z", s, "s", where) != shape:
         raise ValueError(
-            f"{where}: logvar (shape {list(logvar.shape)}) must broadcast to grad_z's shape "
-            f"{list(shape)}"
+            f"{where}: s (shape {list(s.shape)}) must broadcast to grad_z's shape {list(shape)}"
         )
+    check_scale(scale, min_scale, where)
     grad_mu = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
-    grad_logvar = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
+    grad_s = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
     grad_eps = torch.empty(shape if need_grad_eps else (0,), dtype=grad_z.dtype,
                            device=grad_z.device)  # fmt: skip
     if shape.numel() == 0:
-        return grad_mu, grad_logvar, grad_eps
+        return grad_mu, grad_s, grad_eps
     unused = unused_pointer(grad_z)
     blk = _diag_blocks(shape)
     operands = [(grad_z, "row"), (grad_kl, "elem"), (grad_log_q, "elem"), (mu, "row"),
-                (logvar, "row"), (eps, "row")]  # fmt: skip
+                (s, "row"), (eps, "row")]  # fmt: skip
     lay = row_layout(shape, operands, unused, blk, shape[-1])
     so, so_stride = stream_args(seed_offset, eps, unused)
     diag_stats_backward_kernel[blk.grid(blk.tiles)](
-        grad_mu, grad_logvar, grad_eps if need_grad_eps else unused, *lay.tensors, so,
+        grad_mu, grad_s, grad_eps if need_grad_eps else unused, *lay.tensors, so,
         blk.rows, blk.d, so_stride, *lay.size_args(), *lay.stride_args(range(6)),
-        HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps,
-        **row_constexprs(blk, lay, grad_z.dtype),
+        float(min_scale), HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps,
+        SCALE=scale, **row_constexprs(blk, lay, grad_z.dtype),
     )  # fmt: skip
-    return grad_mu, grad_logvar, grad_eps
+    return grad_mu, grad_s, grad_eps
 
 
 @register_kernel("triton_chol_rsample_stats")
