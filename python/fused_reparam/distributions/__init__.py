@@ -4,12 +4,18 @@
   distribution of ``torch.distributions.Independent(Normal(loc, exp(0.5 * logvar)), 1)``,
   parametrized by the log-variance as VAE encoders emit it. ``rsample`` is
   :func:`fused_reparam.sample_diag`.
+- :class:`Normal` ``(loc, scale)``: a subclass of ``torch.distributions.Normal`` whose
+  ``rsample`` is :func:`fused_reparam.sample_diag` with ``scale="std"`` (one call for any
+  ``sample_shape``); everything else is torch's, ``kl_divergence`` included.
+- :class:`LogNormal` ``(loc, scale)``: a subclass of ``torch.distributions.LogNormal`` over
+  the fused :class:`Normal`, so ``rsample`` is the exp of one fused sample.
 - :class:`MultivariateNormal`: a subclass of ``torch.distributions.MultivariateNormal`` whose
   ``rsample`` is :func:`fused_reparam.sample_chol`; everything else is torch's.
 
 ``torch.distributions.kl_divergence`` is registered for ``DiagNormal`` against ``DiagNormal``,
 ``Independent(Normal(...), 1)`` and ``MultivariateNormal`` (both ways); between two
-``MultivariateNormal`` torch's own registration applies.
+``MultivariateNormal``, and for ``Normal`` (against torch's ``Normal`` or this one), torch's
+own registrations apply, as to any subclass.
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ from ._closed_forms import diag_kl_to_standard_normal as diag_kl_to_standard_nor
 from ._closed_forms import diag_log_q_at_mean as diag_log_q_at_mean
 from ._diag_normal import DiagNormal
 from ._fused_sample import SampleShape as SampleShape
+from ._log_normal import LogNormal
 from ._multivariate_normal import MultivariateNormal
+from ._normal import Normal
 
-__all__ = ["DiagNormal", "MultivariateNormal"]
+__all__ = ["DiagNormal", "LogNormal", "MultivariateNormal", "Normal"]
 
 # The classes are defined in private modules; they are named, shown and pickled as this
 # module's, where users import them from.
 DiagNormal.__module__ = __name__
+LogNormal.__module__ = __name__
 MultivariateNormal.__module__ = __name__
+Normal.__module__ = __name__

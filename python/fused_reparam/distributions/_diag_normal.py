@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -33,8 +34,9 @@ class DiagNormal(td.Distribution):
         logvar: log-variance, broadcastable with ``loc`` (a tensor or a number), of its dtype
             and device.
         validate_args: as in ``torch.distributions``: check that ``loc`` and ``logvar`` are
-            not NaN and that values given to ``log_prob`` have the right shape (default:
-            torch's global setting, on unless Python runs with ``-O``).
+            not NaN, that ``logvar`` is not -inf (a zero scale) and that values given to
+            ``log_prob`` have the right shape (default: torch's global setting, on unless
+            Python runs with ``-O``).
         generator: a ``torch.Generator`` for the noise of ``rsample`` (default: the device's
             default generator, so ``torch.manual_seed`` is respected).
         backend: the :func:`~fused_reparam.sample_diag` backend ("auto", "cpu", "cuda",
@@ -51,7 +53,9 @@ class DiagNormal(td.Distribution):
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
         "loc": constraints.real_vector,
-        "logvar": constraints.real,
+        # Real over the event dim, as loc: the log-variance is unconstrained (biject_to gives
+        # the identity). -inf (a zero scale) is rejected apart, in __init__.
+        "logvar": constraints.independent(constraints.real, 1),
     }
     support = constraints.real_vector
     has_rsample = True
@@ -81,6 +85,18 @@ class DiagNormal(td.Distribution):
         self.backend = backend
         shape = self.loc.shape
         super().__init__(shape[:-1], shape[-1:], validate_args=validate_args)
+        if self._validate_args:
+            self._check_positive_scale()
+
+    def _check_positive_scale(self) -> None:
+        """A ValueError naming logvar where it is -inf: a zero scale, which
+        ``Normal(loc, 0.)`` rejects as torch does (NaN is caught by ``arg_constraints``)."""
+        if not bool((self.logvar > -math.inf).all()):
+            raise ValueError(
+                f"Expected parameter logvar (Tensor of shape {tuple(self.logvar.shape)}) of "
+                f"distribution {self!r} to be > -inf (a positive scale exp(0.5 * logvar)), "
+                f"but found invalid values:\n{self.logvar}"
+            )
 
     def expand(self, batch_shape: SampleShape, _instance: DiagNormal | None = None) -> DiagNormal:
         """This distribution with batch dims expanded to ``batch_shape``; the parameters
