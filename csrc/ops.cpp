@@ -33,17 +33,19 @@ void define_backend_ops(torch::Library& m, const std::string& p) {
   };
   // z = mu + sigma(s) * eps, with sigma(s) of the scale parametrization `scale` (0 logvar:
   // exp(s / 2), 1 log_std: exp(s), 2 std: s, 3 softplus: log1p(exp(s))) plus min_scale >= 0
-  // (fused_reparam/scale.h). eps is drawn in-kernel from the stream seed_offset =
-  // [seed, offset] (int64 bit patterns of two uint64), or from `generator` when seed_offset is
-  // None, unless an explicit eps is given. Returns z and the [seed, offset] it used (zeros
-  // when eps was given), which the backward takes to regenerate eps.
+  // (fused_reparam/scale.h). eps of kind `noise` (0 normal, 1 laplace, 2 logistic, 3 gumbel:
+  // fused_reparam/noise.h) is drawn in-kernel from the stream seed_offset = [seed, offset]
+  // (int64 bit patterns of two uint64), or from `generator` when seed_offset is None, unless
+  // an explicit eps is given. Returns z and the [seed, offset] it used (zeros when eps was
+  // given), which the backward takes to regenerate eps.
   def("diag_rsample(Tensor mu, Tensor s, Tensor? eps=None, Tensor? seed_offset=None, "
-      "Generator? generator=None, int scale=0, float min_scale=0.) -> (Tensor, Tensor)",
+      "Generator? generator=None, int scale=0, float min_scale=0., int noise=0) "
+      "-> (Tensor, Tensor)",
       true);
   // grad_s = grad_z * sigma'(s) * eps over grad_z's shape (the caller reduces broadcast
   // dims); grad_eps = grad_z * sigma when need_grad_eps, else an empty tensor.
   def("diag_rsample_backward(Tensor grad_z, Tensor s, Tensor? eps, Tensor seed_offset, "
-      "bool need_grad_eps, int scale=0, float min_scale=0.) -> (Tensor, Tensor)",
+      "bool need_grad_eps, int scale=0, float min_scale=0., int noise=0) -> (Tensor, Tensor)",
       false);
   // z = mu + L eps for mu [..., D] and scale_tril L [..., D, D] (lower triangle read only;
   // batch dims broadcast), eps [*batch, D] from the stream as for diag_rsample (element i of

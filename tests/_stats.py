@@ -6,6 +6,7 @@ Everything is computed in float64 on the CPU, whatever the input's dtype or devi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -34,25 +35,31 @@ def kolmogorov_sf(lam: float) -> float:
     return min(max(total, 0.0), 1.0)
 
 
-def ks_normal(x: torch.Tensor) -> tuple[float, float]:
-    """One-sample Kolmogorov-Smirnov test of ``x`` against N(0, 1).
+def ks_test(x: torch.Tensor, cdf: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, float]:
+    """One-sample Kolmogorov-Smirnov test of ``x`` against the distribution with CDF ``cdf``
+    (a function of a float64 tensor).
 
     Returns:
-        ``(D, p)``: the statistic ``D = sup |F_n - Phi|`` and its asymptotic p-value, using the
+        ``(D, p)``: the statistic ``D = sup |F_n - F|`` and its asymptotic p-value, using the
         effective size ``sqrt(n) + 0.12 + 0.11 / sqrt(n)`` (Stephens' correction).
     """
     v = torch.sort(_f64(x)).values
     n = v.numel()
     if n == 0:
-        raise ValueError("ks_normal needs at least one sample")
-    cdf = torch.special.ndtr(v)
+        raise ValueError("ks_test needs at least one sample")
+    f = cdf(v)
     i = torch.arange(1, n + 1, dtype=torch.float64)
-    d_plus = (i / n - cdf).max().item()
-    d_minus = (cdf - (i - 1) / n).max().item()
+    d_plus = (i / n - f).max().item()
+    d_minus = (f - (i - 1) / n).max().item()
     d = max(d_plus, d_minus)
     sqrt_n = math.sqrt(n)
     p = kolmogorov_sf((sqrt_n + 0.12 + 0.11 / sqrt_n) * d)
     return d, p
+
+
+def ks_normal(x: torch.Tensor) -> tuple[float, float]:
+    """One-sample Kolmogorov-Smirnov test of ``x`` against N(0, 1) (see ks_test)."""
+    return ks_test(x, torch.special.ndtr)
 
 
 def normal_moments_ok(x: torch.Tensor, sigmas: float = 5.0) -> None:

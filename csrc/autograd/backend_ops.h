@@ -21,14 +21,16 @@ enum class Backend { Compiled, Triton };
 // Which second input a family takes: s (diagonal) or scale_tril (Cholesky).
 enum class Family { Diag, Chol };
 
-// The diagonal ops' scale parametrization (fused_reparam/scale.h) and lower bound on sigma;
-// the Cholesky ops take none.
-struct ScaleArgs {
+// The diagonal ops' scale parametrization (fused_reparam/scale.h), lower bound on sigma and,
+// for the plain ops, noise kind (fused_reparam/noise.h); the Cholesky ops take none.
+struct DiagArgs {
   int64_t kind = 0;
   double min = 0.0;
+  int64_t noise = 0;
 };
 
-// Signatures of the Cholesky ops; the diagonal ops' add (int64_t scale, double min_scale).
+// Signatures of the Cholesky ops; the diagonal ops' add (int64_t scale, double min_scale) and
+// the plain ones (int64_t noise).
 // (mu, second, eps?, seed_offset?, generator?) -> (z, seed_offset used)
 using SampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const OptTensor&,
                                             const OptTensor&, OptGenerator);
@@ -46,10 +48,11 @@ using StatsBackwardFn = std::tuple<Tensor, Tensor, Tensor>(
     const Tensor&, bool);
 
 using DiagSampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const OptTensor&,
-                                                const OptTensor&, OptGenerator, int64_t, double);
+                                                const OptTensor&, OptGenerator, int64_t, double,
+                                                int64_t);
 using DiagSampleBackwardFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&,
                                                         const OptTensor&, const Tensor&, bool,
-                                                        int64_t, double);
+                                                        int64_t, double, int64_t);
 using DiagStatsFn = std::tuple<Tensor, Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const OptTensor&, const OptTensor&, OptGenerator, int64_t,
     double);
@@ -75,10 +78,10 @@ const BackendOps& backend_ops(Backend backend);
 template <Family F>
 std::tuple<Tensor, Tensor> call_sample(Backend b, const Tensor& mu, const Tensor& second,
                                        const OptTensor& eps, const OptTensor& seed_offset,
-                                       OptGenerator generator, const ScaleArgs& sc) {
+                                       OptGenerator generator, const DiagArgs& sc) {
   if constexpr (F == Family::Diag) {
     return backend_ops(b).diag_sample.call(mu, second, eps, seed_offset, std::move(generator),
-                                           sc.kind, sc.min);
+                                           sc.kind, sc.min, sc.noise);
   } else {
     return backend_ops(b).chol_sample.call(mu, second, eps, seed_offset, std::move(generator));
   }
@@ -88,10 +91,10 @@ template <Family F>
 std::tuple<Tensor, Tensor> call_sample_backward(Backend b, const Tensor& grad_z,
                                                 const Tensor& second, const OptTensor& eps,
                                                 const Tensor& seed_offset, bool need_grad_eps,
-                                                const ScaleArgs& sc) {
+                                                const DiagArgs& sc) {
   if constexpr (F == Family::Diag) {
     return backend_ops(b).diag_sample_backward.call(grad_z, second, eps, seed_offset,
-                                                    need_grad_eps, sc.kind, sc.min);
+                                                    need_grad_eps, sc.kind, sc.min, sc.noise);
   } else {
     return backend_ops(b).chol_sample_backward.call(grad_z, second, eps, seed_offset,
                                                     need_grad_eps);
@@ -103,7 +106,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> call_stats(Backend b, const Tensor& m
                                                       const Tensor& second, const OptTensor& eps,
                                                       const OptTensor& seed_offset,
                                                       OptGenerator generator,
-                                                      const ScaleArgs& sc) {
+                                                      const DiagArgs& sc) {
   if constexpr (F == Family::Diag) {
     return backend_ops(b).diag_stats.call(mu, second, eps, seed_offset, std::move(generator),
                                           sc.kind, sc.min);
@@ -116,7 +119,7 @@ template <Family F>
 std::tuple<Tensor, Tensor, Tensor> call_stats_backward(
     Backend b, const Tensor& gz, const Tensor& gk, const Tensor& gq, const Tensor& mu,
     const Tensor& second, const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps,
-    const ScaleArgs& sc) {
+    const DiagArgs& sc) {
   if constexpr (F == Family::Diag) {
     return backend_ops(b).diag_stats_backward.call(gz, gk, gq, mu, second, eps, seed_offset,
                                                    need_grad_eps, sc.kind, sc.min);

@@ -54,7 +54,7 @@ Tensor regenerate_eps(Backend backend, const Tensor& eps, const Tensor& seed_off
   if (eps.defined()) return eps.to(ct);
   const Tensor zero = at::zeros({}, like.options().dtype(ct)).expand_symint(shape);
   return std::get<0>(call_sample<Family::Diag>(backend, zero, zero, std::nullopt, seed_offset,
-                                               std::nullopt, ScaleArgs{}));
+                                               std::nullopt, DiagArgs{}));
 }
 
 bool l_is_shared(c10::SymIntArrayRef l_shape, c10::SymIntArrayRef sample_shape) {

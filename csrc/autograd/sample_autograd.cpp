@@ -26,7 +26,7 @@ template <Backend B, Family F>
 std::pair<Tensor, Tensor> second_and_eps_grads(const Tensor& g, const Tensor& second,
                                                const Tensor& eps, const Tensor& used,
                                                bool need_second, bool need_eps,
-                                               const ScaleArgs& sc) {
+                                               const DiagArgs& sc) {
   if constexpr (F == Family::Chol) {
     if (need_second && l_is_shared(second.sym_sizes(), g.sym_sizes())) {
       const Tensor e = regenerate_eps(B, eps, used, g.sym_sizes(), g);
@@ -51,7 +51,7 @@ template <Backend B, Family F>
 struct SampleFunction : public torch::autograd::Function<SampleFunction<B, F>> {
   static variable_list forward(AutogradContext* ctx, const Tensor& mu, const Tensor& second,
                                const OptTensor& eps, const OptTensor& seed_offset,
-                               OptGenerator generator, const ScaleArgs& sc) {
+                               OptGenerator generator, const DiagArgs& sc) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [z, used] =
         call_sample<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
@@ -96,7 +96,7 @@ struct SampleBackwardFunction
     : public torch::autograd::Function<SampleBackwardFunction<B, F>> {
   static variable_list forward(AutogradContext* ctx, const Tensor& grad_z, const Tensor& second,
                                const OptTensor& eps, const Tensor& seed_offset,
-                               bool need_grad_eps, const ScaleArgs& sc) {
+                               bool need_grad_eps, const DiagArgs& sc) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [g_second, g_eps] =
         call_sample_backward<F>(B, grad_z, second, eps, seed_offset, need_grad_eps, sc);
@@ -112,7 +112,7 @@ struct SampleBackwardFunction
     const bool need_g = ctx->needs_input_grad(0), need_second = ctx->needs_input_grad(1);
     const bool need_eps = eps.defined() && ctx->needs_input_grad(2);
     const bool has_b = eps.defined() && up_eps.defined() && up_eps.sym_numel() != 0;
-    const ScaleArgs sc = saved_scale(ctx);
+    const DiagArgs sc = saved_scale(ctx);
     Tensor d_g, d_second, d_eps;
     if constexpr (F == Family::Diag) {
       const bool has_a = up_second.defined();
@@ -159,7 +159,7 @@ struct SampleBackwardFunction
 template <Backend B, Family F>
 std::tuple<Tensor, Tensor> sample_autograd(const Tensor& mu, const Tensor& second,
                                            const OptTensor& eps, const OptTensor& seed_offset,
-                                           OptGenerator generator, const ScaleArgs& sc) {
+                                           OptGenerator generator, const DiagArgs& sc) {
   const Tensor& e = eps.has_value() ? *eps : kNone;
   check_no_forward_grad("fused_reparam: the sampling op", {&mu, &second, &e});
   if (!records({&mu, &second, &e})) {
@@ -175,7 +175,7 @@ template <Backend B, Family F>
 std::tuple<Tensor, Tensor> sample_backward_autograd(const Tensor& grad_z, const Tensor& second,
                                                     const OptTensor& eps,
                                                     const Tensor& seed_offset,
-                                                    bool need_grad_eps, const ScaleArgs& sc) {
+                                                    bool need_grad_eps, const DiagArgs& sc) {
   const Tensor& e = eps.has_value() ? *eps : kNone;
   check_no_forward_grad("fused_reparam: the sampling op's backward", {&grad_z, &second, &e});
   if (!records({&grad_z, &second, &e})) {
@@ -191,18 +191,18 @@ std::tuple<Tensor, Tensor> sample_backward_autograd(const Tensor& grad_z, const 
 template <Backend B>
 std::tuple<Tensor, Tensor> diag_sample(const Tensor& mu, const Tensor& s, const OptTensor& eps,
                                        const OptTensor& seed_offset, OptGenerator generator,
-                                       int64_t scale, double min_scale) {
+                                       int64_t scale, double min_scale, int64_t noise) {
   return sample_autograd<B, Family::Diag>(mu, s, eps, seed_offset, std::move(generator),
-                                          ScaleArgs{scale, min_scale});
+                                          DiagArgs{scale, min_scale, noise});
 }
 
 template <Backend B>
 std::tuple<Tensor, Tensor> diag_sample_backward(const Tensor& grad_z, const Tensor& s,
                                                 const OptTensor& eps, const Tensor& seed_offset,
                                                 bool need_grad_eps, int64_t scale,
-                                                double min_scale) {
+                                                double min_scale, int64_t noise) {
   return sample_backward_autograd<B, Family::Diag>(grad_z, s, eps, seed_offset, need_grad_eps,
-                                                   ScaleArgs{scale, min_scale});
+                                                   DiagArgs{scale, min_scale, noise});
 }
 
 template <Backend B>
@@ -210,7 +210,7 @@ std::tuple<Tensor, Tensor> chol_sample(const Tensor& mu, const Tensor& scale_tri
                                        const OptTensor& eps, const OptTensor& seed_offset,
                                        OptGenerator generator) {
   return sample_autograd<B, Family::Chol>(mu, scale_tril, eps, seed_offset, std::move(generator),
-                                          ScaleArgs{});
+                                          DiagArgs{});
 }
 
 template <Backend B>
@@ -218,7 +218,7 @@ std::tuple<Tensor, Tensor> chol_sample_backward(const Tensor& grad_z, const Tens
                                                 const OptTensor& eps, const Tensor& seed_offset,
                                                 bool need_grad_eps) {
   return sample_backward_autograd<B, Family::Chol>(grad_z, scale_tril, eps, seed_offset,
-                                                   need_grad_eps, ScaleArgs{});
+                                                   need_grad_eps, DiagArgs{});
 }
 
 // Registers this file's kernels for one backend's copy of the ops ("<prefix><op>").

@@ -7,7 +7,7 @@
 namespace fused_reparam {
 namespace autograd {
 
-ScaleTerms scale_terms(const Tensor& s, const ScaleArgs& sc, bool with_log) {
+ScaleTerms scale_terms(const Tensor& s, const DiagArgs& sc, bool with_log) {
   ScaleTerms t;
   switch (sc.kind) {
     case scale::kLogStd:
@@ -50,7 +50,7 @@ ScaleTerms scale_terms(const Tensor& s, const ScaleArgs& sc, bool with_log) {
   return t;
 }
 
-Tensor d2sigma_over_dsigma(const Tensor& s, const ScaleArgs& sc) {
+Tensor d2sigma_over_dsigma(const Tensor& s, const DiagArgs& sc) {
   switch (sc.kind) {
     case scale::kLogStd: return at::ones_like(s);
     case scale::kStd: return at::zeros_like(s);

@@ -12,17 +12,20 @@ namespace fused_reparam {
 namespace autograd {
 
 // Kept only when not the default, so the common call saves nothing more.
-inline void save_scale(torch::autograd::AutogradContext* ctx, const ScaleArgs& sc) {
+inline void save_scale(torch::autograd::AutogradContext* ctx, const DiagArgs& sc) {
   if (sc.kind != 0) ctx->saved_data["scale"] = sc.kind;
   if (sc.min != 0.0) ctx->saved_data["min_scale"] = sc.min;
+  if (sc.noise != 0) ctx->saved_data["noise"] = sc.noise;
 }
 
-inline ScaleArgs saved_scale(torch::autograd::AutogradContext* ctx) {
-  ScaleArgs sc;
+inline DiagArgs saved_scale(torch::autograd::AutogradContext* ctx) {
+  DiagArgs sc;
   const auto kind = ctx->saved_data.find("scale");
   if (kind != ctx->saved_data.end()) sc.kind = kind->second.toInt();
   const auto min = ctx->saved_data.find("min_scale");
   if (min != ctx->saved_data.end()) sc.min = min->second.toDouble();
+  const auto noise = ctx->saved_data.find("noise");
+  if (noise != ctx->saved_data.end()) sc.noise = noise->second.toInt();
   return sc;
 }
 
@@ -31,11 +34,11 @@ struct ScaleTerms {
   Tensor dlog, d2log;             // d log sigma / ds, d^2 log sigma / ds^2 (if asked for)
 };
 
-ScaleTerms scale_terms(const Tensor& s, const ScaleArgs& sc, bool with_log);
+ScaleTerms scale_terms(const Tensor& s, const DiagArgs& sc, bool with_log);
 
 // d^2 sigma / ds^2 over d sigma / ds as a tensor or number: 1/2 (logvar), 1 (log_std), 0 (std),
 // sigmoid(-s) (softplus), so that g * sigma'' * eps is the backward kernel run on g times it.
-Tensor d2sigma_over_dsigma(const Tensor& s, const ScaleArgs& sc);
+Tensor d2sigma_over_dsigma(const Tensor& s, const DiagArgs& sc);
 
 }  // namespace autograd
 }  // namespace fused_reparam

@@ -46,7 +46,7 @@ template <Backend B, Family F>
 struct StatsFunction : public torch::autograd::Function<StatsFunction<B, F>> {
   static variable_list forward(AutogradContext* ctx, const Tensor& mu, const Tensor& second,
                                const OptTensor& eps, const OptTensor& seed_offset,
-                               OptGenerator generator, const ScaleArgs& sc) {
+                               OptGenerator generator, const DiagArgs& sc) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [z, kl, log_q, used] =
         call_stats<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
@@ -91,7 +91,7 @@ struct StatsBackwardFunction : public torch::autograd::Function<StatsBackwardFun
   static variable_list forward(AutogradContext* ctx, const Tensor& gz, const Tensor& gk,
                                const Tensor& gq, const Tensor& mu, const Tensor& second,
                                const OptTensor& eps, const Tensor& seed_offset,
-                               bool need_grad_eps, const ScaleArgs& sc) {
+                               bool need_grad_eps, const DiagArgs& sc) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [g_mu, g_second, g_eps] = call_stats_backward<F>(B, gz, gk, gq, mu, second, eps,
                                                           seed_offset, need_grad_eps, sc);
@@ -129,7 +129,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, cons
                                                           const OptTensor& eps,
                                                           const OptTensor& seed_offset,
                                                           OptGenerator generator,
-                                                          const ScaleArgs& sc) {
+                                                          const DiagArgs& sc) {
   const Tensor& e = eps.has_value() ? *eps : kNone;
   check_no_forward_grad("fused_reparam: the sampling op with stats", {&mu, &second, &e});
   if (!records({&mu, &second, &e})) {
@@ -150,7 +150,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, cons
 template <Backend B, Family F>
 std::tuple<Tensor, Tensor, Tensor> stats_backward_autograd(
     const Tensor& gz, const Tensor& gk, const Tensor& gq, const Tensor& mu, const Tensor& second,
-    const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps, const ScaleArgs& sc) {
+    const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps, const DiagArgs& sc) {
   const Tensor& e = eps.has_value() ? *eps : kNone;
   check_no_forward_grad("fused_reparam: the stats op's backward", {&gz, &gk, &gq, &mu, &second, &e});
   if (!records({&gz, &gk, &gq, &mu, &second, &e})) {
@@ -170,7 +170,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> diag_stats(const Tensor& mu, const Te
                                                       OptGenerator generator, int64_t scale,
                                                       double min_scale) {
   return stats_autograd<B, Family::Diag>(mu, s, eps, seed_offset, std::move(generator),
-                                         ScaleArgs{scale, min_scale});
+                                         DiagArgs{scale, min_scale});
 }
 
 template <Backend B>
@@ -179,7 +179,7 @@ std::tuple<Tensor, Tensor, Tensor> diag_stats_backward(
     const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps, int64_t scale,
     double min_scale) {
   return stats_backward_autograd<B, Family::Diag>(gz, gk, gq, mu, s, eps, seed_offset,
-                                                  need_grad_eps, ScaleArgs{scale, min_scale});
+                                                  need_grad_eps, DiagArgs{scale, min_scale});
 }
 
 template <Backend B>
@@ -188,7 +188,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> chol_stats(const Tensor& mu, const Te
                                                       const OptTensor& seed_offset,
                                                       OptGenerator generator) {
   return stats_autograd<B, Family::Chol>(mu, scale_tril, eps, seed_offset, std::move(generator),
-                                         ScaleArgs{});
+                                         DiagArgs{});
 }
 
 template <Backend B>
@@ -197,7 +197,7 @@ std::tuple<Tensor, Tensor, Tensor> chol_stats_backward(
     const Tensor& scale_tril, const OptTensor& eps, const Tensor& seed_offset,
     bool need_grad_eps) {
   return stats_backward_autograd<B, Family::Chol>(gz, gk, gq, mu, scale_tril, eps, seed_offset,
-                                                  need_grad_eps, ScaleArgs{});
+                                                  need_grad_eps, DiagArgs{});
 }
 
 // Registers this file's kernels for one backend's copy of the ops ("<prefix><op>").

@@ -15,7 +15,7 @@ namespace fused_reparam {
 namespace autograd {
 
 std::array<Tensor, 6> diag_stats_vjp(const StatsUpstream& up, const StatsSaved& s,
-                                     const Tensor& eps, const ScaleArgs& sc) {
+                                     const Tensor& eps, const DiagArgs& sc) {
   const Tensor &a = up.mu, &b = up.second, &c = up.eps;
   const Tensor gk1 = s.gk.unsqueeze(-1), gq1 = s.gq.unsqueeze(-1);
   const ScaleTerms t = scale_terms(s.second, sc, true);

@@ -23,7 +23,7 @@ struct StatsSaved {
 // (d grad_z, d grad_kl, d grad_log_q, d mu, d second, d eps), unreduced (the caller sums them
 // to the inputs' shapes); eps is the sample's noise as a tensor.
 std::array<Tensor, 6> diag_stats_vjp(const StatsUpstream& up, const StatsSaved& s,
-                                     const Tensor& eps, const ScaleArgs& sc);
+                                     const Tensor& eps, const DiagArgs& sc);
 std::array<Tensor, 6> chol_stats_vjp(const StatsUpstream& up, const StatsSaved& s,
                                      const Tensor& eps);
 

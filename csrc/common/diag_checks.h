@@ -9,6 +9,7 @@
 
 #include "common/arg_checks.h"
 #include "common/problem.h"
+#include "fused_reparam/noise.h"
 #include "fused_reparam/scale.h"
 
 namespace fused_reparam {
@@ -25,6 +26,12 @@ inline void check_scale(int64_t scale, double min_scale, const char* op) {
 inline void set_scale(Problem& p, int64_t scale, double min_scale) {
   p.scale = static_cast<int>(scale);
   p.min_scale = min_scale;
+}
+
+// The noise kind (noise::Kind) of the plain diagonal ops.
+inline void check_noise(int64_t noise, const char* op) {
+  TORCH_CHECK(noise >= 0 && noise < noise::kNumKinds, op,
+              ": noise must be 0 (normal), 1 (laplace), 2 (logistic) or 3 (gumbel), got ", noise);
 }
 
 // Validates diag_rsample's arguments; returns the output shape.

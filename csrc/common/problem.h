@@ -43,6 +43,8 @@ struct Problem {
   // lower bound added to sigma.
   int scale = 0;
   double min_scale = 0.0;
+  // The diagonal op's noise kind (fused_reparam/noise.h: noise::Kind); the normal elsewhere.
+  int noise = 0;
 
   FR_ALWAYS_INLINE int64_t numel() const { return rows * d; }
 };

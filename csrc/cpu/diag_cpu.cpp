@@ -52,9 +52,11 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
                                                     const std::optional<at::Tensor>& eps,
                                                     const std::optional<at::Tensor>& seed_offset,
                                                     std::optional<at::Generator> generator,
-                                                    int64_t scale, double min_scale) {
+                                                    int64_t scale, double min_scale,
+                                                    int64_t noise) {
   const std::vector<int64_t> shape = check_diag_rsample_args(mu, s, eps, seed_offset);
   check_scale(scale, min_scale, "fused_reparam::diag_rsample");
+  check_noise(noise, "fused_reparam::diag_rsample");
   const at::Tensor used = stream_used(eps, seed_offset, generator);
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
   if (z.numel() == 0) return {z, used};
@@ -63,6 +65,7 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
   KeepAlive keep;
   Problem p = make_elementwise_problem(shape, diag_inputs(mu, s, eps), keep);
   set_scale(p, scale, min_scale);
+  p.noise = static_cast<int>(noise);
   p.out[kZ] = z.mutable_data_ptr();
   const int64_t* so = used.const_data_ptr<int64_t>();
   p.seed = as_u64(so[0]);
@@ -73,9 +76,11 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cpu(const at::Tensor& mu,
 
 std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
     const at::Tensor& grad_z, const at::Tensor& s, const std::optional<at::Tensor>& eps,
-    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale) {
+    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale,
+    int64_t noise) {
   check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps);
   check_scale(scale, min_scale, "fused_reparam::diag_rsample_backward");
+  check_noise(noise, "fused_reparam::diag_rsample_backward");
   const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
   at::Tensor grad_s = at::empty(grad_z.sizes(), opts);
   at::Tensor grad_eps = need_grad_eps ? at::empty(grad_z.sizes(), opts) : at::empty({0}, opts);
@@ -86,6 +91,7 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cpu(
   KeepAlive keep;
   Problem p = make_elementwise_problem(grad_z.sizes(), diag_inputs(grad_z, s, eps), keep);
   set_scale(p, scale, min_scale);
+  p.noise = static_cast<int>(noise);
   p.out[kGradSecond] = grad_s.mutable_data_ptr();
   p.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   if (!eps.has_value()) {

@@ -15,6 +15,7 @@
 #include "cpu/cpu_kernels.h"
 #include "cpu/simd_words.h"
 #include "fused_reparam/diag_math.h"
+#include "fused_reparam/noise.h"
 #include "fused_reparam/normal.h"
 #include "fused_reparam/philox.h"
 
@@ -70,11 +71,12 @@ static_assert(kRangeAlign % kBlock == 0, "ranges start on block boundaries");
 static_assert(kBlock % (8 * kLanes) == 0, "a block is whole pairs of vector Philox groups");
 static_assert(kNoisePad >= 8 * kLanes, "fill_noise writes whole pairs of vector groups");
 
-// Normals of groups [group, group + kLanes) stored to out in element order: Philox lane j
-// serves group + j, and its four normals are interleaved back to elements 4j .. 4j+3. Kept out
-// of line: inlined into the range kernels, GCC's AVX-512 code for the block loop runs 10-20%
-// slower (measured at 2^20 elements).
-C10_NOINLINE inline void noise_groups(float* out, uint64_t seed, uint64_t offset, uint64_t group) {
+// Noise of kind `kind` of groups [group, group + kLanes) stored to out in element order:
+// Philox lane j serves group + j, and its four values are interleaved back to elements
+// 4j .. 4j+3. Kept out of line: inlined into the range kernels, GCC's AVX-512 code for the
+// block loop runs 10-20% slower (measured at 2^20 elements).
+C10_NOINLINE inline void noise_groups(float* out, uint64_t seed, uint64_t offset, uint64_t group,
+                                      int kind) {
   using V = Vectorized<float>;
   alignas(64) uint32_t lo[kLanes];
   alignas(64) uint32_t hi[kLanes];
@@ -86,7 +88,7 @@ C10_NOINLINE inline void noise_groups(float* out, uint64_t seed, uint64_t offset
       WordVec::loadu(lo), WordVec::loadu(hi), WordVec(philox::lo32(offset)),
       WordVec(philox::hi32(offset)), philox::lo32(seed), philox::hi32(seed));
   V n0, n1, n2, n3;
-  normals_from_words<V, float>(w, n0, n1, n2, n3);
+  noise::from_words<V, float>(w, kind, n0, n1, n2, n3);
   // (n0, n2) and (n1, n3) interleaved, then those interleaved: n0 n1 n2 n3 per group.
   const auto a = at::vec::interleave2<float>(n0, n2);
   const auto b = at::vec::interleave2<float>(n1, n3);
@@ -100,21 +102,24 @@ C10_NOINLINE inline void noise_groups(float* out, uint64_t seed, uint64_t offset
 
 // Noise for elements [first, first + len) (first % 4 == 0) into buf, in element order; two
 // independent Philox chains per step keep the multipliers busy.
-inline void fill_noise(float* buf, uint64_t seed, uint64_t offset, int64_t first, int64_t len) {
+inline void fill_noise(float* buf, uint64_t seed, uint64_t offset, int64_t first, int64_t len,
+                       int kind = noise::kNormal) {
   const uint64_t group0 = static_cast<uint64_t>(first) >> 2;
   const int64_t groups = (len + 3) / 4;
   for (int64_t g = 0; g < groups; g += 2 * kLanes) {
-    noise_groups(buf + 4 * g, seed, offset, group0 + static_cast<uint64_t>(g));
-    noise_groups(buf + 4 * (g + kLanes), seed, offset, group0 + static_cast<uint64_t>(g + kLanes));
+    noise_groups(buf + 4 * g, seed, offset, group0 + static_cast<uint64_t>(g), kind);
+    noise_groups(buf + 4 * (g + kLanes), seed, offset, group0 + static_cast<uint64_t>(g + kLanes),
+                 kind);
   }
 }
 
 // float64 noise is computed per group in double (scalar: float64 is for checking, not speed).
-inline void fill_noise(double* buf, uint64_t seed, uint64_t offset, int64_t first, int64_t len) {
+inline void fill_noise(double* buf, uint64_t seed, uint64_t offset, int64_t first, int64_t len,
+                       int kind = noise::kNormal) {
   const uint64_t group0 = static_cast<uint64_t>(first) >> 2;
   const int64_t groups = (len + 3) / 4;
   for (int64_t g = 0; g < groups; ++g) {
-    stream_normals4<double>(seed, offset, group0 + static_cast<uint64_t>(g), buf + 4 * g);
+    noise::stream4<double>(seed, offset, group0 + static_cast<uint64_t>(g), kind, buf + 4 * g);
   }
 }
 
@@ -209,7 +214,7 @@ void run_range(const Problem& p, int64_t begin, int64_t end) {
   int64_t col = begin % p.d;
   for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
     const int64_t blen = std::min(kBlock, end - b0);
-    if (eps_in == nullptr) fill_noise(noise, p.seed, p.offset, b0, blen);
+    if (eps_in == nullptr) fill_noise(noise, p.seed, p.offset, b0, blen, p.noise);
     for (int64_t pos = b0; pos < b0 + blen;) {
       const int64_t n = std::min(p.d - col, b0 + blen - pos);
       run_segment<T, Op>(in0 + row.off[kFirst] + col * p.dstride[kFirst], p.dstride[kFirst],

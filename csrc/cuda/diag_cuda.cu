@@ -24,6 +24,7 @@
 #include "cuda/kernel_common.cuh"
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/diag_math.h"
+#include "fused_reparam/noise.h"
 #include "fused_reparam/normal.h"
 #include "fused_reparam/philox.h"
 #include "fused_reparam/scale.h"
@@ -123,7 +124,7 @@ __global__ void __launch_bounds__(kThreads)
     if (has_eps) {
       load4<T, F>(d, plan, 2, in[2], i0, full, eps);
     } else {
-      stream_normals4<F>(seed, offset, static_cast<uint64_t>(g), eps);
+      noise::stream4<F>(seed, offset, static_cast<uint64_t>(g), d.noise, eps);
     }
     Vec4<T> y0, y1;
 #pragma unroll
@@ -190,15 +191,18 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu, const
                                                      const std::optional<at::Tensor>& eps,
                                                      const std::optional<at::Tensor>& seed_offset,
                                                      std::optional<at::Generator> generator,
-                                                     int64_t scale, double min_scale) {
+                                                     int64_t scale, double min_scale,
+                                                     int64_t noise) {
   const std::vector<int64_t> shape = check_diag_rsample_args(mu, s, eps, seed_offset);
   check_scale(scale, min_scale, "fused_reparam::diag_rsample");
+  check_noise(noise, "fused_reparam::diag_rsample");
   const c10::cuda::CUDAGuard guard(mu.device());
   at::Tensor z = at::empty(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
 
   KeepAlive keep;
   Problem d = make_elementwise_problem(shape, diag_inputs(mu, s, eps), keep);
   set_scale(d, scale, min_scale);
+  d.noise = static_cast<int>(noise);
   d.out[kZ] = z.mutable_data_ptr();
 
   at::Tensor used, so_in;
@@ -210,9 +214,11 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu, const
 
 std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cuda(
     const at::Tensor& grad_z, const at::Tensor& s, const std::optional<at::Tensor>& eps,
-    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale) {
+    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale,
+    int64_t noise) {
   check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps);
   check_scale(scale, min_scale, "fused_reparam::diag_rsample_backward");
+  check_noise(noise, "fused_reparam::diag_rsample_backward");
   const c10::cuda::CUDAGuard guard(grad_z.device());
   const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
   at::Tensor grad_s = at::empty(grad_z.sizes(), opts);
@@ -222,6 +228,7 @@ std::tuple<at::Tensor, at::Tensor> diag_rsample_backward_cuda(
   KeepAlive keep;
   Problem d = make_elementwise_problem(grad_z.sizes(), diag_inputs(grad_z, s, eps), keep);
   set_scale(d, scale, min_scale);
+  d.noise = static_cast<int>(noise);
   d.out[kGradSecond] = grad_s.mutable_data_ptr();
   d.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;
   at::Tensor so_in;

@@ -29,7 +29,8 @@ def check_one_device(op: str, *tensors: torch.Tensor | None) -> None:
 def _register(family: Family, prefix: str) -> None:
     ns = f"fused_reparam::{prefix}{family.op()}"
 
-    # The diagonal ops' trailing scale and min_scale (the Cholesky ops have none) are unused.
+    # The diagonal ops' trailing scale, min_scale and noise (the Cholesky ops have none) are
+    # unused.
     def sample(
         mu: Tensor,
         second: Tensor,
@@ -38,6 +39,7 @@ def _register(family: Family, prefix: str) -> None:
         generator: object = None,
         scale: int = 0,
         min_scale: float = 0.0,
+        noise: int = 0,
     ) -> tuple[Tensor, Tensor]:
         check_one_device(ns, mu, second, eps, seed_offset)
         shape = family.sample_shape(mu.shape, second.shape)
@@ -51,6 +53,7 @@ def _register(family: Family, prefix: str) -> None:
         need_grad_eps: bool,
         scale: int = 0,
         min_scale: float = 0.0,
+        noise: int = 0,
     ) -> tuple[Tensor, Tensor]:
         check_one_device(f"{ns}_backward", grad_z, second, eps, seed_offset)
         grad_eps_shape = grad_z.shape if need_grad_eps else (0,)

@@ -1,13 +1,15 @@
-"""The `scale` and `min_scale` arguments of the diagonal sampling functions: how the second
-input s gives sigma (docs/design.md, "Scales")."""
+"""The `scale`, `min_scale` and `noise` arguments of the diagonal sampling functions: how the
+second input s gives sigma (docs/design.md, "Scales"), and which noise is drawn."""
 
 from __future__ import annotations
 
 import math
 
+from .reference.noise import NOISES
 from .reference.scale import SCALES
 
 _KIND = {name: kind for kind, name in enumerate(SCALES)}
+_NOISE = {name: kind for kind, name in enumerate(NOISES)}
 
 
 def check_scale(scale: object, min_scale: object, where: str) -> tuple[int, float]:
@@ -23,3 +25,19 @@ def check_scale(scale: object, min_scale: object, where: str) -> tuple[int, floa
     if not (math.isfinite(min_scale) and min_scale >= 0):
         raise ValueError(f"{where}: min_scale must be finite and >= 0, got {min_scale}")
     return kind, float(min_scale)
+
+
+def check_noise(noise: object, return_stats: object, where: str) -> int:
+    """The op's noise kind for a noise name, or a clear error naming the argument (the VAE
+    extras are the Gaussian's: other noises take return_stats=False)."""
+    kind = _NOISE.get(noise) if isinstance(noise, str) else None
+    if kind is None:
+        raise ValueError(
+            f"{where}: noise must be one of {', '.join(map(repr, NOISES))}, got {noise!r}"
+        )
+    if kind != 0 and return_stats is True:
+        raise ValueError(
+            f"{where}: return_stats=True computes the Gaussian's KL and log q; noise={noise!r} "
+            "takes return_stats=False"
+        )
+    return kind

@@ -17,6 +17,7 @@ def sample_diag(
     *,
     scale: str = "logvar",
     min_scale: float = 0.0,
+    noise: str = "normal",
     num_samples: int | None = None,
     eps: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -41,6 +42,10 @@ def sample_diag(
             ``"log_std"`` (``exp(s)``), ``"std"`` (``s`` itself, > 0) or ``"softplus"``
             (``log1p(exp(s))``, stable for large and very negative s).
         min_scale: a lower bound added to sigma (``sigma = min_scale + f(s)``), >= 0.
+        noise: the distribution of eps: ``"normal"`` (N(0, 1)), or the location-scale
+            families' standard forms ``"laplace"``, ``"logistic"``, ``"gumbel"``, each a
+            transform of the same Philox stream (docs/design.md, "The noise contract"); then
+            sigma is the family's scale parameter and return_stats must be False.
         num_samples: K samples per distribution: z is ``[K, *broadcast shape]``; mu and
             s are read in place (never copied K times) and their gradients are summed
             over the K samples.
@@ -67,11 +72,12 @@ def sample_diag(
         >>> z = sample_diag(mu, logvar, seed=1234)
         >>> z = sample_diag(mu, torch.ones(4, 8), scale="std")
     """
-    extra = (
-        ()
-        if scale == "logvar" and min_scale == 0.0
-        else _scales.check_scale(scale, min_scale, _WHERE)
-    )
+    if scale == "logvar" and min_scale == 0.0 and noise == "normal":
+        extra = ()
+    else:
+        extra = _scales.check_scale(scale, min_scale, _WHERE)
+        kind = _scales.check_noise(noise, return_stats, _WHERE)
+        extra = (*extra, kind) if kind else extra
     return sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
                   generator=generator, seed=seed, offset=offset, backend=backend,
                   return_stats=return_stats, extra=extra)  # fmt: skip

@@ -3,11 +3,24 @@
 #include <cstdint>
 
 #include "fused_reparam/diag_math.h"
+#include "fused_reparam/noise.h"
 #include "fused_reparam/normal.h"
 #include "fused_reparam/philox.h"
 #include "fused_reparam/scale.h"
 
 namespace fr = fused_reparam;
+
+// Every noise kind of the diagonal op (fused_reparam/noise.h).
+template <class S>
+__device__ S noise_all(uint64_t seed, uint64_t offset, uint64_t i) {
+  S n[4];
+  S total = S(0);
+  for (int kind = 0; kind < fr::noise::kNumKinds; ++kind) {
+    fr::noise::stream4<S>(seed, offset, i >> 2, kind, n);
+    total += n[i & 3];
+  }
+  return total;
+}
 
 template <class S>
 __device__ S diag_all(uint64_t seed, uint64_t offset, uint64_t i, S mu, S s, S dz) {
@@ -19,7 +32,7 @@ __device__ S diag_all(uint64_t seed, uint64_t offset, uint64_t i, S mu, S s, S d
   return fr::diag::sample<S>(mu, sigma, n[i & 3]) + fr::diag::grad_scale<S>(dz, dsigma, n[0]) +
          fr::diag::grad_eps<S>(dz, sigma) + fr::scale::log_var<S, S>(s, sigma, sc) +
          fr::scale::dlog_sigma<S, S>(s, sigma, dsigma, sc) +
-         fr::stream_normal_at<S>(seed, offset, i);
+         fr::stream_normal_at<S>(seed, offset, i) + noise_all<S>(seed, offset, i);
 }
 
 __global__ void header_check_kernel(uint64_t seed, uint64_t offset, uint32_t* words, float* f,

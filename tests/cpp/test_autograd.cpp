@@ -24,10 +24,18 @@ Out call(const char* name, const at::Tensor& mu, const at::Tensor& second,
          const OptTensor& seed_offset, int64_t scale = 0) {
   auto& dispatcher = c10::Dispatcher::singleton();
   if (std::string(name).find("diag") != std::string::npos) {
+    if (std::string(name).find("stats") != std::string::npos) {
+      auto op = dispatcher.findSchemaOrThrow(name, "")
+                    .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,
+                               const OptTensor&, std::optional<at::Generator>, int64_t,
+                               double)>();
+      return op.call(mu, second, std::nullopt, seed_offset, std::nullopt, scale, 0.0);
+    }
     auto op = dispatcher.findSchemaOrThrow(name, "")
                   .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,
-                             const OptTensor&, std::optional<at::Generator>, int64_t, double)>();
-    return op.call(mu, second, std::nullopt, seed_offset, std::nullopt, scale, 0.0);
+                             const OptTensor&, std::optional<at::Generator>, int64_t, double,
+                             int64_t)>();
+    return op.call(mu, second, std::nullopt, seed_offset, std::nullopt, scale, 0.0, 0);
   }
   auto op = dispatcher.findSchemaOrThrow(name, "")
                 .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,

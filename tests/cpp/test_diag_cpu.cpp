@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "cpu_op_test.h"
+#include "fused_reparam/noise.h"
 #include "fused_reparam/normal.h"
 
 namespace {
@@ -22,28 +23,30 @@ using cpu_op_test::seed_offset;
 using cpu_op_test::tensor;
 using Pair = std::tuple<at::Tensor, at::Tensor>;
 
-// The scale: 0 logvar (the default), 1 log_std, 2 std, 3 softplus; min_scale added to sigma.
+// The scale: 0 logvar (the default), 1 log_std, 2 std, 3 softplus; min_scale added to sigma;
+// the noise: 0 normal, 1 laplace, 2 logistic, 3 gumbel.
 Pair rsample(const at::Tensor& mu, const at::Tensor& s, const std::optional<at::Tensor>& eps,
              const std::optional<at::Tensor>& seed_offset, int64_t scale = 0,
-             double min_scale = 0.0) {
+             double min_scale = 0.0, int64_t noise = 0) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("fused_reparam::diag_rsample", "")
                        .typed<Pair(const at::Tensor&, const at::Tensor&,
                                    const std::optional<at::Tensor>&,
                                    const std::optional<at::Tensor>&,
-                                   std::optional<at::Generator>, int64_t, double)>();
-  return op.call(mu, s, eps, seed_offset, std::nullopt, scale, min_scale);
+                                   std::optional<at::Generator>, int64_t, double, int64_t)>();
+  return op.call(mu, s, eps, seed_offset, std::nullopt, scale, min_scale, noise);
 }
 
 Pair rsample_backward(const at::Tensor& grad_z, const at::Tensor& s,
                       const std::optional<at::Tensor>& eps, const at::Tensor& seed_offset,
-                      bool need_grad_eps, int64_t scale = 0, double min_scale = 0.0) {
+                      bool need_grad_eps, int64_t scale = 0, double min_scale = 0.0,
+                      int64_t noise = 0) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("fused_reparam::diag_rsample_backward", "")
                        .typed<Pair(const at::Tensor&, const at::Tensor&,
                                    const std::optional<at::Tensor>&, const at::Tensor&, bool,
-                                   int64_t, double)>();
-  return op.call(grad_z, s, eps, seed_offset, need_grad_eps, scale, min_scale);
+                                   int64_t, double, int64_t)>();
+  return op.call(grad_z, s, eps, seed_offset, need_grad_eps, scale, min_scale, noise);
 }
 
 constexpr double kLn4 = 1.3862943611198906;  // sigma = exp(0.5 * ln 4) = 2
@@ -144,6 +147,56 @@ FR_TEST(stream_matches_header) {
     const at::Tensor ones = at::ones({37}, at::TensorOptions().dtype(t));
     const auto [glv, unused] = rsample_backward(ones, zeros, std::nullopt, used, false);
     FR_CHECK(at::allclose(glv.to(at::kDouble), 0.5 * zd, 1e-6, 1e-6));
+  }
+}
+
+// Each noise kind: the op's noise is the header's (stream4), for float32 (SIMD math, a few
+// ulps) and float64; the backward regenerates it (grad_s = 0.5 * eps for logvar = 0).
+FR_TEST(noise_kinds_match_header) {
+  const uint64_t seed = 12345, offset = 678;
+  const at::Tensor so = seed_offset(seed, offset);
+  for (int64_t kind = 1; kind < fused_reparam::noise::kNumKinds; ++kind) {
+    for (at::ScalarType t : {at::kFloat, at::kDouble}) {
+      const at::Tensor zeros = at::zeros({41}, at::TensorOptions().dtype(t));
+      const auto [z, used] = rsample(zeros, zeros, std::nullopt, so, 0, 0.0, kind);
+      const at::Tensor zd = z.to(at::kDouble);
+      for (int64_t i = 0; i < 41; ++i) {
+        double want;
+        if (t == at::kFloat) {
+          float n[4];
+          fused_reparam::noise::stream4<float>(seed, offset, i >> 2, static_cast<int>(kind), n);
+          want = n[i & 3];
+        } else {
+          double n[4];
+          fused_reparam::noise::stream4<double>(seed, offset, i >> 2, static_cast<int>(kind), n);
+          want = n[i & 3];
+        }
+        FR_CHECK_NEAR(zd[i].item<double>(), want, t == at::kFloat ? 1e-5 : 1e-12);
+      }
+      const at::Tensor ones = at::ones({41}, at::TensorOptions().dtype(t));
+      const auto [gs, unused] = rsample_backward(ones, zeros, std::nullopt, used, false, 0, 0.0,
+                                                 kind);
+      FR_CHECK(at::allclose(gs.to(at::kDouble), 0.5 * zd, 1e-6, 1e-6));
+    }
+  }
+  FR_CHECK_THROWS(rsample(mu_of_four(), mu_of_four(), std::nullopt, std::nullopt, 0, 0.0, 4),
+                  c10::Error, "noise must be 0 (normal)");
+}
+
+// The extreme words give finite noise, and the inverse CDFs' values.
+FR_TEST(noise_words_at_the_ends_are_finite) {
+  namespace nz = fused_reparam::noise;
+  for (uint32_t w : {0u, 1u, 0x7FFFFFFFu, 0x80000000u, 0x80000001u, 0xFFFFFF7Fu, 0xFFFFFFFFu}) {
+    for (int kind = 1; kind < nz::kNumKinds; ++kind) {
+      const float f = nz::from_word<float, float>(w, kind);
+      const double d = nz::from_word<double, double>(w, kind);
+      FR_CHECK(std::isfinite(f) && std::isfinite(d));
+      const double u = (static_cast<double>(w) + 0.5) * 0x1p-32;  // the CDF value it inverts
+      double want = -std::log(-std::log(u));                       // gumbel
+      if (kind == nz::kLaplace) want = u <= 0.5 ? std::log(2 * u) : -std::log(2 - 2 * u);
+      if (kind == nz::kLogistic) want = std::log(u / (1 - u));
+      FR_CHECK_NEAR(d, want, 1e-9 * (1 + std::abs(want)));
+    }
   }
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from . import scale as _scale
+from .noise import stream_noise
 from .philox import compute_dtype, standard_normal
 
 __all__ = ["compute_dtype", "diag_noise", "diag_rsample"]
@@ -21,9 +22,13 @@ def diag_noise(
     offset: int | torch.Tensor,
     dtype: torch.dtype,
     device: torch.device,
+    noise: int = 0,
 ) -> torch.Tensor:
-    """eps of stream (seed, offset) for a sample of `shape`, in the compute dtype of `dtype`."""
-    return standard_normal(shape, seed, offset, dtype=compute_dtype(dtype), device=device)
+    """eps of stream (seed, offset) for a sample of `shape`, in the compute dtype of `dtype`,
+    of noise kind `noise` (reference/noise.py; the normal by default)."""
+    if noise == 0:
+        return standard_normal(shape, seed, offset, dtype=compute_dtype(dtype), device=device)
+    return stream_noise(shape, seed, offset, noise, compute_dtype(dtype), device)
 
 
 def diag_rsample(
