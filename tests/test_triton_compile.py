@@ -52,18 +52,18 @@ def _compile(kernel, dtype: str, arch: int, idx64: bool, constexprs: dict, divis
     return triton.compile(src, target=target, options={"num_warps": 4, "enable_fp_fusion": True})
 
 
-def _fwd(dtype, has_eps, contig, ndim, idx64, scale=0):
+def _fwd(dtype, has_eps, contig, ndim, idx64, scale=0, noise=0):
     return dict(
         NDIM=ndim, MU_CONTIG=contig, S_CONTIG=contig, EPS_CONTIG=contig and has_eps,
-        HAS_EPS=has_eps, IDX64=idx64, GROUPS=512, F64=dtype == "f64", SCALE=scale,
+        HAS_EPS=has_eps, IDX64=idx64, GROUPS=512, F64=dtype == "f64", SCALE=scale, NOISE=noise,
     )  # fmt: skip
 
 
-def _bwd(dtype, has_eps, contig, ndim, idx64, scale=0):
+def _bwd(dtype, has_eps, contig, ndim, idx64, scale=0, noise=0):
     return dict(
         NDIM=ndim, G_CONTIG=contig, S_CONTIG=contig, EPS_CONTIG=contig and has_eps,
         HAS_EPS=has_eps, NEED_GRAD_EPS=has_eps, IDX64=idx64, GROUPS=512, F64=dtype == "f64",
-        SCALE=scale,
+        SCALE=scale, NOISE=noise,
     )  # fmt: skip
 
 
@@ -297,3 +297,22 @@ def test_scale_kinds_compile_for_the_gpu(arch, kernel, scale, dtype, has_eps):
     if dtype == "f32":
         assert _rounded_product_exps(ptx) == 0, "exp compiled to ex2.approx(x * log2(e))"
         assert "div.full.f32" not in ptx and "div.approx.f32" not in ptx
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+@pytest.mark.parametrize("noise", [1, 2, 3], ids=["laplace", "logistic", "gumbel"])
+@pytest.mark.parametrize("which", ["forward", "backward"])
+def test_noise_kinds_compile_for_the_gpu(arch, which, noise, dtype):
+    """Stream noise of each kind but the normal (NOISE; float32 contiguous, float64 strided
+    with int64 indices): Philox in the kernel, and precise float32 logs (no lg2.approx)."""
+    contig, ndim, idx64 = (True, 1, False) if dtype == "f32" else (False, 3, True)
+    make = _fwd if which == "forward" else _bwd
+    kernel = getattr(diag_kernels, f"diag_{which}_kernel")
+    constexprs = make(dtype, False, contig, ndim, idx64, noise=noise)
+    compiled = _compile(kernel, dtype, arch, idx64, constexprs)
+    ptx = compiled.asm["ptx"]
+    assert compiled.asm["cubin"], "ptxas produced no cubin"
+    assert "mul.hi.u32" in ptx  # the stream's Philox rounds are in the kernel
+    if dtype == "f32":
+        assert "lg2.approx" not in ptx, "an approximate float32 log"

@@ -6,7 +6,8 @@ the sample's elements: inputs are read at cursor.operand_offset of the element i
 StridedLayout, layout.py): a contiguous input at the index itself (CONTIG), others through at
 most three divisions. IDX64 switches all index math to int64. The formulas are those of
 csrc/include/fused_reparam/diag_math.h, with sigma of the scale input s by kind SCALE and
-lower bound min_scale (scale.py).
+lower bound min_scale (scale.py), and stream noise of kind NOISE (noise.py; the backward
+regenerates the forward's, so both take the same kind).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import triton.language as tl
 from . import scale as sc
 from .casts import to_element_type
 from .cursor import operand_offset, program_groups
-from .noise import stream_key, stream_normals
+from .noise import stream_key, stream_noise
 
 
 @triton.jit
@@ -32,14 +33,14 @@ def _load(ptr, idx, mask, s1, s2, s3, t0, t1, t2, t3, CONTIG: tl.constexpr,
 @triton.jit
 def _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3, t0, t1, t2, t3,
          EPS_CONTIG: tl.constexpr, HAS_EPS: tl.constexpr, NDIM: tl.constexpr,
-         GROUPS: tl.constexpr, F64: tl.constexpr):  # fmt: skip
+         GROUPS: tl.constexpr, NOISE: tl.constexpr, F64: tl.constexpr):  # fmt: skip
     """(eps, seed, offset): eps read from eps_ptr (then seed = offset = 0), or made from the
-    stream [seed, offset] at so_ptr."""
+    stream [seed, offset] at so_ptr (noise of kind NOISE)."""
     seed, offset = stream_key(so_ptr, so_stride, HAS_EPS)
     if HAS_EPS:
         eps = _load(eps_ptr, idx, mask, s1, s2, s3, t0, t1, t2, t3, EPS_CONTIG, NDIM, F64)
     else:
-        eps = stream_normals(seed, offset, group, GROUPS, F64)
+        eps = stream_noise(seed, offset, group, GROUPS, NOISE, F64)
     return eps, seed, offset
 
 
@@ -53,17 +54,17 @@ def diag_forward_kernel(
     min_scale: tl.float64,
     NDIM: tl.constexpr, MU_CONTIG: tl.constexpr, S_CONTIG: tl.constexpr,
     EPS_CONTIG: tl.constexpr, HAS_EPS: tl.constexpr, IDX64: tl.constexpr,
-    GROUPS: tl.constexpr, F64: tl.constexpr, SCALE: tl.constexpr,
+    GROUPS: tl.constexpr, F64: tl.constexpr, SCALE: tl.constexpr, NOISE: tl.constexpr,
 ):  # fmt: skip
-    """z = mu + sigma(s) * eps; eps is read, or made from the stream at so_ptr. (s1..s3 are
-    the sample's sizes; s_* the scale input's.)"""
+    """z = mu + sigma(s) * eps; eps is read, or made from the stream at so_ptr (kind NOISE).
+    (s1..s3 are the sample's sizes; s_* the scale input's.)"""
     idx, group = program_groups(GROUPS, IDX64)
     mask = idx < numel
     mu = _load(mu_ptr, idx, mask, s1, s2, s3, mu_t0, mu_t1, mu_t2, mu_t3, MU_CONTIG, NDIM, F64)
     s = _load(s_ptr, idx, mask, s1, s2, s3, s_t0, s_t1, s_t2, s_t3, S_CONTIG, NDIM, F64)
     eps, seed, offset = _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3,
                              eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, HAS_EPS, NDIM,
-                             GROUPS, F64)  # fmt: skip
+                             GROUPS, NOISE, F64)  # fmt: skip
     if tl.program_id(0) == 0:
         # The stream used (zeros for an explicit eps), so backward regenerates the same eps;
         # written here rather than by a separate fill or copy launch.
@@ -84,16 +85,17 @@ def diag_backward_kernel(
     NDIM: tl.constexpr, G_CONTIG: tl.constexpr, S_CONTIG: tl.constexpr,
     EPS_CONTIG: tl.constexpr, HAS_EPS: tl.constexpr, NEED_GRAD_EPS: tl.constexpr,
     IDX64: tl.constexpr, GROUPS: tl.constexpr, F64: tl.constexpr, SCALE: tl.constexpr,
+    NOISE: tl.constexpr,
 ):  # fmt: skip
     """ds = (dz * sigma'(s)) * eps and, when asked, deps = dz * sigma, with eps read or
-    regenerated from the stream at so_ptr."""
+    regenerated from the stream at so_ptr (kind NOISE, the forward's)."""
     idx, group = program_groups(GROUPS, IDX64)
     mask = idx < numel
     g = _load(g_ptr, idx, mask, s1, s2, s3, g_t0, g_t1, g_t2, g_t3, G_CONTIG, NDIM, F64)
     s = _load(s_ptr, idx, mask, s1, s2, s3, s_t0, s_t1, s_t2, s_t3, S_CONTIG, NDIM, F64)
     eps, _seed, _offset_used = _eps(eps_ptr, so_ptr, so_stride, idx, group, mask, s1, s2, s3,
                                     eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, HAS_EPS, NDIM,
-                                    GROUPS, F64)  # fmt: skip
+                                    GROUPS, NOISE, F64)  # fmt: skip
     ms = sc.lower_bound(min_scale, F64)
     sigma = sc.sigma(s, SCALE, ms)
     gs = (g * sc.dsigma(s, sigma, SCALE, ms)) * eps

@@ -2,11 +2,15 @@
 tensors under the Triton interpreter, TRITON_INTERPRET=1, which is how CI runs them):
 
     fused_reparam::triton_diag_rsample(mu, s, eps=None, seed_offset=None, generator=None,
-                                       scale=0, min_scale=0.) -> (z, used)
+                                       scale=0, min_scale=0., noise=0) -> (z, used)
     fused_reparam::triton_diag_rsample_backward(grad_z, s, eps, seed_offset, need_grad_eps,
-                                                scale=0, min_scale=0.) -> (grad_s, grad_eps)
+                                                scale=0, min_scale=0., noise=0)
+                                                -> (grad_s, grad_eps)
 
-with sigma(s) of the scale kind `scale` plus min_scale (scale.py).
+with sigma(s) of the scale kind `scale` plus min_scale (scale.py), and stream noise of kind
+`noise` (noise.py: 0 normal, 1 laplace, 2 logistic, 3 gumbel; the backward regenerates the
+forward's). An explicit eps makes the kind moot: its launches take the normal's NOISE, so no
+kind compiles a variant of its own for them.
 
 The schemas, autograd and fake kernels are those of every backend (csrc/ops.cpp,
 csrc/autograd/, _fakes.py). Without seed_offset or eps the forward draws [seed, offset] from
@@ -30,6 +34,7 @@ from .launch import (
     stream_args,
     unused_pointer,
 )
+from .noise import check_noise
 from .scale import check_scale
 
 FORWARD = "fused_reparam::triton_diag_rsample"
@@ -85,10 +90,12 @@ def triton_diag_rsample(
     generator: torch.Generator | None = None,
     scale: int = 0,
     min_scale: float = 0.0,
+    noise: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """z = mu + sigma(s) * eps, and the [seed, offset] used (zeros when eps given)."""
     shape = check_inputs(mu, "mu", s, eps, FORWARD)
     check_scale(scale, min_scale, FORWARD)
+    check_noise(noise, FORWARD)
     seed_offset = forward_stream(mu, eps, seed_offset, generator, FORWARD)
     z = torch.empty(shape, dtype=mu.dtype, device=mu.device)
     if z.numel() == 0:
@@ -102,8 +109,8 @@ def triton_diag_rsample(
         z, *lay.tensors, so, used, z.numel(), so_stride, *lay.size_args(),
         *lay.stride_args(range(3)), float(min_scale), MU_CONTIG=lay.contiguous[0],
         S_CONTIG=lay.contiguous[1], EPS_CONTIG=lay.contiguous[2], HAS_EPS=eps is not None,
-        GROUPS=_GROUPS, F64=mu.dtype == torch.float64, SCALE=scale, num_warps=NUM_WARPS,
-        **lay.constexprs(),
+        GROUPS=_GROUPS, F64=mu.dtype == torch.float64, SCALE=scale,
+        NOISE=noise if eps is None else 0, num_warps=NUM_WARPS, **lay.constexprs(),
     )  # fmt: skip
     return z, used
 
@@ -117,6 +124,7 @@ def triton_diag_rsample_backward(
     need_grad_eps: bool,
     scale: int = 0,
     min_scale: float = 0.0,
+    noise: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_z * sigma'(s) * eps, grad_z * sigma), the second empty unless need_grad_eps."""
     shape = check_inputs(grad_z, "grad_z", s, eps, BACKWARD)
@@ -130,6 +138,7 @@ def triton_diag_rsample_backward(
             raise ValueError(f"{BACKWARD}: need_grad_eps requires an explicit eps")
         check_seed_offset(seed_offset, grad_z, BACKWARD)
     check_scale(scale, min_scale, BACKWARD)
+    check_noise(noise, BACKWARD)
     grad_s = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
     grad_eps = torch.empty(shape if need_grad_eps else (0,), dtype=grad_z.dtype,
                            device=grad_z.device)  # fmt: skip
@@ -143,7 +152,7 @@ def triton_diag_rsample_backward(
         so_stride, *lay.size_args(), *lay.stride_args(range(3)), float(min_scale),
         G_CONTIG=lay.contiguous[0], S_CONTIG=lay.contiguous[1], EPS_CONTIG=lay.contiguous[2],
         HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps, GROUPS=_GROUPS,
-        F64=grad_z.dtype == torch.float64, SCALE=scale, num_warps=NUM_WARPS,
-        **lay.constexprs(),
+        F64=grad_z.dtype == torch.float64, SCALE=scale, NOISE=noise if eps is None else 0,
+        num_warps=NUM_WARPS, **lay.constexprs(),
     )  # fmt: skip
     return grad_s, grad_eps
