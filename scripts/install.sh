@@ -22,6 +22,10 @@ say "build tools and the demo's scikit-learn"
 if [ "${1:-}" = "--test" ]; then
   say "test tools: pytest, numpy, triton, ruff, build"
   "$PY" -m pip install --quiet pytest numpy triton ruff build
+  # Pyro, for tests/test_pyro.py: --no-deps, so that it never brings or upgrades torch (its
+  # other requirements: numpy above, typing_extensions with torch, and tqdm, listed here).
+  say "test tools: pyro-ppl (--no-deps)"
+  "$PY" -m pip install --quiet --no-deps "pyro-ppl==1.9.2" pyro-api opt_einsum tqdm
 fi
 
 jobs=${MAX_JOBS:-$(nproc)}

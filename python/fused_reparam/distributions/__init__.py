@@ -16,6 +16,18 @@
 ``Independent(Normal(...), 1)`` and ``MultivariateNormal`` (both ways); between two
 ``MultivariateNormal``, and for ``Normal`` (against torch's ``Normal`` or this one), torch's
 own registrations apply, as to any subclass.
+
+Pyro, with no dependency on it: where Pyro is installed, the four classes are also Pyro
+distributions (``pyro.sample("z", Normal(loc, scale).to_event(1))``, ``expand_by``, ``mask``...)
+without importing Pyro until it is used (``_pyro.py``). A last base, ``PyroCompat``, gives them
+the methods of Pyro's ``TorchDistributionMixin``, each calling Pyro's own; ``PyroCompat`` is
+registered as a virtual subclass of that mixin (for the ``isinstance`` checks of plates and
+reparameterizers) when Pyro defines it, by an import hook watching that one module, or at once
+if Pyro is already imported. Pyro's ``Independent``, ``MaskedDistribution`` and
+``ExpandedDistribution`` sample through their base, so draws stay fused. ``LocScaleReparam``
+rebuilds ``type(d)(loc=..., scale=...)``: it takes :class:`Normal` (``shape_params=("generator",
+"backend")`` keeps those); :class:`DiagNormal` is ``(loc, logvar)``, so reparameterize
+``Normal(loc, scale).to_event(1)`` instead. Without Pyro, none of this is added.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from ._fused_sample import SampleShape as SampleShape
 from ._log_normal import LogNormal
 from ._multivariate_normal import MultivariateNormal
 from ._normal import Normal
+from ._pyro import PYRO_BASES, register_with_pyro
 
 __all__ = ["DiagNormal", "LogNormal", "MultivariateNormal", "Normal"]
 
@@ -41,3 +54,6 @@ DiagNormal.__module__ = __name__
 LogNormal.__module__ = __name__
 MultivariateNormal.__module__ = __name__
 Normal.__module__ = __name__
+
+if PYRO_BASES:
+    register_with_pyro()

@@ -15,9 +15,10 @@ from .._sample import ReparamSample
 from ..diag import sample_diag
 from ._closed_forms import LOG_2PI, diag_kl_to_standard_normal
 from ._fused_sample import NO_SAMPLE_SHAPE, SampleShape, fused_sample
+from ._pyro import PYRO_BASES
 
 
-class DiagNormal(td.Distribution):
+class DiagNormal(td.Distribution, *PYRO_BASES):
     r"""A diagonal Gaussian ``N(loc, diag(exp(logvar)))`` over the last dim, sampled by one
     fused kernel.
 
@@ -27,7 +28,8 @@ class DiagNormal(td.Distribution):
     :func:`fused_reparam.sample_diag` (noise made in the kernel, regenerated in backward; a
     ``sample_shape`` is one call with ``num_samples = prod(sample_shape)``, ``loc`` and
     ``logvar`` never copied). ``log_prob``, ``entropy`` and the moments are plain torch,
-    with the exact formulas.
+    with the exact formulas. (Pyro's ``LocScaleReparam`` rebuilds a distribution from ``loc``
+    and ``scale``: give it ``Normal(loc, scale).to_event(1)`` rather than this class.)
 
     Args:
         loc: mean ``[*batch, D]`` (at least one dim).

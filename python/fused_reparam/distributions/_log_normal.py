@@ -8,9 +8,10 @@ from torch import distributions as td
 
 from ._fused_sample import SampleShape
 from ._normal import Normal
+from ._pyro import PYRO_BASES
 
 
-class LogNormal(td.LogNormal):
+class LogNormal(td.LogNormal, *PYRO_BASES):
     r"""``torch.distributions.LogNormal(loc, scale)`` whose base distribution is the fused
     :class:`Normal`: ``rsample`` is ``exp`` of one :func:`fused_reparam.sample_diag` call.
 

@@ -9,9 +9,10 @@ from .._sample import ReparamSample
 from ..chol import sample_chol
 from ._closed_forms import chol_kl_to_standard_normal
 from ._fused_sample import NO_SAMPLE_SHAPE, SampleShape, fused_sample
+from ._pyro import PYRO_BASES
 
 
-class MultivariateNormal(td.MultivariateNormal):
+class MultivariateNormal(td.MultivariateNormal, *PYRO_BASES):
     r"""``torch.distributions.MultivariateNormal`` whose ``rsample`` is one fused kernel
     (:func:`fused_reparam.sample_chol` with the Cholesky factor).
 

@@ -8,9 +8,10 @@ from torch import distributions as td
 
 from ..diag import sample_diag
 from ._fused_sample import NO_SAMPLE_SHAPE, SampleShape, _check_sample_shape
+from ._pyro import PYRO_BASES
 
 
-class Normal(td.Normal):
+class Normal(td.Normal, *PYRO_BASES):
     r"""``torch.distributions.Normal(loc, scale)`` whose ``rsample`` is one fused kernel.
 
     A subclass of torch's: ``log_prob``, ``cdf``, ``icdf``, ``entropy``, the moments,
