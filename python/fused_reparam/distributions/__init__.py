@@ -11,13 +11,23 @@
   the fused :class:`Normal`, so ``rsample`` is the exp of one fused sample.
 - :class:`MultivariateNormal`: a subclass of ``torch.distributions.MultivariateNormal`` whose
   ``rsample`` is :func:`fused_reparam.sample_chol`; everything else is torch's.
+- :class:`Laplace`, :class:`Gumbel` ``(loc, scale)``: subclasses of torch's ``Laplace`` and
+  ``Gumbel`` whose ``rsample`` is one :func:`fused_reparam.sample_diag` call with
+  ``scale="std"`` and ``noise="laplace"`` / ``"gumbel"`` (``loc + scale * eps``, ``eps`` the
+  standard variate made in the kernel); everything else is torch's.
+- :class:`Logistic` ``(loc, scale)``: the logistic distribution (torch has none: ``log_prob``,
+  ``cdf`` = sigmoid, ``icdf`` = logit, ``entropy`` and the moments in closed form), sampled by
+  ``sample_diag`` with ``noise="logistic"``.
+
+The univariate classes (``Normal``, ``Laplace``, ``Gumbel``, ``Logistic``) carry ``generator``
+and ``backend`` through ``expand``, and pickle with them.
 
 ``torch.distributions.kl_divergence`` is registered for ``DiagNormal`` against ``DiagNormal``,
 ``Independent(Normal(...), 1)`` and ``MultivariateNormal`` (both ways); between two
 ``MultivariateNormal``, and for ``Normal`` (against torch's ``Normal`` or this one), torch's
 own registrations apply, as to any subclass.
 
-Pyro, with no dependency on it: where Pyro is installed, the four classes are also Pyro
+Pyro, with no dependency on it: where Pyro is installed, the classes are also Pyro
 distributions (``pyro.sample("z", Normal(loc, scale).to_event(1))``, ``expand_by``, ``mask``...)
 without importing Pyro until it is used (``_pyro.py``). A last base, ``PyroCompat``, gives them
 the methods of Pyro's ``TorchDistributionMixin``, each calling Pyro's own; ``PyroCompat`` is
@@ -25,9 +35,10 @@ registered as a virtual subclass of that mixin (for the ``isinstance`` checks of
 reparameterizers) when Pyro defines it, by an import hook watching that one module, or at once
 if Pyro is already imported. Pyro's ``Independent``, ``MaskedDistribution`` and
 ``ExpandedDistribution`` sample through their base, so draws stay fused. ``LocScaleReparam``
-rebuilds ``type(d)(loc=..., scale=...)``: it takes :class:`Normal` (``shape_params=("generator",
-"backend")`` keeps those); :class:`DiagNormal` is ``(loc, logvar)``, so reparameterize
-``Normal(loc, scale).to_event(1)`` instead. Without Pyro, none of this is added.
+rebuilds ``type(d)(loc=..., scale=...)``: it takes the univariate classes but ``LogNormal``
+(``shape_params=("generator", "backend")`` keeps those); :class:`DiagNormal` is ``(loc,
+logvar)``, so reparameterize ``Normal(loc, scale).to_event(1)`` instead. Without Pyro, none of
+this is added.
 """
 
 from __future__ import annotations
@@ -41,19 +52,29 @@ from ._closed_forms import diag_kl_to_standard_normal as diag_kl_to_standard_nor
 from ._closed_forms import diag_log_q_at_mean as diag_log_q_at_mean
 from ._diag_normal import DiagNormal
 from ._fused_sample import SampleShape as SampleShape
+from ._gumbel import Gumbel
+from ._laplace import Laplace
 from ._log_normal import LogNormal
+from ._logistic import Logistic
 from ._multivariate_normal import MultivariateNormal
 from ._normal import Normal
 from ._pyro import PYRO_BASES, register_with_pyro
 
-__all__ = ["DiagNormal", "LogNormal", "MultivariateNormal", "Normal"]
+__all__ = [
+    "DiagNormal",
+    "Gumbel",
+    "Laplace",
+    "LogNormal",
+    "Logistic",
+    "MultivariateNormal",
+    "Normal",
+]
 
 # The classes are defined in private modules; they are named, shown and pickled as this
 # module's, where users import them from.
-DiagNormal.__module__ = __name__
-LogNormal.__module__ = __name__
-MultivariateNormal.__module__ = __name__
-Normal.__module__ = __name__
+for _cls in (DiagNormal, Gumbel, Laplace, LogNormal, Logistic, MultivariateNormal, Normal):
+    _cls.__module__ = __name__
+del _cls
 
 if PYRO_BASES:
     register_with_pyro()

@@ -1,5 +1,6 @@
 """The ``rsample`` shared by the distributions: a ``sample_shape`` checked and drawn as one
-fused call with ``num_samples = prod(sample_shape)``."""
+fused call with ``num_samples = prod(sample_shape)`` (:func:`fused_sample` for the vector
+families, :func:`loc_scale_rsample` for the univariate location-scale ones)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .._sample import ReparamSample
+from ..diag import sample_diag
 
 if TYPE_CHECKING:
     from ._diag_normal import DiagNormal
@@ -62,3 +64,30 @@ def fused_sample(
     if not return_stats:
         return out.reshape(z_shape)
     return ReparamSample(out.z.reshape(z_shape), out.kl, out.log_q.reshape(z_shape[:-1]))
+
+
+def loc_scale_rsample(
+    dist: torch.distributions.Distribution, noise: str, sample_shape: SampleShape
+) -> torch.Tensor:
+    """``dist.loc + dist.scale * eps`` for ``sample_shape``, ``eps`` the standard ``noise``
+    ("normal", "laplace", "logistic", "gumbel"): one :func:`~fused_reparam.sample_diag` call
+    (``scale="std"``) with num_samples = prod(sample_shape), reshaped to ``[*sample_shape,
+    *batch_shape]``, differentiable in ``loc`` and ``scale``. ``dist`` is a univariate
+    location-scale distribution: ``loc`` and ``scale`` of its batch shape (a mixed dtype
+    promoted, as torch's samplers do), its ``generator`` and ``backend``."""
+    sample_shape = _check_sample_shape(sample_shape)
+    shape = dist._extended_shape(sample_shape)
+    loc, scale = dist.loc, dist.scale
+    if loc.dtype != scale.dtype:
+        # torch's rsample promotes (loc + eps * scale); the fused op takes one dtype.
+        dtype = torch.promote_types(loc.dtype, scale.dtype)
+        loc, scale = loc.to(dtype), scale.to(dtype)
+    k = sample_shape.numel() if len(sample_shape) else None
+    if k == 0:
+        # The op takes num_samples >= 1; an empty sample stays connected to the graph.
+        return (loc + 0.0 * scale).expand(shape).clone()
+    z = sample_diag(
+        loc, scale, scale="std", noise=noise, num_samples=k,
+        generator=dist.generator, backend=dist.backend,
+    )  # fmt: skip
+    return z.reshape(shape)

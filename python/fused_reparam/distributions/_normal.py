@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 from torch import distributions as td
 
-from ..diag import sample_diag
-from ._fused_sample import NO_SAMPLE_SHAPE, SampleShape, _check_sample_shape
+from ._fused_sample import NO_SAMPLE_SHAPE, SampleShape, loc_scale_rsample
 from ._pyro import PYRO_BASES
 
 
@@ -63,21 +62,7 @@ class Normal(td.Normal, *PYRO_BASES):
     def rsample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
         """A reparameterized sample ``[*sample_shape, *batch_shape]``, ``loc + scale * eps``,
         from one fused kernel, differentiable in ``loc`` and ``scale``."""
-        sample_shape = _check_sample_shape(sample_shape)
-        shape = self._extended_shape(sample_shape)
-        loc, scale = self.loc, self.scale
-        if loc.dtype != scale.dtype:
-            # torch's rsample promotes (loc + eps * scale); the fused op takes one dtype.
-            dtype = torch.promote_types(loc.dtype, scale.dtype)
-            loc, scale = loc.to(dtype), scale.to(dtype)
-        k = sample_shape.numel() if len(sample_shape) else None
-        if k == 0:
-            # The op takes num_samples >= 1; an empty sample stays connected to the graph.
-            return (loc + 0.0 * scale).expand(shape).clone()
-        z = sample_diag(
-            loc, scale, scale="std", num_samples=k, generator=self.generator, backend=self.backend
-        )
-        return z.reshape(shape)
+        return loc_scale_rsample(self, "normal", sample_shape)
 
     def sample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
         """A sample ``[*sample_shape, *batch_shape]`` drawn as :meth:`rsample`, without

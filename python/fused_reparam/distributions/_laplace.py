@@ -1,0 +1,71 @@
+"""``Laplace``: torch's Laplace distribution, with ``rsample`` by
+:func:`fused_reparam.sample_diag` (``scale="std"``, ``noise="laplace"``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import distributions as td
+
+from ._fused_sample import NO_SAMPLE_SHAPE, SampleShape, loc_scale_rsample
+from ._pyro import PYRO_BASES
+
+
+class Laplace(td.Laplace, *PYRO_BASES):
+    r"""``torch.distributions.Laplace(loc, scale)`` whose ``rsample`` is one fused kernel.
+
+    A subclass of torch's: ``log_prob``, ``cdf``, ``icdf``, ``entropy``, the moments,
+    ``arg_constraints`` (``loc`` real, ``scale`` positive), ``support``, argument validation
+    and ``kl_divergence`` are torch's, unchanged. ``rsample(sample_shape)`` is one call of
+    :func:`fused_reparam.sample_diag` with ``scale="std"`` and ``noise="laplace"`` (``z = loc
+    + scale * eps``, ``eps`` a standard Laplace variate made in the kernel from the Philox
+    stream and made again in backward) and ``num_samples = prod(sample_shape)``. ``sample``
+    is the same draw without gradients.
+
+    Args:
+        loc: the location (mean and median; a tensor or a number).
+        scale: the scale ``b`` > 0 (variance ``2 b^2``), broadcastable with ``loc``.
+        validate_args: as in ``torch.distributions`` (default: torch's global setting).
+        generator: a ``torch.Generator`` for the noise (default: the device's default
+            generator, so ``torch.manual_seed`` is respected).
+        backend: the :func:`~fused_reparam.sample_diag` backend ("auto", "cpu", "cuda",
+            "triton", "reference").
+
+    Example:
+        >>> p = Laplace(torch.zeros(4, 3), torch.ones(3))
+        >>> z = p.rsample((2,))                    # [2, 4, 3], one fused kernel
+        >>> p.log_prob(z).shape
+        torch.Size([2, 4, 3])
+    """
+
+    def __init__(
+        self,
+        loc: torch.Tensor | float,
+        scale: torch.Tensor | float,
+        validate_args: bool | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(loc, scale, validate_args=validate_args)
+        self.generator = generator
+        self.backend = backend
+
+    def expand(self, batch_shape: SampleShape, _instance: Laplace | None = None) -> Laplace:
+        """This distribution with its batch dims expanded to ``batch_shape`` (views of the
+        parameters, no copy), of the same class, generator and backend."""
+        new = self._get_checked_instance(Laplace, _instance)
+        new = super().expand(batch_shape, _instance=new)
+        new.generator = self.generator
+        new.backend = self.backend
+        return new
+
+    def rsample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
+        """A reparameterized sample ``[*sample_shape, *batch_shape]``, ``loc + scale * eps``,
+        from one fused kernel, differentiable in ``loc`` and ``scale``."""
+        return loc_scale_rsample(self, "laplace", sample_shape)
+
+    def sample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
+        """A sample ``[*sample_shape, *batch_shape]`` drawn as :meth:`rsample`, without
+        gradients."""
+        with torch.no_grad():
+            return self.rsample(sample_shape)
