@@ -62,19 +62,23 @@ void define_backend_ops(torch::Library& m, const std::string& p) {
   // The VAE extras in the same pass (rows = the sample's dims but the last, D = its last dim),
   // with lv = 2 log sigma: z as diag_rsample, kl[r] = 0.5 * sum_d(mu^2 + sigma^2 - 1 - lv)
   // (KL to N(0, I)) and log_q[r] = -0.5 * sum_d(eps^2 + lv + log(2 pi)), in the compute type,
-  // stored in mu's dtype. Returns (z, kl, log_q, [seed, offset] used).
+  // stored in mu's dtype. Returns (z, kl, log_q, [seed, offset] used). With squash, z is the
+  // action a = low + (high - low) (tanh(u) + 1) / 2 of the Gaussian sample u and log_q its
+  // log-density: the Gaussian's minus sum_d log|da/du| (fused_reparam/squash.h).
   def("diag_rsample_stats(Tensor mu, Tensor s, Tensor? eps=None, Tensor? seed_offset=None, "
-      "Generator? generator=None, int scale=0, float min_scale=0.) "
-      "-> (Tensor, Tensor, Tensor, Tensor)",
+      "Generator? generator=None, int scale=0, float min_scale=0., bool squash=False, "
+      "float low=-1., float high=1.) -> (Tensor, Tensor, Tensor, Tensor)",
       true);
   // Over the sample's shape (the caller reduces broadcast dims), with gk = grad_kl[r] and
   // gq = grad_log_q[r] for the element's row, sigma' = d sigma / ds, dlog = d log sigma / ds:
   //   grad_mu = grad_z + gk * mu
   //   grad_s = sigma' * (grad_z * eps + gk * sigma) - dlog * (gk + gq)
-  //   grad_eps = grad_z * sigma - gq * eps  (when need_grad_eps, else an empty tensor).
+  //   grad_eps = grad_z * sigma - gq * eps  (when need_grad_eps, else an empty tensor);
+  // with squash, grad_z stands for the gradient reaching u: grad_a * da/du + 2 gq tanh(u).
   def("diag_rsample_stats_backward(Tensor grad_z, Tensor grad_kl, Tensor grad_log_q, "
       "Tensor mu, Tensor s, Tensor? eps, Tensor seed_offset, bool need_grad_eps, int scale=0, "
-      "float min_scale=0.) -> (Tensor, Tensor, Tensor)",
+      "float min_scale=0., bool squash=False, float low=-1., float high=1.) "
+      "-> (Tensor, Tensor, Tensor)",
       false);
   // z as chol_rsample, with ld = sum_i log|L[i, i]|:
   //   kl[r] = 0.5 * (sum_{j <= i} L[i, j]^2 + sum_i mu_i^2 - D) - ld  (KL to N(0, I))

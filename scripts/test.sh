@@ -4,7 +4,7 @@
 #   install   scripts/install.sh --test (editable build, incremental)
 #   ruff      lint and format check
 #   nvcc      compile check of the CUDA code for sm_80 and sm_90 (scripts/check_cuda.sh)
-#   triton    Triton compile check for sm_80 and sm_90 (tests/test_triton_compile.py)
+#   triton    Triton compile check for sm_80 and sm_90 (tests/test_triton_compile*.py)
 #   gpu-dry   the GPU check's dry run (benchmarks/gpu_check.sh --dry-run)
 #   ctest     the C++ tests (scripts/run_ctest.sh)
 #   package   wheel and sdist installed into fresh venvs (scripts/check_package.sh)
@@ -55,7 +55,7 @@ fi
 
 if wanted triton; then
   step "Triton compile check (sm_80, sm_90)"
-  env -u TRITON_INTERPRET "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_compile.py
+  env -u TRITON_INTERPRET "$PY" -m pytest -q -p no:cacheprovider tests/test_triton_compile*.py
 fi
 
 if wanted gpu-dry; then

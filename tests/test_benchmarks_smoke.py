@@ -96,6 +96,14 @@ def test_cpu_scales_benchmark_script(tmp_path):
     assert (tmp_path / "smoke.md").read_text().count("| 64 x 8 |") == 4
 
 
+def test_cpu_tanh_benchmark_script(tmp_path):
+    _run("bench_tanh_cpu.py", "--max-rows", "256", "--threads", "1", "--no-compile",
+         "--out-dir", str(tmp_path), "--out", "smoke")  # fmt: skip
+    (row,) = json.loads((tmp_path / "smoke.json").read_text())["rows"]
+    assert (row["B"], row["D"]) == (256, 6)
+    assert row["fwdbwd_x_vs_eager"] > 0 and row["fwd_x_vs_gaussian"] > 0
+
+
 def test_gpu_benchmark_script_in_cpu_smoke_mode(tmp_path):
     _run(
         "bench_diag_gpu.py",

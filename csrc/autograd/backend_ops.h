@@ -27,10 +27,13 @@ struct DiagArgs {
   int64_t kind = 0;
   double min = 0.0;
   int64_t noise = 0;
+  // The stats ops' tanh squash (fused_reparam/squash.h).
+  bool squash = false;
+  double low = -1.0, high = 1.0;
 };
 
-// Signatures of the Cholesky ops; the diagonal ops' add (int64_t scale, double min_scale) and
-// the plain ones (int64_t noise).
+// Signatures of the Cholesky ops; the diagonal ops' add (int64_t scale, double min_scale), the
+// plain ones (int64_t noise), the stats ones (bool squash, double low, double high).
 // (mu, second, eps?, seed_offset?, generator?) -> (z, seed_offset used)
 using SampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const OptTensor&,
                                             const OptTensor&, OptGenerator);
@@ -55,10 +58,10 @@ using DiagSampleBackwardFn = std::tuple<Tensor, Tensor>(const Tensor&, const Ten
                                                         int64_t, double, int64_t);
 using DiagStatsFn = std::tuple<Tensor, Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const OptTensor&, const OptTensor&, OptGenerator, int64_t,
-    double);
+    double, bool, double, double);
 using DiagStatsBackwardFn = std::tuple<Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
-    const Tensor&, bool, int64_t, double);
+    const Tensor&, bool, int64_t, double, bool, double, double);
 
 struct BackendOps {
   c10::TypedOperatorHandle<DiagSampleFn> diag_sample;
@@ -109,7 +112,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> call_stats(Backend b, const Tensor& m
                                                       const DiagArgs& sc) {
   if constexpr (F == Family::Diag) {
     return backend_ops(b).diag_stats.call(mu, second, eps, seed_offset, std::move(generator),
-                                          sc.kind, sc.min);
+                                          sc.kind, sc.min, sc.squash, sc.low, sc.high);
   } else {
     return backend_ops(b).chol_stats.call(mu, second, eps, seed_offset, std::move(generator));
   }
@@ -122,7 +125,8 @@ std::tuple<Tensor, Tensor, Tensor> call_stats_backward(
     const DiagArgs& sc) {
   if constexpr (F == Family::Diag) {
     return backend_ops(b).diag_stats_backward.call(gz, gk, gq, mu, second, eps, seed_offset,
-                                                   need_grad_eps, sc.kind, sc.min);
+                                                   need_grad_eps, sc.kind, sc.min, sc.squash,
+                                                   sc.low, sc.high);
   } else {
     return backend_ops(b).chol_stats_backward.call(gz, gk, gq, mu, second, eps, seed_offset,
                                                    need_grad_eps);

@@ -16,6 +16,10 @@ inline void save_scale(torch::autograd::AutogradContext* ctx, const DiagArgs& sc
   if (sc.kind != 0) ctx->saved_data["scale"] = sc.kind;
   if (sc.min != 0.0) ctx->saved_data["min_scale"] = sc.min;
   if (sc.noise != 0) ctx->saved_data["noise"] = sc.noise;
+  if (sc.squash) {
+    ctx->saved_data["squash_low"] = sc.low;
+    ctx->saved_data["squash_high"] = sc.high;
+  }
 }
 
 inline DiagArgs saved_scale(torch::autograd::AutogradContext* ctx) {
@@ -26,6 +30,12 @@ inline DiagArgs saved_scale(torch::autograd::AutogradContext* ctx) {
   if (min != ctx->saved_data.end()) sc.min = min->second.toDouble();
   const auto noise = ctx->saved_data.find("noise");
   if (noise != ctx->saved_data.end()) sc.noise = noise->second.toInt();
+  const auto low = ctx->saved_data.find("squash_low");
+  if (low != ctx->saved_data.end()) {
+    sc.squash = true;
+    sc.low = low->second.toDouble();
+    sc.high = ctx->saved_data.find("squash_high")->second.toDouble();
+  }
   return sc;
 }
 

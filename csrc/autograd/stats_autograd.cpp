@@ -101,6 +101,10 @@ struct StatsBackwardFunction : public torch::autograd::Function<StatsBackwardFun
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    TORCH_CHECK(!saved_scale(ctx).squash,
+                "fused_reparam: the tanh-squashed sample has no double backward on the fused "
+                "backends; call through fused_reparam's functions under torch.func (routed to "
+                "the reference backend), or pass backend=\"reference\"");
     const variable_list s = ctx->get_saved_variables();
     const Tensor& gz = s[0];
     const Tensor e = regenerate_eps(B, s[5], s[6], gz.sym_sizes(), gz).to(gz.scalar_type());
@@ -142,7 +146,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, cons
   // inputs need no grad has none, as the reference's. Detached here rather than marked
   // non-differentiable in the Function, which compiled autograd cannot take.
   const bool kl_constant = !mu.requires_grad() && !second.requires_grad();
-  const bool log_q_constant = !second.requires_grad() && !(e.defined() && e.requires_grad());
+  // Squashed, log_q also depends on mu (through u).
+  const bool log_q_constant = !second.requires_grad() && !(e.defined() && e.requires_grad()) &&
+                              !(sc.squash && mu.requires_grad());
   return {out[0], kl_constant ? out[1].detach() : out[1],
           log_q_constant ? out[2].detach() : out[2], out[3]};
 }
@@ -168,18 +174,20 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> diag_stats(const Tensor& mu, const Te
                                                       const OptTensor& eps,
                                                       const OptTensor& seed_offset,
                                                       OptGenerator generator, int64_t scale,
-                                                      double min_scale) {
+                                                      double min_scale, bool squash, double low,
+                                                      double high) {
   return stats_autograd<B, Family::Diag>(mu, s, eps, seed_offset, std::move(generator),
-                                         DiagArgs{scale, min_scale});
+                                         DiagArgs{scale, min_scale, 0, squash, low, high});
 }
 
 template <Backend B>
 std::tuple<Tensor, Tensor, Tensor> diag_stats_backward(
     const Tensor& gz, const Tensor& gk, const Tensor& gq, const Tensor& mu, const Tensor& s,
     const OptTensor& eps, const Tensor& seed_offset, bool need_grad_eps, int64_t scale,
-    double min_scale) {
-  return stats_backward_autograd<B, Family::Diag>(gz, gk, gq, mu, s, eps, seed_offset,
-                                                  need_grad_eps, DiagArgs{scale, min_scale});
+    double min_scale, bool squash, double low, double high) {
+  return stats_backward_autograd<B, Family::Diag>(
+      gz, gk, gq, mu, s, eps, seed_offset, need_grad_eps,
+      DiagArgs{scale, min_scale, 0, squash, low, high});
 }
 
 template <Backend B>

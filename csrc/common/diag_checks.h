@@ -28,6 +28,21 @@ inline void set_scale(Problem& p, int64_t scale, double min_scale) {
   p.min_scale = min_scale;
 }
 
+// The tanh squash's bounds of the diagonal stats ops (read only with squash).
+inline void check_squash(bool squash, double low, double high, const char* op) {
+  if (!squash) return;
+  TORCH_CHECK(std::isfinite(low) && std::isfinite(high) && low < high, op,
+              ": low and high must be finite with low < high, got low = ", low, ", high = ",
+              high);
+}
+
+// Stores a checked squash in the problem the kernels read.
+inline void set_squash(Problem& p, bool squash, double low, double high) {
+  p.squash = squash;
+  p.low = low;
+  p.high = high;
+}
+
 // The noise kind (noise::Kind) of the plain diagonal ops.
 inline void check_noise(int64_t noise, const char* op) {
   TORCH_CHECK(noise >= 0 && noise < noise::kNumKinds, op,

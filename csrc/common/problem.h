@@ -45,6 +45,10 @@ struct Problem {
   double min_scale = 0.0;
   // The diagonal op's noise kind (fused_reparam/noise.h: noise::Kind); the normal elsewhere.
   int noise = 0;
+  // The diagonal stats ops' tanh squash (fused_reparam/squash.h): z is the action
+  // low + (high - low) (tanh(u) + 1) / 2 and log_q its log-density.
+  bool squash = false;
+  double low = -1.0, high = 1.0;
 
   FR_ALWAYS_INLINE int64_t numel() const { return rows * d; }
 };

@@ -109,6 +109,7 @@ struct MathOps<cpu::Vectorized<float>> {
   static V sqrt(const V& x) { return x.sqrt(); }
   static V exp(const V& x) { return x.exp(); }
   static V log1p(const V& x) { return x.log1p(); }
+  static V tanh(const V& x) { return x.tanh(); }
   static V select_gt(const V& a, const V& b, const V& x, const V& y) {
     return V::blendv(y, x, a > b);
   }
@@ -136,6 +137,7 @@ struct MathOps<cpu::Vectorized<double>> {
   static V exp(const V& x) { return x.exp(); }
   static V log(const V& x) { return x.log(); }
   static V log1p(const V& x) { return x.log1p(); }
+  static V tanh(const V& x) { return x.tanh(); }
   static V select_gt(const V& a, const V& b, const V& x, const V& y) {
     return V::blendv(y, x, a > b);
   }

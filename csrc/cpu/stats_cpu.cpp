@@ -37,7 +37,8 @@ Out4 stats_forward(const std::vector<int64_t>& shape, RowKind second_kind, const
                    const at::Tensor& second, const std::optional<at::Tensor>& eps,
                    const std::optional<at::Tensor>& seed_offset,
                    std::optional<at::Generator> generator, bool chol, int64_t scale = 0,
-                   double min_scale = 0.0) {
+                   double min_scale = 0.0, bool squash = false, double low = -1.0,
+                   double high = 1.0) {
   const at::Tensor used = stream_used(eps, seed_offset, generator);
   const StatsForwardOutputs out =
       stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
@@ -46,6 +47,7 @@ Out4 stats_forward(const std::vector<int64_t>& shape, RowKind second_kind, const
   KeepAlive keep;
   Problem p = make_stats_forward_problem(shape, mu, second, second_kind, eps, out, keep);
   set_scale(p, scale, min_scale);
+  set_squash(p, squash, low, high);
   set_stream(p, used);
   const CpuKernels* k = active_cpu_kernels();
   const int i = dtype_index(mu.scalar_type());
@@ -58,12 +60,13 @@ Out4 diag_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& s,
                             const std::optional<at::Tensor>& eps,
                             const std::optional<at::Tensor>& seed_offset,
                             std::optional<at::Generator> generator, int64_t scale,
-                            double min_scale) {
+                            double min_scale, bool squash, double low, double high) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
   const std::vector<int64_t> shape = check_diag_stats_args(op, mu, s, eps, seed_offset);
   check_scale(scale, min_scale, op);
+  check_squash(squash, low, high, op);
   return stats_forward(shape, RowKind::kElement, mu, s, eps, seed_offset, generator, false,
-                       scale, min_scale);
+                       scale, min_scale, squash, low, high);
 }
 
 Out4 chol_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& scale_tril,
@@ -80,7 +83,8 @@ Out4 chol_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& scale_tril,
 Out3 stats_backward(const at::Tensor& grad_z, const at::Tensor& grad_kl,
                     const at::Tensor& grad_log_q, const at::Tensor& mu, const at::Tensor& second,
                     const std::optional<at::Tensor>& eps, const at::Tensor& seed_offset,
-                    bool need_grad_eps, bool chol, int64_t scale = 0, double min_scale = 0.0) {
+                    bool need_grad_eps, bool chol, int64_t scale = 0, double min_scale = 0.0,
+                    bool squash = false, double low = -1.0, double high = 1.0) {
   const std::vector<int64_t> shape(grad_z.sizes().begin(), grad_z.sizes().end());
   std::vector<int64_t> second_shape = shape;
   if (chol) second_shape.push_back(shape.back());
@@ -97,6 +101,7 @@ Out3 stats_backward(const at::Tensor& grad_z, const at::Tensor& grad_kl,
                             grad_kl, grad_log_q, mu),
       keep);
   set_scale(p, scale, min_scale);
+  set_squash(p, squash, low, high);
   p.out[kGradMu] = g_mu.mutable_data_ptr();
   p.out[kGradSecond] = g_second.mutable_data_ptr();
   p.out[kGradEps] = need_grad_eps ? g_eps.mutable_data_ptr() : nullptr;
@@ -112,13 +117,15 @@ Out3 diag_rsample_stats_backward_cpu(const at::Tensor& grad_z, const at::Tensor&
                                      const at::Tensor& grad_log_q, const at::Tensor& mu,
                                      const at::Tensor& s, const std::optional<at::Tensor>& eps,
                                      const at::Tensor& seed_offset, bool need_grad_eps,
-                                     int64_t scale, double min_scale) {
+                                     int64_t scale, double min_scale, bool squash, double low,
+                                     double high) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats_backward";
   check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps, op);
   check_row_grads(op, grad_z, grad_kl, grad_log_q, mu);
   check_scale(scale, min_scale, op);
+  check_squash(squash, low, high, op);
   return stats_backward(grad_z, grad_kl, grad_log_q, mu, s, eps, seed_offset, need_grad_eps,
-                        false, scale, min_scale);
+                        false, scale, min_scale, squash, low, high);
 }
 
 Out3 chol_rsample_stats_backward_cpu(const at::Tensor& grad_z, const at::Tensor& grad_kl,

@@ -9,6 +9,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "cpu/chol_cpu_kernels_impl.h"
 #include "cpu/diag_cpu_kernels_impl.h"
 #include "fused_reparam/diag_math.h"
+#include "fused_reparam/squash.h"
 #include "fused_reparam/stats_math.h"
 
 namespace fused_reparam {
@@ -40,6 +42,13 @@ struct RowBuffers {
 template <class T>
 const T* operand(const Problem& p, int k, const RowCursor<kOperands>& at) {
   return static_cast<const T*>(p.in[k]) + at.off[k];
+}
+
+// The launch's tanh squash in the compute type (the half range and its log taken in double).
+template <class S>
+squash::Squash<S> squash_of(const Problem& p) {
+  const double half = 0.5 * (p.high - p.low);
+  return {p.squash, static_cast<S>(p.low), static_cast<S>(half), static_cast<S>(std::log(half))};
 }
 
 // Runs body(r, k, at, eps) for rows [r0, r1), noise made a chunk of rows at a time.
@@ -69,6 +78,7 @@ void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   T* kl = static_cast<T*>(p.out[kKl]);
   T* log_q = static_cast<T*>(p.out[kLogQ]);
   const scale::Scale<S> sc{p.scale, static_cast<S>(p.min_scale)};
+  const squash::Squash<S> sq = squash_of<S>(p);
   for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
@@ -80,10 +90,12 @@ void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
       const C e = C::loadu(eps + j, c);
       const C sigma = scale::sigma<C, S>(s, sc);
       const C lv = scale::log_var<C, S>(s, sigma, sc);
-      diag::sample<C>(mu, sigma, e).store(buf.o0.data() + j, c);
+      const C u = diag::sample<C>(mu, sigma, e);
+      (sq.on ? squash::action<C, S>(u, sq) : u).store(buf.o0.data() + j, c);
       // Lanes past the row's end hold zeros; their terms are masked out of the sums.
       C klt = stats::diag_kl_term<C>(mu, sigma, lv);
       C lqt = stats::diag_log_q_term<C>(e, lv);
+      if (sq.on) lqt = lqt + squash::log_q_extra<C, S>(u, sq);
       if (c < kW) {
         klt = C::set(C(S(0)), klt, c);
         lqt = C::set(C(S(0)), lqt, c);
@@ -108,6 +120,7 @@ void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
   T* g_s = static_cast<T*>(p.out[kGradSecond]);
   T* g_eps = static_cast<T*>(p.out[kGradEps]);
   const scale::Scale<S> sc{p.scale, static_cast<S>(p.min_scale)};
+  const squash::Squash<S> sq = squash_of<S>(p);
   for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
@@ -116,11 +129,13 @@ void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
     const C gq(static_cast<S>(*operand<T>(p, kGradLogQ, at)));
     for (int64_t j = 0; j < d; j += kW) {
       const int64_t c = std::min(kW, d - j);
-      const C dz = C::loadu(buf.a.data() + j, c);
+      C dz = C::loadu(buf.a.data() + j, c);
       const C s = C::loadu(buf.b.data() + j, c);
       const C mu = C::loadu(buf.c.data() + j, c);
       const C e = C::loadu(eps + j, c);
       const C sigma = scale::sigma<C, S>(s, sc);
+      // Squashed: the gradient reaching u through the action and the log-determinant.
+      if (sq.on) dz = squash::grad_u<C, S>(dz, gq, diag::sample<C>(mu, sigma, e), sq);
       const C dsig = scale::dsigma<C, S>(s, sigma, sc);
       const C dlog = scale::dlog_sigma<C, S>(s, sigma, dsig, sc);
       stats::diag_grad_mu<C>(dz, gk, mu).store(buf.o0.data() + j, c);

@@ -1,7 +1,10 @@
 // CUDA kernels of the diagonal op with the VAE extras: diag_rsample_stats writes z and, per
 // row, kl = 0.5 * sum(mu^2 + sigma^2 - 1 - lv) and log_q = -0.5 * sum(eps^2 + lv + log 2pi),
 // lv = 2 log sigma of the scale input s (fused_reparam/scale.h), in one launch;
-// diag_rsample_stats_backward writes every gradient in one launch.
+// diag_rsample_stats_backward writes every gradient in one launch. With squash (a runtime
+// flag, uniform over the launch), z is the action low + half * (tanh(u) + 1) of the Gaussian
+// sample u, log_q adds the element's log-determinant share, and the backward's dz stands for
+// the gradient reaching u (fused_reparam/squash.h).
 //
 // Rows are the sample's dims but the last, D its last. D <= 1024: a block takes a tile of whole
 // rows (at most 1024 elements), makes the tile's noise in shared memory (each thread whole
@@ -32,6 +35,7 @@
 #include "cuda/stream_cuda.cuh"
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/scale.h"
+#include "fused_reparam/squash.h"
 #include "fused_reparam/stats_math.h"
 
 namespace fused_reparam {
@@ -52,7 +56,8 @@ __device__ __forceinline__ F load(const Problem& p, int k, const int64_t* off, i
 }
 
 // The work of one row, element by element (each thread its share), then the row's sums. The
-// scale kind is a runtime value, uniform over the launch (not one instantiation per kind).
+// scale kind and the squash are runtime values, uniform over the launch (not one
+// instantiation per kind).
 template <class Scalar>
 struct Forward {
   using T = Scalar;
@@ -65,14 +70,21 @@ struct Forward {
   __device__ void begin(const Problem&, const int64_t*) {}
 
   __device__ void element(const Problem& p, const int64_t* off, int64_t j, int64_t e, F eps,
-                          const scale::Scale<F>& sc) {
+                          const scale::Scale<F>& sc, const squash::Squash<F>& sq) {
     const F mu = load<T, F>(p, kFirst, off, j);
     const F s = load<T, F>(p, kSecond, off, j);
     const F sigma = scale::sigma<F, F>(s, sc);
-    static_cast<T*>(p.out[kZ])[e] = static_cast<T>(diag::sample<F>(mu, sigma, eps));
+    const F u = diag::sample<F>(mu, sigma, eps);
     const F lv = scale::log_var<F, F>(s, sigma, sc);
     sum[0] += stats::diag_kl_term<F>(mu, sigma, lv);
-    sum[1] += stats::diag_log_q_term<F>(eps, lv);
+    F z = u;
+    F lq = stats::diag_log_q_term<F>(eps, lv);
+    if (sq.on) {
+      z = squash::action<F>(u, sq);
+      lq += squash::log_q_extra<F>(u, sq);
+    }
+    static_cast<T*>(p.out[kZ])[e] = static_cast<T>(z);
+    sum[1] += lq;
   }
 
   // After `reduce` (the sums over the row's threads), the thread where `write` holds stores.
@@ -102,11 +114,13 @@ struct Backward {
   }
 
   __device__ void element(const Problem& p, const int64_t* off, int64_t j, int64_t e, F eps,
-                          const scale::Scale<F>& sc) {
-    const F dz = load<T, F>(p, kFirst, off, j);
+                          const scale::Scale<F>& sc, const squash::Squash<F>& sq) {
+    F dz = load<T, F>(p, kFirst, off, j);
     const F mu = load<T, F>(p, kMu, off, j);
     const F s = load<T, F>(p, kSecond, off, j);
     const F sigma = scale::sigma<F, F>(s, sc);
+    // With squash, dz (the action's gradient) becomes the gradient reaching u = mu + sigma eps.
+    if (sq.on) dz = squash::grad_u<F>(dz, gq, diag::sample<F>(mu, sigma, eps), sq);
     const F dsig = scale::dsigma<F, F>(s, sigma, sc);
     const F dlog = scale::dlog_sigma<F, F>(s, sigma, dsig, sc);
     static_cast<T*>(p.out[kGradMu])[e] = static_cast<T>(stats::diag_grad_mu<F>(dz, gk, mu));
@@ -132,6 +146,10 @@ __global__ void __launch_bounds__(kThreads, Op::kMinBlocks)
   resolve_stream(src, seed, offset);
   const bool stream = p.in[kEps] == nullptr;
   const scale::Scale<F> sc{p.scale, static_cast<F>(p.min_scale)};
+  // The squash's constants in double, then F (no double log where the squash is off).
+  const double half = 0.5 * (p.high - p.low);
+  const squash::Squash<F> sq{p.squash, static_cast<F>(p.low), static_cast<F>(half),
+                             static_cast<F>(p.squash ? ::log(half) : 0.0)};
   const int d = static_cast<int>(p.d);
   const int lanes = 1 << log_t;
   const int lane = threadIdx.x & (lanes - 1);
@@ -161,7 +179,7 @@ __global__ void __launch_bounds__(kThreads, Op::kMinBlocks)
         const int64_t e0 = (r0 + k) * d;
         for (int j = lane; j < d; j += lanes) {
           const F eps = stream ? eps_s[k * d + j] : load<typename Op::T, F>(p, kEps, off, j);
-          op.element(p, off, j, e0 + j, eps, sc);
+          op.element(p, off, j, e0 + j, eps, sc, sq);
         }
       }
       if constexpr (Op::kSums > 0) {
@@ -182,6 +200,10 @@ __global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(Problem p, Str
   resolve_stream(src, seed, offset);
   const bool stream = p.in[kEps] == nullptr;
   const scale::Scale<F> sc{p.scale, static_cast<F>(p.min_scale)};
+  // The squash's constants in double, then F (no double log where the squash is off).
+  const double half = 0.5 * (p.high - p.low);
+  const squash::Squash<F> sq{p.squash, static_cast<F>(p.low), static_cast<F>(half),
+                             static_cast<F>(p.squash ? ::log(half) : 0.0)};
   for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
     __syncthreads();  // the previous row's readers are done with off_s and eps_s
     if (threadIdx.x == 0) {
@@ -203,7 +225,7 @@ __global__ void __launch_bounds__(kThreads) diag_stats_row_kernel(Problem p, Str
       for (int t = threadIdx.x; t < n; t += kThreads) {
         const int64_t j = c0 + t;
         const F eps = stream ? eps_s[t] : load<typename Op::T, F>(p, kEps, off, j);
-        op.element(p, off, j, r * p.d + j, eps, sc);
+        op.element(p, off, j, r * p.d + j, eps, sc, sq);
       }
     }
     if constexpr (Op::kSums > 0) {
@@ -239,10 +261,11 @@ void launch(const Problem& p, at::ScalarType dtype, const StreamSource& src) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cuda(
     const at::Tensor& mu, const at::Tensor& s, const std::optional<at::Tensor>& eps,
     const std::optional<at::Tensor>& seed_offset, std::optional<at::Generator> generator,
-    int64_t scale, double min_scale) {
+    int64_t scale, double min_scale, bool squash, double low, double high) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
   const std::vector<int64_t> shape = check_diag_stats_args(op, mu, s, eps, seed_offset);
   check_scale(scale, min_scale, op);
+  check_squash(squash, low, high, op);
   const c10::cuda::CUDAGuard guard(mu.device());
   const StatsForwardOutputs out =
       stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
@@ -257,6 +280,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cu
     p = make_stats_forward_problem(shape, mu, s, RowKind::kElement, eps, out, keep);
   }
   set_scale(p, scale, min_scale);
+  set_squash(p, squash, low, high);
   launch<Forward>(p, mu.scalar_type(), src);
   return {out.z, out.kl, out.log_q, used};
 }
@@ -264,11 +288,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cu
 std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_backward_cuda(
     const at::Tensor& grad_z, const at::Tensor& grad_kl, const at::Tensor& grad_log_q,
     const at::Tensor& mu, const at::Tensor& s, const std::optional<at::Tensor>& eps,
-    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale) {
+    const at::Tensor& seed_offset, bool need_grad_eps, int64_t scale, double min_scale,
+    bool squash, double low, double high) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats_backward";
   check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps, op);
   check_row_grads(op, grad_z, grad_kl, grad_log_q, mu);
   check_scale(scale, min_scale, op);
+  check_squash(squash, low, high, op);
   const c10::cuda::CUDAGuard guard(grad_z.device());
   const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
   at::Tensor grad_mu = at::empty(grad_z.sizes(), opts);
@@ -282,6 +308,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_backward_cuda(
       stats_backward_inputs(grad_z, s, RowKind::kElement, eps, grad_kl, grad_log_q, mu),
       keep);
   set_scale(p, scale, min_scale);
+  set_squash(p, squash, low, high);
   p.out[kGradMu] = grad_mu.mutable_data_ptr();
   p.out[kGradSecond] = grad_s.mutable_data_ptr();
   p.out[kGradEps] = need_grad_eps ? grad_eps.mutable_data_ptr() : nullptr;

@@ -63,12 +63,12 @@ def try_fused_call(
 ) -> torch.Tensor | _sample.ReparamSample | None:
     """The common call (no seed, no num_samples) straight into the fused op, whose C++ checks
     stand in for the Python ones; `extra` are the op's trailing arguments when not the
-    defaults: the diagonal op's (scale kind, min_scale) and, for a noise other than the
-    normal, its noise kind. Returns the result, or None when the
-    call needs the full path (the reference backend, a transform, tracing, an argument the op
-    does not check). Raises FusedCallRefused when the op raised: the caller's checks then
-    name the problem in the public function's words, or else re-raise the op's error (the op
-    is not run twice)."""
+    defaults: the diagonal op's (scale kind, min_scale) and then, for the plain op, its noise
+    kind, or, for the op with the extras, its squash (True, low, high). Returns the result,
+    or None when the call needs the full path (the reference backend, a transform, tracing,
+    an argument the op does not check). Raises FusedCallRefused when the op raised: the
+    caller's checks then name the problem in the public function's words, or else re-raise
+    the op's error (the op is not run twice)."""
     if (
         type(mu) is not torch.Tensor
         or type(return_stats) is not bool
@@ -139,9 +139,11 @@ def run_sampling_op(
                 # Kept a tensor: no host sync, so torch.compile, CUDA-graph capture and
                 # vmap(randomness="different") all see the draw.
                 seed, offset = _seed.draw_seed_offset_tensor(generator, mu.device).unbind()
-            eps = _ref_diag.diag_noise(shape, seed, offset, mu.dtype, mu.device, *extra[2:])
+            # The plain diagonal op's third trailing argument is its noise kind.
+            noise = extra[2] if len(extra) > 2 and not return_stats else 0
+            eps = _ref_diag.diag_noise(shape, seed, offset, mu.dtype, mu.device, noise)
         ref = family.reference_stats if return_stats else family.reference
-        out = ref(mu, second, eps, *extra[:2])
+        out = ref(mu, second, eps, *extra)
         # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).
         out = tuple(t.contiguous() for t in out) if return_stats else out.contiguous()
     else:

@@ -29,8 +29,8 @@ def check_one_device(op: str, *tensors: torch.Tensor | None) -> None:
 def _register(family: Family, prefix: str) -> None:
     ns = f"fused_reparam::{prefix}{family.op()}"
 
-    # The diagonal ops' trailing scale, min_scale and noise (the Cholesky ops have none) are
-    # unused.
+    # The diagonal ops' trailing arguments (scale, min_scale, noise or the squash; the Cholesky
+    # ops have none) do not change the shapes.
     def sample(
         mu: Tensor,
         second: Tensor,
@@ -70,6 +70,9 @@ def _register(family: Family, prefix: str) -> None:
         generator: object = None,
         scale: int = 0,
         min_scale: float = 0.0,
+        squash: bool = False,
+        low: float = -1.0,
+        high: float = 1.0,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         check_one_device(f"{ns}_stats", mu, second, eps, seed_offset)
         shape = family.sample_shape(mu.shape, second.shape)
@@ -92,6 +95,9 @@ def _register(family: Family, prefix: str) -> None:
         need: bool,
         scale: int = 0,
         min_scale: float = 0.0,
+        squash: bool = False,
+        low: float = -1.0,
+        high: float = 1.0,
     ) -> tuple[Tensor, Tensor, Tensor]:
         check_one_device(
             f"{ns}_stats_backward", grad_z, grad_kl, grad_log_q, mu, second, eps, seed_offset

@@ -92,24 +92,26 @@ def _checked(
     seed: object,
     offset: object,
     return_stats: object,
+    where: str = _WHERE,
 ) -> tuple:
-    """sample_diag's arguments checked, with clear errors: (mu, expanded over num_samples,
-    the sample's shape, num_samples, seed, offset)."""
-    mu = _checks.check_float_tensor(mu, "mu", _WHERE)
-    _checks.check_not_meta(mu, "mu", _WHERE)
-    return_stats = _checks.check_flag(return_stats, "return_stats", _WHERE)
-    s = _checks.check_float_tensor(s, "s", _WHERE)
-    _checks.check_same_dtype_device(mu, "mu", s, "s", _WHERE)
-    shape = _checks.broadcast_shape(mu, "mu", s, "s", _WHERE)
-    num_samples = _sample.check_num_samples(num_samples, _WHERE)
+    """The diagonal op's arguments checked, with clear errors naming `where` (the public
+    function): (mu, expanded over num_samples, the sample's shape, num_samples, seed,
+    offset)."""
+    mu = _checks.check_float_tensor(mu, "mu", where)
+    _checks.check_not_meta(mu, "mu", where)
+    return_stats = _checks.check_flag(return_stats, "return_stats", where)
+    s = _checks.check_float_tensor(s, "s", where)
+    _checks.check_same_dtype_device(mu, "mu", s, "s", where)
+    shape = _checks.broadcast_shape(mu, "mu", s, "s", where)
+    num_samples = _sample.check_num_samples(num_samples, where)
     if return_stats:
-        _sample.check_stats_shape(shape, _WHERE)
+        _sample.check_stats_shape(shape, where)
     if num_samples is not None:
         # A stride-0 view: the kernels broadcast it, so mu is never copied K times.
         shape = torch.Size((num_samples, *shape))
         mu = mu.expand(shape)
     desc = "[num_samples, *broadcast shape]" if num_samples else "the broadcast shape"
     seed, offset = _seed.check_stream_args(
-        mu, eps, shape, f"{desc} of mu and s", seed, offset, generator, _WHERE
+        mu, eps, shape, f"{desc} of mu and s", seed, offset, generator, where
     )
     return mu, shape, num_samples, seed, offset

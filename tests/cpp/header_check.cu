@@ -7,6 +7,7 @@
 #include "fused_reparam/normal.h"
 #include "fused_reparam/philox.h"
 #include "fused_reparam/scale.h"
+#include "fused_reparam/squash.h"
 
 namespace fr = fused_reparam;
 
@@ -22,6 +23,17 @@ __device__ S noise_all(uint64_t seed, uint64_t offset, uint64_t i) {
   return total;
 }
 
+// The tanh squash of the diagonal stats ops (fused_reparam/squash.h), its constants made as
+// the kernels make them: in double from low and high, then cast.
+template <class S>
+__device__ S squash_all(double low, double high, S u, S dz, S gq) {
+  const double half = 0.5 * (high - low);
+  const fr::squash::Squash<S> sq{true, S(low), S(half), S(::log(half))};
+  return fr::squash::action<S>(u, sq) + fr::squash::log_q_extra<S>(u, sq) +
+         fr::squash::grad_u<S>(dz, gq, u, sq) +
+         fr::squash::daction<S>(fr::squash::log_dtanh<S, S>(u), sq);
+}
+
 template <class S>
 __device__ S diag_all(uint64_t seed, uint64_t offset, uint64_t i, S mu, S s, S dz) {
   S n[4];
@@ -32,7 +44,8 @@ __device__ S diag_all(uint64_t seed, uint64_t offset, uint64_t i, S mu, S s, S d
   return fr::diag::sample<S>(mu, sigma, n[i & 3]) + fr::diag::grad_scale<S>(dz, dsigma, n[0]) +
          fr::diag::grad_eps<S>(dz, sigma) + fr::scale::log_var<S, S>(s, sigma, sc) +
          fr::scale::dlog_sigma<S, S>(s, sigma, dsigma, sc) +
-         fr::stream_normal_at<S>(seed, offset, i) + noise_all<S>(seed, offset, i);
+         fr::stream_normal_at<S>(seed, offset, i) + noise_all<S>(seed, offset, i) +
+         squash_all<S>(-1.0 - double(i & 1), 2.0, mu + sigma * n[1], dz, s);
 }
 
 __global__ void header_check_kernel(uint64_t seed, uint64_t offset, uint32_t* words, float* f,

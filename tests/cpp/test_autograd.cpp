@@ -28,8 +28,9 @@ Out call(const char* name, const at::Tensor& mu, const at::Tensor& second,
       auto op = dispatcher.findSchemaOrThrow(name, "")
                     .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,
                                const OptTensor&, std::optional<at::Generator>, int64_t,
-                               double)>();
-      return op.call(mu, second, std::nullopt, seed_offset, std::nullopt, scale, 0.0);
+                               double, bool, double, double)>();
+      return op.call(mu, second, std::nullopt, seed_offset, std::nullopt, scale, 0.0, false,
+                     -1.0, 1.0);
     }
     auto op = dispatcher.findSchemaOrThrow(name, "")
                   .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,

@@ -36,14 +36,14 @@ Pair chol(const at::Tensor& mu, const at::Tensor& l, const OptT& eps) {
                                             std::nullopt, std::nullopt);
 }
 
-// The diagonal ops also take the scale (0 logvar, 1 log_std, ...) and min_scale.
+// The diagonal ops also take the scale (0 logvar, 1 log_std, ...), min_scale and the tanh
+// squash (squash, low, high).
 Four stats(const char* name, const at::Tensor& mu, const at::Tensor& second, const OptT& eps,
-           int64_t scale = 0) {
+           int64_t scale = 0, bool squash = false, double low = -1.0, double high = 1.0) {
   if (std::string(name).find("diag") != std::string::npos) {
     return call<Four, const at::Tensor&, const at::Tensor&, const OptT&, const OptT&,
-                std::optional<at::Generator>, int64_t, double>(name, mu, second, eps,
-                                                               std::nullopt, std::nullopt,
-                                                               scale, 0.0);
+                std::optional<at::Generator>, int64_t, double, bool, double, double>(
+        name, mu, second, eps, std::nullopt, std::nullopt, scale, 0.0, squash, low, high);
   }
   return call<Four, const at::Tensor&, const at::Tensor&, const OptT&, const OptT&,
               std::optional<at::Generator>>(name, mu, second, eps, std::nullopt, std::nullopt);
@@ -55,8 +55,9 @@ Three stats_backward(const char* name, const at::Tensor& gz, const at::Tensor& g
   if (std::string(name).find("diag") != std::string::npos) {
     return call<Three, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                 const at::Tensor&, const at::Tensor&, const OptT&, const at::Tensor&, bool,
-                int64_t, double>(name, gz, gk, gq, mu, second, eps, seed_offset(0, 0),
-                                 need_grad_eps, scale, 0.0);
+                int64_t, double, bool, double, double>(name, gz, gk, gq, mu, second, eps,
+                                                       seed_offset(0, 0), need_grad_eps, scale,
+                                                       0.0, false, -1.0, 1.0);
   }
   return call<Three, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
               const at::Tensor&, const OptT&, const at::Tensor&, bool>(
@@ -134,6 +135,22 @@ FR_TEST(diag_stats_values_and_gradients) {
         tensor({0.5}, t).squeeze(0), tensor({-1.0}, t).squeeze(0), mu, ls, eps, true, 1);
     check_values(g_ls, {2.0, -5.5}, tol_of(t));
   }
+}
+
+// u = 0 (mu = eps = 0, sigma = 1 from log_std 0) squashed into (-1, 3): the action is the
+// midpoint 1, and log_prob per element is log N(0; 0, 1) - log(1 - tanh(0)^2) - log(2).
+FR_TEST(diag_stats_squash_at_the_midpoint) {
+  for (at::ScalarType t : {at::kFloat, at::kDouble}) {
+    const at::Tensor zero = at::zeros({2, 3}, at::TensorOptions().dtype(t));
+    const auto [a, kl, log_prob, used] =
+        stats("fused_reparam::diag_rsample_stats", zero, zero, zero, 1, true, -1.0, 3.0);
+    check_values(a, {1.0, 1.0, 1.0, 1.0, 1.0, 1.0}, tol_of(t));
+    const double lp = 3 * (-0.5 * kLog2Pi - std::log(2.0));
+    check_values(log_prob, {lp, lp}, tol_of(t) * 10);
+  }
+  FR_CHECK_THROWS(stats("fused_reparam::diag_rsample_stats", at::zeros({2}), at::zeros({2}),
+                        std::nullopt, 1, true, 1.0, 1.0),
+                  c10::Error, "low and high must be finite with low < high");
 }
 
 FR_TEST(stats_argument_errors) {

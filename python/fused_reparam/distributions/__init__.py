@@ -18,6 +18,9 @@
 - :class:`Logistic` ``(loc, scale)``: the logistic distribution (torch has none: ``log_prob``,
   ``cdf`` = sigmoid, ``icdf`` = logit, ``entropy`` and the moments in closed form), sampled by
   ``sample_diag`` with ``noise="logistic"``.
+- :class:`TanhNormal` ``(loc, s)``: a SAC policy's tanh-squashed diagonal Gaussian (event
+  ``[D]``), whose ``rsample_and_log_prob`` is :func:`fused_reparam.sample_tanh_normal` (the
+  action and its exact log-density from one fused kernel).
 
 The univariate classes (``Normal``, ``Laplace``, ``Gumbel``, ``Logistic``) carry ``generator``
 and ``backend`` through ``expand``, and pickle with them.
@@ -59,6 +62,7 @@ from ._logistic import Logistic
 from ._multivariate_normal import MultivariateNormal
 from ._normal import Normal
 from ._pyro import PYRO_BASES, register_with_pyro
+from ._tanh_normal import TanhNormal
 
 __all__ = [
     "DiagNormal",
@@ -68,11 +72,21 @@ __all__ = [
     "Logistic",
     "MultivariateNormal",
     "Normal",
+    "TanhNormal",
 ]
 
 # The classes are defined in private modules; they are named, shown and pickled as this
 # module's, where users import them from.
-for _cls in (DiagNormal, Gumbel, Laplace, LogNormal, Logistic, MultivariateNormal, Normal):
+for _cls in (
+    DiagNormal,
+    Gumbel,
+    Laplace,
+    LogNormal,
+    Logistic,
+    MultivariateNormal,
+    Normal,
+    TanhNormal,
+):
     _cls.__module__ = __name__
 del _cls
 

@@ -32,10 +32,16 @@ def diag_noise(
 
 
 def diag_rsample(
-    mu: torch.Tensor, s: torch.Tensor, eps: torch.Tensor, scale: int = 0, min_scale: float = 0.0
+    mu: torch.Tensor,
+    s: torch.Tensor,
+    eps: torch.Tensor,
+    scale: int = 0,
+    min_scale: float = 0.0,
+    noise: int = 0,
 ) -> torch.Tensor:
     """z = mu + sigma(s) * eps (sigma of scale kind `scale`, reference/scale.py; exp(s / 2)
-    by default), in the compute dtype, rounded to mu's dtype."""
+    by default), in the compute dtype, rounded to mu's dtype. `noise` is eps's kind, which
+    eps already is (diag_noise)."""
     ct = compute_dtype(mu.dtype)
     z = mu.to(ct) + _scale.sigma(s.to(ct), scale, min_scale) * eps.to(ct)
     return z.to(mu.dtype)

@@ -20,12 +20,21 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def diag_stats(
-    mu: torch.Tensor, s: torch.Tensor, eps: torch.Tensor, scale: int = 0, min_scale: float = 0.0
+    mu: torch.Tensor,
+    s: torch.Tensor,
+    eps: torch.Tensor,
+    scale: int = 0,
+    min_scale: float = 0.0,
+    squash: bool = False,
+    low: float = -1.0,
+    high: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z, kl, log_q) of the diagonal op for explicit eps of the broadcast shape [*batch, D],
     with sigma of scale kind `scale` (reference/scale.py) and lv = 2 log sigma:
     kl = 0.5 * sum(mu^2 + sigma^2 - 1 - lv), log_q = -0.5 * sum(eps^2 + lv + log 2pi),
-    both over the last dim, shape [*batch]."""
+    both over the last dim, shape [*batch]. With squash, z is the action
+    low + (high - low) (tanh(u) + 1) / 2 of u = mu + sigma eps and log_q its log-density,
+    less sum(log(1 - tanh(u)^2) + log((high - low) / 2)) (exact: no atanh, no epsilon)."""
     ct = compute_dtype(mu.dtype)
     m, sc, e = mu.to(ct), s.to(ct), eps.to(ct)
     m, sc = torch.broadcast_tensors(m, sc)
@@ -34,6 +43,12 @@ def diag_stats(
     z = m + sig * e
     kl = 0.5 * (m * m + sig * sig - 1.0 - lv).sum(-1)
     log_q = -0.5 * (e * e + lv + LOG_2PI).sum(-1)
+    if squash:
+        half = 0.5 * (high - low)
+        # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), exact for every u.
+        log_dtanh = 2.0 * (math.log(2.0) - z - torch.nn.functional.softplus(-2.0 * z))
+        log_q = log_q - (log_dtanh + math.log(half)).sum(-1)
+        z = low + half * (torch.tanh(z) + 1.0)
     return z.to(mu.dtype), kl.to(mu.dtype), log_q.to(mu.dtype)
 
 
