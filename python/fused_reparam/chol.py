@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _checks, _sample, _seed
+from . import _checks, _sample, _seed, _stl
 from ._dispatch import sample
 
 _WHERE = "fused_reparam.sample_chol"
@@ -21,6 +21,7 @@ def sample_chol(
     offset: int = 0,
     backend: str = "auto",
     return_stats: bool = False,
+    stl: bool = False,
 ) -> torch.Tensor | _sample.ReparamSample:
     """Reparameterized sample of a full-covariance Gaussian N(mu, L L^T), in one fused kernel.
 
@@ -44,6 +45,8 @@ def sample_chol(
         return_stats: also return, from the same pass, with ``ld = sum_i log|L_ii|``:
             ``kl = 0.5 * (|tril L|_F^2 + |mu|^2 - D) - ld`` (KL to N(0, I)) and
             ``log_q = -0.5 * |eps|^2 - ld - 0.5 * D * log 2pi`` (log q(z)).
+        stl: with return_stats, log_q's gradient flows only through z ("sticking the
+            landing"): the same value, without the parameters' direct (zero-mean) term.
 
     Returns:
         z of shape ``[*batch, D]`` (the broadcast batch shape; ``[K, ...]`` with num_samples),
@@ -54,9 +57,11 @@ def sample_chol(
         >>> mu, L = torch.zeros(4, 3), torch.eye(3)
         >>> z = sample_chol(mu, L, seed=1234)
     """
-    return sample("chol", _checked, mu, scale_tril, num_samples=num_samples, eps=eps,
-                  generator=generator, seed=seed, offset=offset, backend=backend,
-                  return_stats=return_stats)  # fmt: skip
+    stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE)
+    out = sample("chol", _checked, mu, scale_tril, num_samples=num_samples, eps=eps,
+                 generator=generator, seed=seed, offset=offset, backend=backend,
+                 return_stats=return_stats)  # fmt: skip
+    return _stl.chol_log_q(out, mu, scale_tril) if stl else out
 
 
 def _checked(

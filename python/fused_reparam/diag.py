@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _checks, _sample, _scales, _seed
+from . import _checks, _sample, _scales, _seed, _stl
 from ._dispatch import sample
 
 _WHERE = "fused_reparam.sample_diag"
@@ -25,6 +25,7 @@ def sample_diag(
     offset: int = 0,
     backend: str = "auto",
     return_stats: bool = False,
+    stl: bool = False,
 ) -> torch.Tensor | _sample.ReparamSample:
     """Reparameterized sample of a diagonal Gaussian, in one fused kernel.
 
@@ -61,6 +62,8 @@ def sample_diag(
             - 2 log sigma)`` (KL to N(0, I)) and ``log_q = -0.5 * sum(eps^2 + 2 log sigma +
             log 2pi)`` (log q(z)), both over the last dim, with their gradients fused into the
             backward.
+        stl: with return_stats, log_q's gradient flows only through z ("sticking the
+            landing"): the same value, without the parameters' direct (zero-mean) term.
 
     Returns:
         z with the broadcast shape of ``mu`` and ``s`` (``[K, ...]`` with num_samples),
@@ -78,9 +81,11 @@ def sample_diag(
         extra = _scales.check_scale(scale, min_scale, _WHERE)
         kind = _scales.check_noise(noise, return_stats, _WHERE)
         extra = (*extra, kind) if kind else extra
-    return sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
-                  generator=generator, seed=seed, offset=offset, backend=backend,
-                  return_stats=return_stats, extra=extra)  # fmt: skip
+    stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE)
+    out = sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
+                 generator=generator, seed=seed, offset=offset, backend=backend,
+                 return_stats=return_stats, extra=extra)  # fmt: skip
+    return _stl.diag_log_q(out, mu, s, *(extra[:2] or (0, 0.0))) if stl else out
 
 
 def _checked(

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import torch
 
-from . import _scales
+from . import _checks, _scales, _stl
 from ._dispatch import sample
 from .diag import _checked
 
@@ -49,6 +49,7 @@ def sample_tanh_normal(
     seed: int | None = None,
     offset: int = 0,
     backend: str = "auto",
+    stl: bool = False,
 ) -> TanhSample:
     """A tanh-squashed diagonal Gaussian sample and its log-density in one fused kernel, as a
     SAC policy draws its action.
@@ -71,6 +72,9 @@ def sample_tanh_normal(
         low, high: the action's bounds (floats, ``low < high``).
         num_samples, eps, generator, seed, offset, backend: as for
             :func:`~fused_reparam.sample_diag`.
+        stl: log_prob's gradient flows only through u ("sticking the landing"): the
+            Gaussian's parameters' direct term is dropped. Then the Gaussian and its log q
+            are the fused op's and the squash is a few torch ops.
 
     Returns:
         ``TanhSample(action, log_prob)``.
@@ -85,8 +89,16 @@ def sample_tanh_normal(
         raise ValueError(f"{_WHERE}: low must be below high, got low = {low}, high = {high}")
     if all(isinstance(t, torch.Tensor) and t.dim() == 0 for t in (mu, s)):
         raise ValueError(f"{_WHERE}: mu and s need at least one dim (the last is the action's)")
+    stl = _checks.check_flag(stl, "stl", _WHERE)
+    extra = (kind, min_scale) if stl else (kind, min_scale, True, low, high)
     out = sample("diag", functools.partial(_checked, where=_WHERE), mu, s,
                  num_samples=num_samples, eps=eps, generator=generator, seed=seed,
-                 offset=offset, backend=backend, return_stats=True,
-                 extra=(kind, min_scale, True, low, high))  # fmt: skip
-    return TanhSample(out.z, out.log_q)
+                 offset=offset, backend=backend, return_stats=True, extra=extra)  # fmt: skip
+    if not stl:
+        return TanhSample(out.z, out.log_q)
+    u = out.z
+    log_q = _stl.diag_log_q(out, mu, s, kind, min_scale).log_q
+    half = 0.5 * (high - low)
+    log_dtanh = 2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))
+    log_prob = log_q - (log_dtanh + math.log(half)).sum(-1).to(log_q.dtype)
+    return TanhSample(low + half * (torch.tanh(u) + 1.0), log_prob)
