@@ -32,12 +32,13 @@ def _compile(kernel, dtype: str, arch: int, idx64: bool, constexprs: dict, divis
     int arguments named in `divisible`) % 16 == 0 (what Triton assumes at launch for such
     arguments; it also makes int arguments equal to 1 constexprs)."""
     names = kernel.arg_names
+    fp64 = {p.name for p in kernel.params if p.annotation_type == "fp64"}
     sig = {}
     for n in names:
         if n in constexprs:
             sig[n] = "constexpr"
-        elif n == "min_scale":
-            sig[n] = "fp64"  # the kernels' annotation (the scale's lower bound)
+        elif n in fp64:
+            sig[n] = "fp64"  # the kernels' annotation (min_scale, the squash's bounds)
         elif n in _INT_PTRS:
             sig[n] = "*i64"
         elif n.endswith("_ptr"):
@@ -177,7 +178,7 @@ def test_diag_stats_kernels_compile_for_the_gpu(
     kernel = getattr(stats_kernels, f"diag_stats_{which}_kernel")
     constexprs = dict(
         NDIM=ndim, HAS_EPS=has_eps, IDX64=idx64, BLOCK_R=block_r, BLOCK_D=block_d,
-        ALIGNED4=aligned4, F64=dtype == "f64", SCALE=0,
+        ALIGNED4=aligned4, F64=dtype == "f64", SCALE=0, SQUASH=False,
     )  # fmt: skip
     if which == "backward":
         constexprs["NEED_GRAD_EPS"] = has_eps
@@ -214,7 +215,7 @@ def _rounded_product_exps(ptx: str) -> int:
 def _stats(which: str, has_eps: bool, scale: int = 0, dtype: str = "f32") -> dict:
     extra = {"NEED_GRAD_EPS": has_eps} if which == "backward" else {}
     return dict(NDIM=1, HAS_EPS=has_eps, IDX64=False, BLOCK_R=8, BLOCK_D=256, ALIGNED4=True,
-                F64=dtype == "f64", SCALE=scale, **extra)  # fmt: skip
+                F64=dtype == "f64", SCALE=scale, SQUASH=False, **extra)  # fmt: skip
 
 
 # The float32 kernels that compute sigma = exp(0.5 * logvar), stream and explicit eps.

@@ -1,12 +1,13 @@
-"""exp, log and log1p of user data (sigma of the scale input s, and 2 log sigma) to the C++
-and CUDA ops' precision.
+"""exp, log, log1p and tanh of user data (sigma of the scale input s, 2 log sigma, and the
+squashed action) to the C++ and CUDA ops' precision.
 
 tl.exp of float32 compiles to ex2.approx.f32(x * log2(e)), and the product's rounding error
 grows with |x|: sigma's relative error reaches 1e-6 at |logvar| = 40 and 2e-6 at 80; tl.log
 is lg2.approx times ln 2, whose relative error is large near x = 1. libdevice's functions
 (__nv_expf, __nv_logf, __nv_log1pf and their double forms: CUDA's expf, logf, log1pf) reduce
 the argument exactly first. The interpreter cannot run libdevice functions (declarations it
-has no numpy for), so interpreted kernels take tl.exp and tl.log, numpy's functions there.
+has no numpy for), so interpreted kernels take tl.exp and tl.log, numpy's functions there;
+tl has no tanh, so interpreted kernels call numpy's on the tensor's data (_numpy_tanh).
 """
 
 from __future__ import annotations
@@ -47,5 +48,29 @@ def log1p(x):
         return libdevice.log1p(x)
 
 
+@triton.jit
+def tanh(x):
+    """tanh(x) of float32 or float64 x: libdevice's (CUDA's tanhf, tanh), numpy's interpreted."""
+    if _INTERPRETED:
+        return _numpy_tanh(x)
+    else:
+        return libdevice.tanh(x)
+
+
 # Whether jit functions are interpreted (TRITON_INTERPRET=1): decided once, at import.
 _INTERPRETED = tl.constexpr(not isinstance(exp, triton.runtime.JITFunction))
+
+
+if _INTERPRETED:
+
+    def _numpy_tanh(x: tl.tensor) -> tl.tensor:
+        """np.tanh of an interpreted tensor's data (numpy arrays there), in its dtype."""
+        import numpy as np
+        from triton.runtime.interpreter import TensorHandle
+
+        return tl.tensor(TensorHandle(np.tanh(x.handle.data), x.handle.dtype), x.type)
+
+else:
+    # Never called compiled (the branch above is constexpr); None is no function reference
+    # for Triton's dependency scan of tanh.
+    _numpy_tanh = None

@@ -67,6 +67,14 @@ def _div(x, y):
 
 
 @triton.jit
+def softplus(x):
+    """log1p(exp(x)) as max(x, 0) + log1p(exp(-|x|)): exact for every x, one exp (as scale.h's
+    softplus)."""
+    pos = tl.where(x > 0.0, x, 0.0)
+    return pos + precise.log1p(precise.exp(x - pos - pos))
+
+
+@triton.jit
 def sigma(s, SCALE: tl.constexpr, ms):
     """sigma(s) of kind SCALE, plus the lower bound ms."""
     if SCALE == LOG_STD:
@@ -74,9 +82,7 @@ def sigma(s, SCALE: tl.constexpr, ms):
     elif SCALE == STD:
         base = s
     elif SCALE == SOFTPLUS:
-        # max(s, 0) + log1p(exp(-|s|)): exact for every s, one exp (as scale.h's softplus).
-        pos = tl.where(s > 0.0, s, 0.0)
-        base = pos + precise.log1p(precise.exp(s - pos - pos))
+        base = softplus(s)
     else:
         base = precise.exp(0.5 * s)
     return base + ms

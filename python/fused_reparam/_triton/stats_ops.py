@@ -1,9 +1,11 @@
 """The Triton kernels of the ops with the VAE extras, registered like diag_ops.py's:
 
     fused_reparam::triton_diag_rsample_stats(mu, s, eps=None, seed_offset=None,
-        generator=None, scale=0, min_scale=0.) -> (z, kl, log_q, used)
+        generator=None, scale=0, min_scale=0., squash=False, low=-1., high=1.)
+        -> (z, kl, log_q, used)
     fused_reparam::triton_diag_rsample_stats_backward(grad_z, grad_kl, grad_log_q, mu, s,
-        eps, seed_offset, need_grad_eps, scale=0, min_scale=0.) -> (grad_mu, grad_s, grad_eps)
+        eps, seed_offset, need_grad_eps, scale=0, min_scale=0., squash=False, low=-1.,
+        high=1.) -> (grad_mu, grad_s, grad_eps)
     fused_reparam::triton_chol_rsample_stats(mu, scale_tril, eps=None, seed_offset=None,
         generator=None) -> (z, kl, log_q, used)
     fused_reparam::triton_chol_rsample_stats_backward(grad_z, grad_kl, grad_log_q, mu,
@@ -33,6 +35,7 @@ from .launch import (
 )
 from .row_blocks import RowBlocks, row_blocks, row_constexprs, row_layout
 from .scale import check_scale
+from .squash import check_squash, squash_args
 from .stats_kernels import diag_stats_backward_kernel, diag_stats_forward_kernel
 
 DIAG_FORWARD = "fused_reparam::triton_diag_rsample_stats"
@@ -123,13 +126,19 @@ def triton_diag_rsample_stats(
     generator: torch.Generator | None = None,
     scale: int = 0,
     min_scale: float = 0.0,
+    squash: bool = False,
+    low: float = -1.0,
+    high: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z, kl, log_q, [seed, offset] used): z = mu + sigma(s) * eps and per row, with
     lv = 2 log sigma, kl = 0.5 * sum(mu^2 + sigma^2 - 1 - lv) and
-    log_q = -0.5 * sum(eps^2 + lv + log 2pi)."""
+    log_q = -0.5 * sum(eps^2 + lv + log 2pi). With squash, z is the action
+    low + (high - low) (tanh(u) + 1) / 2 of u = mu + sigma(s) * eps and log_q its
+    log-density (squash.py)."""
     shape = diag_ops.check_inputs(mu, "mu", s, eps, DIAG_FORWARD)
     _check_sample_dims(shape, DIAG_FORWARD)
     check_scale(scale, min_scale, DIAG_FORWARD)
+    check_squash(squash, low, high, DIAG_FORWARD)
     seed_offset = forward_stream(mu, eps, seed_offset, generator, DIAG_FORWARD)
     if shape.numel() == 0:
         return _empty_forward(shape, mu, eps, seed_offset)
@@ -145,7 +154,8 @@ def triton_diag_rsample_stats(
     # One program a row block, looping over the row's tiles (so the row sums stay in it).
     diag_stats_forward_kernel[blk.grid(1)](
         z, kl, log_q, *lay.tensors, so, used, blk.rows, blk.d, so_stride, *lay.size_args(),
-        *lay.stride_args(range(3)), float(min_scale), HAS_EPS=eps is not None, SCALE=scale,
+        *lay.stride_args(range(3)), float(min_scale), *squash_args(squash, low, high),
+        HAS_EPS=eps is not None, SCALE=scale, SQUASH=bool(squash),
         **row_constexprs(blk, lay, mu.dtype),
     )  # fmt: skip
     return z, kl, log_q, used
@@ -163,11 +173,15 @@ def triton_diag_rsample_stats_backward(
     need_grad_eps: bool,
     scale: int = 0,
     min_scale: float = 0.0,
+    squash: bool = False,
+    low: float = -1.0,
+    high: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(grad_mu, grad_s, grad_eps) over grad_z's shape, with gk = grad_kl[r],
     gq = grad_log_q[r], sigma' = d sigma / ds and dlog = d log sigma / ds: grad_z + gk * mu,
     sigma' * (grad_z * eps + gk * sigma) - dlog * (gk + gq), and grad_z * sigma - gq * eps
-    (empty unless need_grad_eps)."""
+    (empty unless need_grad_eps). With squash, grad_z stands for the gradient reaching u:
+    grad_z * da/du + 2 gq tanh(u), u = mu + sigma(s) * eps."""
     where = DIAG_BACKWARD
     shape = _check_backward_inputs(grad_z, grad_kl, grad_log_q, mu, eps, seed_offset,
                                    need_grad_eps, where)  # fmt: skip
@@ -178,6 +192,7 @@ def triton_diag_rsample_stats_backward(
             f"{where}: s (shape {list(s.shape)}) must broadcast to grad_z's shape {list(shape)}"
         )
     check_scale(scale, min_scale, where)
+    check_squash(squash, low, high, where)
     grad_mu = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
     grad_s = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
     grad_eps = torch.empty(shape if need_grad_eps else (0,), dtype=grad_z.dtype,
@@ -193,8 +208,9 @@ def triton_diag_rsample_stats_backward(
     diag_stats_backward_kernel[blk.grid(blk.tiles)](
         grad_mu, grad_s, grad_eps if need_grad_eps else unused, *lay.tensors, so,
         blk.rows, blk.d, so_stride, *lay.size_args(), *lay.stride_args(range(6)),
-        float(min_scale), HAS_EPS=eps is not None, NEED_GRAD_EPS=need_grad_eps,
-        SCALE=scale, **row_constexprs(blk, lay, grad_z.dtype),
+        float(min_scale), squash_args(squash, low, high)[1], HAS_EPS=eps is not None,
+        NEED_GRAD_EPS=need_grad_eps, SCALE=scale, SQUASH=bool(squash),
+        **row_constexprs(blk, lay, grad_z.dtype),
     )  # fmt: skip
     return grad_mu, grad_s, grad_eps
 
