@@ -67,8 +67,10 @@ void for_rows(const Problem& p, int64_t r0, int64_t r1, S* eps_scratch, Body&& b
 
 // ---- diagonal op
 
-template <class T>
-void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
+// The scale's kind a compile-time constant of each instantiation (kKind): its branches fold
+// away in the per-element loops (a run-time kind costs these kernels about 10% at 2^20).
+template <class T, int kKind>
+void diag_forward_rows_of(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
   using C = Vectorized<S>;
   constexpr int64_t kW = C::size();
@@ -77,9 +79,11 @@ void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   T* z = static_cast<T*>(p.out[kZ]);
   T* kl = static_cast<T*>(p.out[kKl]);
   T* log_q = static_cast<T*>(p.out[kLogQ]);
-  const scale::Scale<S> sc{p.scale, static_cast<S>(p.min_scale)};
+  const scale::Scale<S> sc{kKind, static_cast<S>(p.min_scale)};
   const squash::Squash<S> sq = squash_of<S>(p);
-  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
+  // sc and sq copied in: as references their fields could alias the float buffers' stores,
+  // and would be loaded again for every vector.
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&, sc, sq](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
     C kl_acc(S(0)), lq_acc(S(0));
@@ -109,8 +113,8 @@ void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   });
 }
 
-template <class T>
-void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
+template <class T, int kKind>
+void diag_backward_rows_of(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
   using C = Vectorized<S>;
   constexpr int64_t kW = C::size();
@@ -119,9 +123,11 @@ void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
   T* g_mu = static_cast<T*>(p.out[kGradMu]);
   T* g_s = static_cast<T*>(p.out[kGradSecond]);
   T* g_eps = static_cast<T*>(p.out[kGradEps]);
-  const scale::Scale<S> sc{p.scale, static_cast<S>(p.min_scale)};
+  const scale::Scale<S> sc{kKind, static_cast<S>(p.min_scale)};
   const squash::Squash<S> sq = squash_of<S>(p);
-  for_rows<T, S>(p, r0, r1, buf.e.data(), [&](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
+  // sc and sq copied in: as references their fields could alias the float buffers' stores,
+  // and would be loaded again for every vector.
+  for_rows<T, S>(p, r0, r1, buf.e.data(), [&, sc, sq](int64_t r, const RowCursor<kOperands>& at, const S* eps) {
     gather_row<T, S>(buf.a.data(), operand<T>(p, kFirst, at), p.dstride[kFirst], d);
     gather_row<T, S>(buf.b.data(), operand<T>(p, kSecond, at), p.dstride[kSecond], d);
     gather_row<T, S>(buf.c.data(), operand<T>(p, kMu, at), p.dstride[kMu], d);
@@ -146,6 +152,27 @@ void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
     chol_rows::store_row(g_s + r * d, buf.o1.data(), d);
     if (g_eps != nullptr) chol_rows::store_row(g_eps + r * d, buf.o2.data(), d);
   });
+}
+
+// The row kernels of the launch's scale kind.
+template <class T>
+void diag_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
+  switch (p.scale) {
+    case scale::kLogStd: return diag_forward_rows_of<T, scale::kLogStd>(p, r0, r1);
+    case scale::kStd: return diag_forward_rows_of<T, scale::kStd>(p, r0, r1);
+    case scale::kSoftplus: return diag_forward_rows_of<T, scale::kSoftplus>(p, r0, r1);
+    default: return diag_forward_rows_of<T, scale::kLogvar>(p, r0, r1);
+  }
+}
+
+template <class T>
+void diag_backward_rows(const Problem& p, int64_t r0, int64_t r1) {
+  switch (p.scale) {
+    case scale::kLogStd: return diag_backward_rows_of<T, scale::kLogStd>(p, r0, r1);
+    case scale::kStd: return diag_backward_rows_of<T, scale::kStd>(p, r0, r1);
+    case scale::kSoftplus: return diag_backward_rows_of<T, scale::kSoftplus>(p, r0, r1);
+    default: return diag_backward_rows_of<T, scale::kLogvar>(p, r0, r1);
+  }
 }
 
 // ---- Cholesky op
