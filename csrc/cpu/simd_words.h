@@ -110,6 +110,7 @@ struct MathOps<cpu::Vectorized<float>> {
   static V exp(const V& x) { return x.exp(); }
   static V log1p(const V& x) { return x.log1p(); }
   static V tanh(const V& x) { return x.tanh(); }
+  static V expm1(const V& x) { return x.expm1(); }
   static V select_gt(const V& a, const V& b, const V& x, const V& y) {
     return V::blendv(y, x, a > b);
   }
@@ -138,6 +139,7 @@ struct MathOps<cpu::Vectorized<double>> {
   static V log(const V& x) { return x.log(); }
   static V log1p(const V& x) { return x.log1p(); }
   static V tanh(const V& x) { return x.tanh(); }
+  static V expm1(const V& x) { return x.expm1(); }
   static V select_gt(const V& a, const V& b, const V& x, const V& y) {
     return V::blendv(y, x, a > b);
   }

@@ -80,8 +80,9 @@ struct Forward {
     F z = u;
     F lq = stats::diag_log_q_term<F>(eps, lv);
     if (sq.on) {
-      z = squash::action<F>(u, sq);
-      lq += squash::log_q_extra<F>(u, sq);
+      F extra;
+      squash::action_and_log_q_extra<F, F>(u, sq, z, extra);
+      lq += extra;
     }
     static_cast<T*>(p.out[kZ])[e] = static_cast<T>(z);
     sum[1] += lq;
@@ -120,7 +121,7 @@ struct Backward {
     const F s = load<T, F>(p, kSecond, off, j);
     const F sigma = scale::sigma<F, F>(s, sc);
     // With squash, dz (the action's gradient) becomes the gradient reaching u = mu + sigma eps.
-    if (sq.on) dz = squash::grad_u<F>(dz, gq, diag::sample<F>(mu, sigma, eps), sq);
+    if (sq.on) dz = squash::grad_u<F, F>(dz, gq, diag::sample<F>(mu, sigma, eps), sq);
     const F dsig = scale::dsigma<F, F>(s, sigma, sc);
     const F dlog = scale::dlog_sigma<F, F>(s, sigma, dsig, sc);
     static_cast<T*>(p.out[kGradMu])[e] = static_cast<T>(stats::diag_grad_mu<F>(dz, gk, mu));

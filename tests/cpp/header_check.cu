@@ -29,9 +29,9 @@ template <class S>
 __device__ S squash_all(double low, double high, S u, S dz, S gq) {
   const double half = 0.5 * (high - low);
   const fr::squash::Squash<S> sq{true, S(low), S(half), S(::log(half))};
-  return fr::squash::action<S>(u, sq) + fr::squash::log_q_extra<S>(u, sq) +
-         fr::squash::grad_u<S>(dz, gq, u, sq) +
-         fr::squash::daction<S>(fr::squash::log_dtanh<S, S>(u), sq);
+  S action, extra;
+  fr::squash::action_and_log_q_extra<S, S>(u, sq, action, extra);
+  return action + extra + fr::squash::grad_u<S, S>(dz, gq, u, sq);
 }
 
 template <class S>

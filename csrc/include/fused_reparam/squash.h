@@ -1,15 +1,14 @@
 // The tanh squash of the diagonal op with the extras (docs/design.md, "Squashed samples"):
 // the action a = low + half * (tanh(u) + 1), half = (high - low) / 2, of the Gaussian sample u,
 // and the log-determinant its log-density loses, per element
-//   log |da/du| = log(half) + log(1 - tanh(u)^2) = log(half) + 2 (log 2 - u - softplus(-2u)),
-// written without tanh so it stays exact where tanh(u) rounds to +-1 (|u| > 9 in float32): no
-// atanh of the action and no epsilon. Shared by the C++ and CUDA kernels; F is the compute
+//   log |da/du| = log(half) + log(1 - tanh(u)^2) = log(half) + log 4 - 2|u| - 2 log(1 + e^-2|u|),
+// written so it stays exact where tanh(u) rounds to +-1 (|u| > 9 in float32): no atanh of the
+// action and no epsilon. Shared by the C++ and CUDA kernels; F is the compute
 // type or a SIMD vector of it, S its scalar.
 #pragma once
 
 #include "fused_reparam/macros.h"
 #include "fused_reparam/normal.h"
-#include "fused_reparam/scale.h"
 
 namespace fused_reparam {
 namespace squash {
@@ -26,37 +25,48 @@ struct Squash {
   S low = S(-1), half = S(1), log_half = S(0);
 };
 
-// a = low + half * (tanh(u) + 1)
-template <class F, class S>
-FR_HOST_DEVICE F action(F u, const Squash<S>& sq) {
-  return F(sq.low) + F(sq.half) * (MathOps<F>::tanh(u) + F(S(1)));
+// tanh(u) and log(1 - tanh(u)^2) from one expm1: with m = expm1(-2|u|) (so e^(-2|u|) = 1 + m),
+//   |tanh(u)| = -m / (2 + m),  1 - tanh(u)^2 = 4 (1 + m) / (2 + m)^2,
+//   log(1 - tanh(u)^2) = log 4 - 2|u| - 2 log(2 + m):
+// exact for every u (no cancellation near 0, where m is small, nor where tanh(u) rounds to
+// +-1), and cheaper than tanh, exp and log1p apart.
+template <class F>
+struct TanhTerms {
+  F tanh, dtanh, log_dtanh;  // tanh(u), 1 - tanh(u)^2, log(1 - tanh(u)^2)
+};
+
+template <class F, class S, bool kWithLog>
+FR_HOST_DEVICE TanhTerms<F> tanh_terms(F u) {
+  const F zero(S(0)), one(S(1)), two(S(2));
+  const F a = MathOps<F>::select_gt(u, zero, u, zero - u);  // |u|
+  const F m = MathOps<F>::expm1(zero - two * a);
+  const F q = one / (two + m);
+  const F th = (zero - m) * q;
+  TanhTerms<F> t;
+  t.tanh = MathOps<F>::select_gt(u, zero, th, zero - th);
+  t.dtanh = F(S(4)) * (one + m) * q * q;
+  if constexpr (kWithLog) {
+    t.log_dtanh = two * (F(SquashConstants<S>::kLog2) - a - MathOps<F>::log(two + m));
+  }
+  return t;
 }
 
-// log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), exact for every u.
+// The action and the element's share of the row's log-determinant in the log q sum (which
+// the row's finish scales by -1/2): 2 log |da/du| = 2 (log(1 - tanh(u)^2) + log(half)).
 template <class F, class S>
-FR_HOST_DEVICE F log_dtanh(F u) {
-  const F two(S(2));
-  return two * (F(SquashConstants<S>::kLog2) - u - scale::softplus<F, S>(F(S(0)) - two * u));
+FR_HOST_DEVICE void action_and_log_q_extra(F u, const Squash<S>& sq, F& action, F& extra) {
+  const TanhTerms<F> t = tanh_terms<F, S, true>(u);
+  action = F(sq.low) + F(sq.half) * (t.tanh + F(S(1)));
+  extra = F(S(2)) * (t.log_dtanh + F(sq.log_half));
 }
 
-// da/du = half * (1 - tanh(u)^2), from log_dtanh (no cancellation where tanh(u) is near 1).
-template <class F, class S>
-FR_HOST_DEVICE F daction(F log_dt, const Squash<S>& sq) {
-  return F(sq.half) * MathOps<F>::exp(log_dt);
-}
-
-// The element's share of the row's log-determinant in the log q sum, which the row's finish
-// scales by -1/2: 2 log |da/du|.
-template <class F, class S>
-FR_HOST_DEVICE F log_q_extra(F u, const Squash<S>& sq) {
-  return F(S(2)) * (log_dtanh<F, S>(u) + F(sq.log_half));
-}
-
-// The gradient reaching u: dz through the action, and gq through the log-determinant, whose
-// derivative is d log(1 - tanh(u)^2) / du = -2 tanh(u) (log_prob subtracts it).
+// The gradient reaching u: dz through the action (da/du = half (1 - tanh(u)^2)), and gq
+// through the log-determinant, whose derivative is d log(1 - tanh(u)^2) / du = -2 tanh(u)
+// (log_prob subtracts it).
 template <class F, class S>
 FR_HOST_DEVICE F grad_u(F dz, F gq, F u, const Squash<S>& sq) {
-  return dz * daction<F, S>(log_dtanh<F, S>(u), sq) + F(S(2)) * gq * MathOps<F>::tanh(u);
+  const TanhTerms<F> t = tanh_terms<F, S, false>(u);
+  return dz * F(sq.half) * t.dtanh + F(S(2)) * gq * t.tanh;
 }
 
 }  // namespace squash
