@@ -91,3 +91,49 @@ def loc_scale_rsample(
         generator=dist.generator, backend=dist.backend,
     )  # fmt: skip
     return z.reshape(shape)
+
+
+class FusedLocScale:
+    """What the subclasses of torch's univariate location-scale distributions (Normal,
+    Laplace, Gumbel) add to them, their class attribute ``_noise`` naming the standard variate:
+    the ``generator`` and ``backend`` keywords, an ``expand`` that keeps them (and the class),
+    and ``rsample``/``sample`` by :func:`loc_scale_rsample`. Listed first among the bases, so
+    ``super()`` is torch's class."""
+
+    _noise: str
+
+    def __init__(
+        self,
+        loc: torch.Tensor | float,
+        scale: torch.Tensor | float,
+        validate_args: bool | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(loc, scale, validate_args=validate_args)  # type: ignore[call-arg]
+        self.generator = generator
+        self.backend = backend
+
+    def expand(self, batch_shape: SampleShape, _instance: object = None) -> FusedLocScale:
+        """This distribution with its batch dims expanded to ``batch_shape`` (views of the
+        parameters, no copy), of the same class, generator and backend."""
+        # The fused class itself (the one naming _noise): a subclass with another __init__
+        # must define its own expand, as torch's _get_checked_instance asks.
+        cls = next(c for c in type(self).__mro__ if "_noise" in c.__dict__)
+        new = self._get_checked_instance(cls, _instance)  # type: ignore[attr-defined]
+        new = super().expand(batch_shape, _instance=new)  # type: ignore[misc]
+        new.generator = self.generator
+        new.backend = self.backend
+        return new
+
+    def rsample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
+        """A reparameterized sample ``[*sample_shape, *batch_shape]``, ``loc + scale * eps``,
+        from one fused kernel, differentiable in ``loc`` and ``scale``."""
+        return loc_scale_rsample(self, self._noise, sample_shape)  # type: ignore[arg-type]
+
+    def sample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
+        """A sample ``[*sample_shape, *batch_shape]`` drawn as :meth:`rsample`, without
+        gradients."""
+        with torch.no_grad():
+            return self.rsample(sample_shape)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import distributions as td
 
-from ._fused_sample import NO_SAMPLE_SHAPE, SampleShape, loc_scale_rsample
+from ._fused_sample import FusedLocScale
 from ._pyro import PYRO_BASES
 
 
-class Gumbel(td.Gumbel, *PYRO_BASES):
+class Gumbel(FusedLocScale, td.Gumbel, *PYRO_BASES):
     r"""``torch.distributions.Gumbel(loc, scale)`` whose ``rsample`` is one fused kernel.
 
     A subclass of torch's (a ``TransformedDistribution`` of a uniform there): ``log_prob``,
@@ -41,38 +40,7 @@ class Gumbel(td.Gumbel, *PYRO_BASES):
         torch.Size([2, 4, 3])
     """
 
-    def __init__(
-        self,
-        loc: torch.Tensor | float,
-        scale: torch.Tensor | float,
-        validate_args: bool | None = None,
-        *,
-        generator: torch.Generator | None = None,
-        backend: str = "auto",
-    ) -> None:
-        super().__init__(loc, scale, validate_args=validate_args)
-        self.generator = generator
-        self.backend = backend
-
-    def expand(self, batch_shape: SampleShape, _instance: Gumbel | None = None) -> Gumbel:
-        """This distribution with its batch dims expanded to ``batch_shape`` (views of the
-        parameters, no copy), of the same class, generator and backend."""
-        new = self._get_checked_instance(Gumbel, _instance)
-        new = super().expand(batch_shape, _instance=new)
-        new.generator = self.generator
-        new.backend = self.backend
-        return new
-
-    def rsample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
-        """A reparameterized sample ``[*sample_shape, *batch_shape]``, ``loc + scale * eps``,
-        from one fused kernel, differentiable in ``loc`` and ``scale``."""
-        return loc_scale_rsample(self, "gumbel", sample_shape)
-
-    def sample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
-        """A sample ``[*sample_shape, *batch_shape]`` drawn as :meth:`rsample`, without
-        gradients."""
-        with torch.no_grad():
-            return self.rsample(sample_shape)
+    _noise = "gumbel"
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # torch's transforms pickle without their cached inverses, and an inverse transform

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import torch
 from torch import distributions as td
 
-from ._fused_sample import NO_SAMPLE_SHAPE, SampleShape, loc_scale_rsample
+from ._fused_sample import FusedLocScale
 from ._pyro import PYRO_BASES
 
 
-class Normal(td.Normal, *PYRO_BASES):
+class Normal(FusedLocScale, td.Normal, *PYRO_BASES):
     r"""``torch.distributions.Normal(loc, scale)`` whose ``rsample`` is one fused kernel.
 
     A subclass of torch's: ``log_prob``, ``cdf``, ``icdf``, ``entropy``, the moments,
@@ -37,35 +36,4 @@ class Normal(td.Normal, *PYRO_BASES):
         torch.Size([2, 4, 3])
     """
 
-    def __init__(
-        self,
-        loc: torch.Tensor | float,
-        scale: torch.Tensor | float,
-        validate_args: bool | None = None,
-        *,
-        generator: torch.Generator | None = None,
-        backend: str = "auto",
-    ) -> None:
-        super().__init__(loc, scale, validate_args=validate_args)
-        self.generator = generator
-        self.backend = backend
-
-    def expand(self, batch_shape: SampleShape, _instance: Normal | None = None) -> Normal:
-        """This distribution with its batch dims expanded to ``batch_shape`` (views of the
-        parameters, no copy), of the same class, generator and backend."""
-        new = self._get_checked_instance(Normal, _instance)
-        new = super().expand(batch_shape, _instance=new)
-        new.generator = self.generator
-        new.backend = self.backend
-        return new
-
-    def rsample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
-        """A reparameterized sample ``[*sample_shape, *batch_shape]``, ``loc + scale * eps``,
-        from one fused kernel, differentiable in ``loc`` and ``scale``."""
-        return loc_scale_rsample(self, "normal", sample_shape)
-
-    def sample(self, sample_shape: SampleShape = NO_SAMPLE_SHAPE) -> torch.Tensor:
-        """A sample ``[*sample_shape, *batch_shape]`` drawn as :meth:`rsample`, without
-        gradients."""
-        with torch.no_grad():
-            return self.rsample(sample_shape)
+    _noise = "normal"
