@@ -2,7 +2,7 @@
 
 For N = 2^12 .. 2^28 elements, float32 and bfloat16: forward, backward and forward+backward of
 the fused op (its best backend, and the Triton backend beside it when both run; the softplus
-scale beside the default logvar one) against eager torch, torch.compile of the same,
+scale and the SAC tanh squash beside the default) against eager torch, torch.compile of the same,
 torch.distributions.Normal and a device-to-device copy of the same bytes, all in one run.
 Reports ms (median of CUDA-event timings with the L2 cache flushed, triton.testing.do_bench),
 GB/s by the bytes model (forward: mu, logvar in, z out; backward: grad_z, logvar in,
@@ -48,6 +48,12 @@ def fused_triton(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return fused_reparam.sample_diag(mu, logvar, backend="triton")
 
 
+def fused_tanh(mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    # The SAC step's squashed action, rows of 8 (its log-density's gradient not asked for).
+    out = fused_reparam.sample_tanh_normal(mu.view(-1, 8), log_std.view(-1, 8))
+    return out.action.view(mu.shape)
+
+
 def fused_softplus(mu: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
     # The costliest scale (an exp, a log1p and a sigmoid): within 10% of logvar is the target.
     return fused_reparam.sample_diag(mu, rho, scale="softplus")
@@ -90,6 +96,7 @@ def main() -> None:
     impls: dict[str, Callable] = {
         "fused": fused,
         "softplus": fused_softplus,
+        "tanh": fused_tanh,
         "eager": eager,
         "distributions": distributions,
     }

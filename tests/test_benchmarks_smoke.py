@@ -104,6 +104,14 @@ def test_cpu_tanh_benchmark_script(tmp_path):
     assert row["fwdbwd_x_vs_eager"] > 0 and row["fwd_x_vs_gaussian"] > 0
 
 
+def test_cpu_families_benchmark_script(tmp_path):
+    _run("bench_families_cpu.py", "--max-log2", "10", "--threads", "1", "--out-dir",
+         str(tmp_path), "--out", "smoke")  # fmt: skip
+    rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
+    assert [r["family"] for r in rows] == ["laplace", "logistic", "gumbel"]
+    assert all(r["fwdbwd_x_vs_torch"] > 0 for r in rows)
+
+
 def test_gpu_benchmark_script_in_cpu_smoke_mode(tmp_path):
     _run(
         "bench_diag_gpu.py",
