@@ -201,3 +201,11 @@ def test_the_registered_ops_check_the_scale_arguments(device, backend):
         op(mu, mu, None, None, None, 4, 0.0)
     with pytest.raises((RuntimeError, ValueError), match="diag_rsample: min_scale must be finite"):
         op(mu, mu, None, None, None, 0, -1.0)
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_softplus_of_infinity_is_infinity(device, backend):
+    s = torch.tensor([math.inf, -math.inf, 0.0], device=device)
+    z = sample_diag(torch.zeros(3, device=device), s, eps=torch.ones(3, device=device),
+                    scale="softplus", backend=backend)  # fmt: skip
+    torch.testing.assert_close(z.cpu(), torch.tensor([math.inf, 0.0, math.log(2.0)]))

@@ -141,3 +141,15 @@ def test_bad_arguments_are_named():
         sample_tanh_normal([0.0], mu)
     with pytest.raises(ValueError, match="sample_tanh_normal: mu and s need at least one dim"):
         sample_tanh_normal(torch.tensor(0.0), torch.tensor(0.0))
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_action_near_the_lower_bound_keeps_its_precision(device, backend):
+    """For u << 0, 1 + tanh(u) = 2 / (1 + e^-2u) is tiny but not 0: with low = 0 the action
+    is positive and exact (log(action) finite), where low + half * (tanh(u) + 1) rounds to
+    low."""
+    u = torch.tensor([[-12.0, -20.0, -40.0]], device=device)
+    zero = torch.zeros_like(u)
+    action, _ = sample_tanh_normal(u, zero, eps=zero, low=0.0, high=2.0, backend=backend)
+    want = 2.0 / (1.0 + torch.exp(-2.0 * u.double().cpu()))
+    torch.testing.assert_close(action.double().cpu(), want, rtol=1e-5, atol=0)

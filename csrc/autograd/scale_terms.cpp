@@ -38,15 +38,19 @@ ScaleTerms scale_terms(const Tensor& s, const DiagArgs& sc, bool with_log) {
     t.d2log = at::zeros_like(s);
     return t;
   }
-  t.dlog = t.dsigma / t.sigma;
-  t.d2log = t.d2sigma / t.sigma - t.dlog * t.dlog;
   if (sc.min == 0.0 && sc.kind == scale::kSoftplus) {
-    // Where softplus(s) underflows: log sigma = s - exp(s) / 2 to within exp(2s).
+    // Where softplus(s) underflows: log sigma = s - exp(s) / 2 to within exp(2s). The other
+    // branch divides by a sigma kept away from 0 there, so neither gives a NaN gradient.
     const Tensor tail = s < -scale::kSoftplusTail;
     const Tensor e = at::exp(at::minimum(s, at::full_like(s, -scale::kSoftplusTail)));
-    t.dlog = at::where(tail, 1.0 - 0.5 * e, t.dlog);
-    t.d2log = at::where(tail, -0.5 * e, t.d2log);
+    const Tensor sigma = at::where(tail, at::ones_like(t.sigma), t.sigma);
+    const Tensor dlog = t.dsigma / sigma;
+    t.dlog = at::where(tail, 1.0 - 0.5 * e, dlog);
+    t.d2log = at::where(tail, -0.5 * e, t.d2sigma / sigma - dlog * dlog);
+    return t;
   }
+  t.dlog = t.dsigma / t.sigma;
+  t.d2log = t.d2sigma / t.sigma - t.dlog * t.dlog;
   return t;
 }
 

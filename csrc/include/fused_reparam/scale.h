@@ -35,12 +35,12 @@ struct Scale {
   S min = S(0);
 };
 
-// softplus(s) = max(s, 0) + log1p(exp(-|s|)): exact for every s, one exp.
+// softplus(s) = max(s, 0) + log1p(exp(-|s|)): exact for every s (+inf included), one exp.
 template <class F, class S>
 FR_HOST_DEVICE F softplus(F s) {
   const F zero(S(0));
-  const F pos = MathOps<F>::select_gt(s, zero, s, zero);
-  return pos + MathOps<F>::log1p(MathOps<F>::exp(s - pos - pos));
+  return MathOps<F>::select_gt(s, zero, s, zero) +
+         MathOps<F>::log1p(MathOps<F>::exp(MathOps<F>::select_gt(s, zero, zero - s, s)));
 }
 
 template <class F, class S>

@@ -32,7 +32,8 @@ struct Squash {
 // +-1), and cheaper than tanh, exp and log1p apart.
 template <class F>
 struct TanhTerms {
-  F tanh, dtanh, log_dtanh;  // tanh(u), 1 - tanh(u)^2, log(1 - tanh(u)^2)
+  F tanh, dtanh, log_dtanh;  // tanh(u), 1 - tanh(u)^2, log(1 - tanh(u)^2) (with kWithLog)
+  F tanh_plus_one;           // 1 + tanh(u), exact also where tanh(u) is near -1 (kWithLog)
 };
 
 template <class F, class S, bool kWithLog>
@@ -44,9 +45,15 @@ FR_HOST_DEVICE TanhTerms<F> tanh_terms(F u) {
   const F th = (zero - m) * q;
   TanhTerms<F> t;
   t.tanh = MathOps<F>::select_gt(u, zero, th, zero - th);
+  // 1 - tanh(u)^2: 1 + m is e^(-2|u|) rounded near 1, and 0 once |u| > 9 (float): its
+  // absolute error is below the gradient's rounding.
   t.dtanh = F(S(4)) * (one + m) * q * q;
   if constexpr (kWithLog) {
     t.log_dtanh = two * (F(SquashConstants<S>::kLog2) - a - MathOps<F>::log(two + m));
+    // For u < 0, 1 + tanh(u) = 2 e^(-2|u|) / (2 + m), with e^(-2|u|) itself (not 1 + m, which
+    // underflows to 0 first): the action stays exact as tanh(u) nears -1.
+    const F e = MathOps<F>::exp(zero - two * a);
+    t.tanh_plus_one = MathOps<F>::select_gt(u, zero, one + th, two * e * q);
   }
   return t;
 }
@@ -56,7 +63,7 @@ FR_HOST_DEVICE TanhTerms<F> tanh_terms(F u) {
 template <class F, class S>
 FR_HOST_DEVICE void action_and_log_q_extra(F u, const Squash<S>& sq, F& action, F& extra) {
   const TanhTerms<F> t = tanh_terms<F, S, true>(u);
-  action = F(sq.low) + F(sq.half) * (t.tanh + F(S(1)));
+  action = F(sq.low) + F(sq.half) * t.tanh_plus_one;
   extra = F(S(2)) * (t.log_dtanh + F(sq.log_half));
 }
 

@@ -70,8 +70,8 @@ def _div(x, y):
 def softplus(x):
     """log1p(exp(x)) as max(x, 0) + log1p(exp(-|x|)): exact for every x, one exp (as scale.h's
     softplus)."""
-    pos = tl.where(x > 0.0, x, 0.0)
-    return pos + precise.log1p(precise.exp(x - pos - pos))
+    # -|x| by a select (x - 2 max(x, 0) would make inf - inf at x = +inf).
+    return tl.where(x > 0.0, x, 0.0) + precise.log1p(precise.exp(tl.where(x > 0.0, -x, x)))
 
 
 @triton.jit
