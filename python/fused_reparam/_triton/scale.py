@@ -58,7 +58,7 @@ def lower_bound(min_scale, F64: tl.constexpr):
 
 
 @triton.jit
-def _div(x, y):
+def div_rn(x, y):
     """x / y rounded as IEEE division, as in C++ (Triton's float32 `/` is approximate)."""
     if x.dtype == tl.float32:
         return tl.math.div_rn(x, y)
@@ -96,7 +96,7 @@ def dsigma(s, sig, SCALE: tl.constexpr, ms):
     elif SCALE == STD:
         d = tl.zeros_like(s) + 1.0
     elif SCALE == SOFTPLUS:
-        d = _div(tl.zeros_like(s) + 1.0, 1.0 + precise.exp(0.0 - s))  # sigmoid(s)
+        d = div_rn(tl.zeros_like(s) + 1.0, 1.0 + precise.exp(0.0 - s))  # sigmoid(s)
     else:
         d = 0.5 * (sig - ms)
     return d
@@ -125,7 +125,7 @@ def log_var(s, sig, SCALE: tl.constexpr, ms):
 def dlog_sigma(s, sig, dsig, SCALE: tl.constexpr, ms):
     """d log sigma / ds, given sigma and d sigma / ds; finite where sigma underflows."""
     if SCALE == STD:
-        d = _div(dsig, sig)
+        d = div_rn(dsig, sig)
     elif ms == 0.0:
         if SCALE == LOGVAR:
             d = tl.zeros_like(s) + 0.5
@@ -133,7 +133,7 @@ def dlog_sigma(s, sig, dsig, SCALE: tl.constexpr, ms):
             d = tl.zeros_like(s) + 1.0
         else:
             tail = 1.0 - 0.5 * precise.exp(s)
-            d = tl.where(s < -_TAIL, tail, _div(dsig, sig))
+            d = tl.where(s < -_TAIL, tail, div_rn(dsig, sig))
     else:
-        d = _div(dsig, sig)
+        d = div_rn(dsig, sig)
     return d

@@ -71,7 +71,8 @@ def log_dtanh(u):
 def action(u, low, half):
     """a = low + half * (tanh(u) + 1), with 1 + tanh(u) = 2 / (1 + exp(-2u)) for u < 0 (no
     cancellation as tanh(u) nears -1)."""
-    neg = 2.0 / (1.0 + precise.exp(-2.0 * tl.where(u < 0.0, u, 0.0)))
+    e = precise.exp(-2.0 * tl.where(u < 0.0, u, 0.0))
+    neg = sc.div_rn(tl.zeros_like(e) + 2.0, 1.0 + e)
     return low + half * tl.where(u < 0.0, neg, precise.tanh(u) + 1.0)
 
 
