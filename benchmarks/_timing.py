@@ -62,3 +62,24 @@ def best_mean_us(
                 fn()
             best[name] = min(best[name], (time.perf_counter() - t0) / calls)
     return {name: 1e6 * t for name, t in best.items()}
+
+
+# How size_timed_ms times: what the results tables say of it.
+SIZE_TIMED = (
+    "<= 2^16 elements: the best over 7 rounds of the mean of 200 calls; larger: the median of "
+    "7 rounds; every round runs each implementation in turn"
+)
+
+
+def size_timed_ms(fns: dict[str, Callable[[], object]], numel: int) -> dict[str, float]:
+    """Milliseconds per call of each fn: best_mean_us for calls on <= 2^16 elements (tens of
+    microseconds, too short for single timings), interleaved_median_ms above."""
+    if numel <= 1 << 16:
+        return {name: t / 1e3 for name, t in best_mean_us(fns).items()}
+    return interleaved_median_ms(fns)
+
+
+def shape_cell(row: dict) -> str:
+    """A row's "shape" for a table: "64 x 8", or "2^20" for a 1-D power of two."""
+    shape = row["shape"]
+    return " x ".join(map(str, shape)) if len(shape) > 1 else f"2^{shape[0].bit_length() - 1}"

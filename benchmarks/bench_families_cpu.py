@@ -23,7 +23,7 @@ from torch import distributions as td
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam.distributions as fd
 from _cpu_results import add_threads_argument, cpu_meta, finish_row, use_threads, write_table
-from _timing import best_mean_us, interleaved_median_ms
+from _timing import SIZE_TIMED, shape_cell, size_timed_ms
 
 
 def torch_logistic(loc: torch.Tensor, scale: torch.Tensor) -> td.Distribution:
@@ -74,10 +74,7 @@ def main() -> None:
                 fused = functools.partial(fused_cls, validate_args=False, backend="cpu")
                 for name, make in (("fused", fused), ("torch", torch_dist)):
                     fns[f"{name}_fwd_ms"], fns[f"{name}_fwdbwd_ms"] = timers(make, loc, scale)
-                if loc.numel() <= 1 << 16:
-                    times = {k: t / 1e3 for k, t in best_mean_us(fns).items()}
-                else:
-                    times = interleaved_median_ms(fns)
+                times = size_timed_ms(fns, loc.numel())
                 row = {"threads": threads, "family": family, "shape": list(shape), **times}
                 rows.append(finish_row(row, IMPLS))
 
@@ -88,17 +85,10 @@ def main() -> None:
         "call); torch: torch.distributions.Laplace / Gumbel, and for the logistic a "
         "TransformedDistribution(Uniform(0, 1), [SigmoidTransform().inv, AffineTransform])"
     )
-    meta["timing"] = (
-        "<= 2^16 elements: the best over 7 rounds of the mean of 200 calls; larger: the "
-        "median of 7 rounds; every round runs each implementation in turn"
-    )
+    meta["timing"] = SIZE_TIMED
 
-    def size(r: dict) -> str:
-        shape = r["shape"]
-        return " x ".join(map(str, shape)) if len(shape) > 1 else f"2^{shape[0].bit_length() - 1}"
-
-    write_table(meta, rows, IMPLS, ["family", "N"], args.out_dir,
-                args.out or f"cpu_families_{meta['date']}", key_cells={"N": size})  # fmt: skip
+    stem = args.out or f"cpu_families_{meta['date']}"
+    write_table(meta, rows, IMPLS, ["family", "N"], args.out_dir, stem, key_cells={"N": shape_cell})
 
 
 if __name__ == "__main__":

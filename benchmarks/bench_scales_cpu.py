@@ -23,7 +23,7 @@ from torch.nn import functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
 from _cpu_results import add_threads_argument, cpu_meta, finish_row, use_threads, write_table
-from _timing import best_mean_us, interleaved_median_ms
+from _timing import SIZE_TIMED, shape_cell, size_timed_ms
 
 # sigma as users compute it in torch, per scale.
 SIGMA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -80,11 +80,7 @@ def main() -> None:
                 fns = {}
                 for name, fn in implementations(scale).items():
                     fns[f"{name}_fwd_ms"], fns[f"{name}_fwdbwd_ms"] = timers(fn, mu, s, grad)
-                n = mu.numel()
-                if n <= 1 << 16:
-                    times = {k: t / 1e3 for k, t in best_mean_us(fns).items()}
-                else:
-                    times = interleaved_median_ms(fns)
+                times = size_timed_ms(fns, mu.numel())
                 row = {"threads": threads, "scale": scale, "shape": list(shape), **times}
                 rows.append(finish_row(row, IMPLS))
 
@@ -95,17 +91,10 @@ def main() -> None:
         "dist: torch.distributions.Normal(mu, sigma(s)).rsample(); sigma(s) as torch code "
         "writes it: exp(0.5 s), exp(s), s, F.softplus(s)"
     )
-    meta["timing"] = (
-        "<= 2^16 elements: the best over 7 rounds of the mean of 200 calls; larger: the "
-        "median of 7 rounds; every round runs each implementation in turn"
-    )
-
-    def size(r: dict) -> str:
-        shape = r["shape"]
-        return " x ".join(map(str, shape)) if len(shape) > 1 else f"2^{shape[0].bit_length() - 1}"
+    meta["timing"] = SIZE_TIMED
 
     write_table(meta, rows, IMPLS, ["scale", "N"], args.out_dir,
-                args.out or f"cpu_scales_{meta['date']}", key_cells={"N": size})  # fmt: skip
+                args.out or f"cpu_scales_{meta['date']}", key_cells={"N": shape_cell})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
 from _cpu_results import add_threads_argument, cpu_meta, finish_row, use_threads, write_table
-from _timing import best_mean_us, interleaved_median_ms
+from _timing import SIZE_TIMED, size_timed_ms
 
 ACTION_DIM = 6
 
@@ -82,10 +82,7 @@ def main() -> None:
             fns = {}
             for name, fn in impls.items():
                 fns[f"{name}_fwd_ms"], fns[f"{name}_fwdbwd_ms"] = timers(fn, mu, log_std)
-            if b * ACTION_DIM <= 1 << 16:
-                times = {k: t / 1e3 for k, t in best_mean_us(fns).items()}
-            else:
-                times = interleaved_median_ms(fns)
+            times = size_timed_ms(fns, b * ACTION_DIM)
             rows.append(finish_row({"threads": threads, "B": b, "D": ACTION_DIM, **times},
                                    impl_names))  # fmt: skip
 
@@ -97,10 +94,7 @@ def main() -> None:
         "Normal(mu, log_std.exp()).rsample(), tanh, log_prob(u) - log(1 - tanh(u)^2 + 1e-6) "
         "summed; compile: torch.compile(eager)"
     )
-    meta["timing"] = (
-        "<= 2^16 elements: the best over 7 rounds of the mean of 200 calls; larger: the "
-        "median of 7 rounds; every round runs each implementation in turn"
-    )
+    meta["timing"] = SIZE_TIMED
     write_table(meta, rows, impl_names, ["B", "D"], args.out_dir,
                 args.out or f"cpu_tanh_{meta['date']}")  # fmt: skip
 
