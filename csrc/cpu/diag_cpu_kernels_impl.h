@@ -139,9 +139,13 @@ struct BackwardOp {
   static constexpr int kOut0 = kGradSecond, kOut1 = kGradEps;
   template <class F, class S>
   static void apply(F dz, F s, F eps, const scale::Scale<S>& sc, F& ds, F& deps) {
-    const F sigma = scale::sigma<F, S>(s, sc);
-    ds = diag::grad_scale<F>(dz, scale::dsigma<F, S>(s, sigma, sc), eps);
-    if constexpr (kWithGradEps) deps = diag::grad_eps<F>(dz, sigma);
+    if constexpr (kWithGradEps) {
+      const F base = scale::sigma_base<F, S>(s, sc);
+      ds = diag::grad_scale<F>(dz, scale::dsigma<F, S>(s, base, sc), eps);
+      deps = diag::grad_eps<F>(dz, base + F(sc.min));
+    } else {
+      ds = diag::grad_scale<F>(dz, scale::dsigma<F, S>(s, sc), eps);
+    }
   }
 };
 

@@ -64,6 +64,22 @@ S row_sum(const S* t, int64_t d) {
   return hsum(acc);
 }
 
+// Where a chunk's outputs are written: straight into the (contiguous) output when it holds
+// the compute type, else into buf, which finish_chunk converts into the output.
+template <class T, class S>
+S* chunk_out(T* out, int64_t at, S* buf) {
+  if constexpr (std::is_same_v<T, S>) {
+    return out + at;
+  } else {
+    return buf;
+  }
+}
+
+template <class T, class S>
+void finish_chunk(T* out, int64_t at, const S* buf, int64_t n) {
+  if constexpr (!std::is_same_v<T, S>) chol_rows::store_row(out + at, buf, n);
+}
+
 // Runs body(c0, n, in, eps) for the chunks of rows [r0, r1), in[i] the chunk's rows of operand
 // ks[i] as n = rows * d contiguous elements (row k at k * d), so the per-element math runs
 // over whole vectors even when D is a few lanes: the operand itself where its rows are
@@ -126,6 +142,7 @@ void diag_forward_rows_of(const Problem& p, int64_t r0, int64_t r1) {
   for_chunks<T, S, 2>(p, r0, r1, {kFirst, kSecond}, {buf.a.data(), buf.b.data()},
                       buf.e.data(),
                       [&, sc, sq](int64_t c0, int64_t n, const S* const* in, const S* eps) {
+    S* const z_out = chunk_out(z, c0 * d, buf.o0.data());
     for (int64_t j = 0; j < n; j += kW) {
       const int64_t c = std::min(kW, n - j);
       const C mu = C::loadu(in[0] + j, c);
@@ -140,11 +157,11 @@ void diag_forward_rows_of(const Problem& p, int64_t r0, int64_t r1) {
         squash::action_and_log_q_extra<C, S>(u, sq, out, extra);
         lqt = lqt + extra;
       }
-      out.store(buf.o0.data() + j, c);
+      out.store(z_out + j, c);
       stats::diag_kl_term<C>(mu, sigma, lv).store(buf.o1.data() + j, c);
       lqt.store(buf.o2.data() + j, c);
     }
-    chol_rows::store_row(z + c0 * d, buf.o0.data(), n);
+    finish_chunk(z, c0 * d, z_out, n);
     for (int64_t k = 0; k < n / d; ++k) {
       kl[c0 + k] = static_cast<T>(stats::diag_kl_finish<S>(row_sum(buf.o1.data() + k * d, d)));
       log_q[c0 + k] =
@@ -170,6 +187,9 @@ void diag_backward_rows_of(const Problem& p, int64_t r0, int64_t r1) {
                       {buf.a.data(), buf.b.data(), buf.c.data(), buf.k.data(), buf.q.data()},
                       buf.e.data(),
                       [&, sc, sq](int64_t c0, int64_t n, const S* const* in, const S* eps) {
+    S* const o_mu = chunk_out(g_mu, c0 * d, buf.o0.data());
+    S* const o_s = chunk_out(g_s, c0 * d, buf.o1.data());
+    S* const o_eps = g_eps != nullptr ? chunk_out(g_eps, c0 * d, buf.o2.data()) : nullptr;
     for (int64_t j = 0; j < n; j += kW) {
       const int64_t c = std::min(kW, n - j);
       C dz = C::loadu(in[0] + j, c);
@@ -178,18 +198,19 @@ void diag_backward_rows_of(const Problem& p, int64_t r0, int64_t r1) {
       const C gk = C::loadu(in[3] + j, c);
       const C gq = C::loadu(in[4] + j, c);
       const C e = C::loadu(eps + j, c);
-      const C sigma = scale::sigma<C, S>(s, sc);
+      const C base = scale::sigma_base<C, S>(s, sc);
+      const C sigma = base + C(sc.min);
       // Squashed: the gradient reaching u through the action and the log-determinant.
       if (sq.on) dz = squash::grad_u<C, S>(dz, gq, diag::sample<C>(mu, sigma, e), sq);
-      const C dsig = scale::dsigma<C, S>(s, sigma, sc);
+      const C dsig = scale::dsigma<C, S>(s, base, sc);
       const C dlog = scale::dlog_sigma<C, S>(s, sigma, dsig, sc);
-      stats::diag_grad_mu<C>(dz, gk, mu).store(buf.o0.data() + j, c);
-      stats::diag_grad_scale<C>(dz, gk, gq, sigma, dsig, dlog, e).store(buf.o1.data() + j, c);
-      if (g_eps != nullptr) stats::diag_grad_eps<C>(dz, gq, sigma, e).store(buf.o2.data() + j, c);
+      stats::diag_grad_mu<C>(dz, gk, mu).store(o_mu + j, c);
+      stats::diag_grad_scale<C>(dz, gk, gq, sigma, dsig, dlog, e).store(o_s + j, c);
+      if (g_eps != nullptr) stats::diag_grad_eps<C>(dz, gq, sigma, e).store(o_eps + j, c);
     }
-    chol_rows::store_row(g_mu + c0 * d, buf.o0.data(), n);
-    chol_rows::store_row(g_s + c0 * d, buf.o1.data(), n);
-    if (g_eps != nullptr) chol_rows::store_row(g_eps + c0 * d, buf.o2.data(), n);
+    finish_chunk(g_mu, c0 * d, o_mu, n);
+    finish_chunk(g_s, c0 * d, o_s, n);
+    if (g_eps != nullptr) finish_chunk(g_eps, c0 * d, o_eps, n);
   });
 }
 

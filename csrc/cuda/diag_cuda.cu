@@ -58,9 +58,13 @@ struct BackwardOp {
   template <class F>
   __device__ __forceinline__ static void apply(F dz, F s, F eps, const scale::Scale<F>& sc,
                                                F& ds, F& deps) {
-    const F sigma = scale::sigma<F, F>(s, sc);
-    ds = diag::grad_scale<F>(dz, scale::dsigma<F, F>(s, sigma, sc), eps);
-    if (kWithGradEps) deps = diag::grad_eps<F>(dz, sigma);
+    if constexpr (kWithGradEps) {
+      const F base = scale::sigma_base<F, F>(s, sc);
+      ds = diag::grad_scale<F>(dz, scale::dsigma<F, F>(s, base, sc), eps);
+      deps = diag::grad_eps<F>(dz, base + sc.min);
+    } else {
+      ds = diag::grad_scale<F>(dz, scale::dsigma<F, F>(s, sc), eps);
+    }
   }
 };
 

@@ -119,10 +119,11 @@ struct Backward {
     F dz = load<T, F>(p, kFirst, off, j);
     const F mu = load<T, F>(p, kMu, off, j);
     const F s = load<T, F>(p, kSecond, off, j);
-    const F sigma = scale::sigma<F, F>(s, sc);
+    const F base = scale::sigma_base<F, F>(s, sc);
+    const F sigma = base + F(sc.min);
     // With squash, dz (the action's gradient) becomes the gradient reaching u = mu + sigma eps.
     if (sq.on) dz = squash::grad_u<F, F>(dz, gq, diag::sample<F>(mu, sigma, eps), sq);
-    const F dsig = scale::dsigma<F, F>(s, sigma, sc);
+    const F dsig = scale::dsigma<F, F>(s, base, sc);
     const F dlog = scale::dlog_sigma<F, F>(s, sigma, dsig, sc);
     static_cast<T*>(p.out[kGradMu])[e] = static_cast<T>(stats::diag_grad_mu<F>(dz, gk, mu));
     static_cast<T*>(p.out[kGradSecond])[e] =

@@ -39,8 +39,9 @@ __device__ S diag_all(uint64_t seed, uint64_t offset, uint64_t i, S mu, S s, S d
   S n[4];
   fr::stream_normals4<S>(seed, offset, i >> 2, n);
   const fr::scale::Scale<S> sc{static_cast<int>(i % fr::scale::kNumKinds), S(i & 1)};
-  const S sigma = fr::scale::sigma<S, S>(s, sc);
-  const S dsigma = fr::scale::dsigma<S, S>(s, sigma, sc);
+  const S base = fr::scale::sigma_base<S, S>(s, sc);
+  const S sigma = base + sc.min;
+  const S dsigma = fr::scale::dsigma<S, S>(s, base, sc) + fr::scale::dsigma<S, S>(s, sc);
   return fr::diag::sample<S>(mu, sigma, n[i & 3]) + fr::diag::grad_scale<S>(dz, dsigma, n[0]) +
          fr::diag::grad_eps<S>(dz, sigma) + fr::scale::log_var<S, S>(s, sigma, sc) +
          fr::scale::dlog_sigma<S, S>(s, sigma, dsigma, sc) +

@@ -2,8 +2,8 @@
 // compute type F: float or double on host and device, or a CPU SIMD vector of them.
 //
 // A type F plugs in by specializing MathOps<F> (log, sqrt, sin, cos, exp, expm1, log1p, tanh,
-// a select, and the exact uint32 -> F conversion of a word type). Every backend's arithmetic
-// then has one source.
+// fma, a select, and the exact uint32 -> F conversion of a word type). Every backend's
+// arithmetic then has one source.
 #pragma once
 
 #include <cmath>
@@ -23,6 +23,7 @@ struct MathOps<float> {
   FR_HOST_DEVICE static float sqrt(float x) { return ::sqrtf(x); }
   FR_HOST_DEVICE static float exp(float x) { return ::expf(x); }
   FR_HOST_DEVICE static float log1p(float x) { return ::log1pf(x); }
+  FR_HOST_DEVICE static float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
   FR_HOST_DEVICE static float tanh(float x) { return ::tanhf(x); }
   FR_HOST_DEVICE static float expm1(float x) { return ::expm1f(x); }
   // a > b ? x : y (a SIMD type selects per lane).
@@ -47,6 +48,7 @@ struct MathOps<double> {
   FR_HOST_DEVICE static double sqrt(double x) { return ::sqrt(x); }
   FR_HOST_DEVICE static double exp(double x) { return ::exp(x); }
   FR_HOST_DEVICE static double log1p(double x) { return ::log1p(x); }
+  FR_HOST_DEVICE static double fma(double a, double b, double c) { return ::fma(a, b, c); }
   FR_HOST_DEVICE static double tanh(double x) { return ::tanh(x); }
   FR_HOST_DEVICE static double expm1(double x) { return ::expm1(x); }
   FR_HOST_DEVICE static double select_gt(double a, double b, double x, double y) {

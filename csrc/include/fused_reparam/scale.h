@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "fused_reparam/elementary.h"
 #include "fused_reparam/macros.h"
 #include "fused_reparam/normal.h"
 
@@ -35,12 +36,13 @@ struct Scale {
   S min = S(0);
 };
 
-// softplus(s) = max(s, 0) + log1p(exp(-|s|)): exact for every s (+inf included), one exp.
+// softplus(s) = max(s, 0) + log1p(exp(-|s|)): exact for every s (+inf included), one exp
+// (and in float no library log1p: elementary.h).
 template <class F, class S>
 FR_HOST_DEVICE F softplus(F s) {
   const F zero(S(0));
   return MathOps<F>::select_gt(s, zero, s, zero) +
-         MathOps<F>::log1p(MathOps<F>::exp(MathOps<F>::select_gt(s, zero, zero - s, s)));
+         elementary::log1p_unit<F, S>(MathOps<F>::exp(MathOps<F>::select_gt(s, zero, zero - s, s)));
 }
 
 template <class F, class S>
@@ -48,28 +50,39 @@ FR_HOST_DEVICE F sigmoid(F s) {
   return F(S(1)) / (F(S(1)) + MathOps<F>::exp(F(S(0)) - s));
 }
 
+// f(s): sigma before the lower bound.
+template <class F, class S>
+FR_HOST_DEVICE F sigma_base(F s, const Scale<S>& sc) {
+  switch (sc.kind) {
+    case kLogStd: return MathOps<F>::exp(s);
+    case kStd: return s;
+    case kSoftplus: return softplus<F, S>(s);
+    default: return MathOps<F>::exp(F(NoiseConstants<S>::kHalf) * s);
+  }
+}
+
 // sigma of s (min included).
 template <class F, class S>
 FR_HOST_DEVICE F sigma(F s, const Scale<S>& sc) {
-  F base;
-  switch (sc.kind) {
-    case kLogStd: base = MathOps<F>::exp(s); break;
-    case kStd: base = s; break;
-    case kSoftplus: base = softplus<F, S>(s); break;
-    default: base = MathOps<F>::exp(F(NoiseConstants<S>::kHalf) * s); break;
-  }
-  return base + F(sc.min);
+  return sigma_base<F, S>(s, sc) + F(sc.min);
 }
 
-// d sigma / ds, given sigma (the min does not change it).
+// d sigma / ds, given f(s) (exact: the bound is not subtracted back out of sigma).
 template <class F, class S>
-FR_HOST_DEVICE F dsigma(F s, F sigma, const Scale<S>& sc) {
+FR_HOST_DEVICE F dsigma(F s, F base, const Scale<S>& sc) {
   switch (sc.kind) {
-    case kLogStd: return sigma - F(sc.min);
+    case kLogStd: return base;
     case kStd: return F(S(1));
     case kSoftplus: return sigmoid<F, S>(s);
-    default: return F(NoiseConstants<S>::kHalf) * (sigma - F(sc.min));
+    default: return F(NoiseConstants<S>::kHalf) * base;
   }
+}
+
+// d sigma / ds alone (the backward without sigma): softplus needs no softplus for it.
+template <class F, class S>
+FR_HOST_DEVICE F dsigma(F s, const Scale<S>& sc) {
+  if (sc.kind == kSoftplus || sc.kind == kStd) return dsigma<F, S>(s, F(S(0)), sc);
+  return dsigma<F, S>(s, sigma_base<F, S>(s, sc), sc);
 }
 
 // 2 log sigma (the log-variance the KL and log q terms take), exact in s where it can be.

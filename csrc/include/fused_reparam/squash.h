@@ -7,6 +7,7 @@
 // type or a SIMD vector of it, S its scalar.
 #pragma once
 
+#include "fused_reparam/elementary.h"
 #include "fused_reparam/macros.h"
 #include "fused_reparam/normal.h"
 
@@ -25,8 +26,9 @@ struct Squash {
   S low = S(-1), half = S(1), log_half = S(0);
 };
 
-// tanh(u) and log(1 - tanh(u)^2) from one expm1: with m = expm1(-2|u|) (so e^(-2|u|) = 1 + m),
-//   |tanh(u)| = -m / (2 + m),  1 - tanh(u)^2 = 4 (1 + m) / (2 + m)^2,
+// tanh(u) and log(1 - tanh(u)^2) from e = e^(-2|u|) and m = expm1(-2|u|) (one exp and a fit
+// in float: elementary.h):
+//   |tanh(u)| = -m / (2 + m),  1 - tanh(u)^2 = 4 e / (2 + m)^2,
 //   log(1 - tanh(u)^2) = log 4 - 2|u| - 2 log(2 + m):
 // exact for every u (no cancellation near 0, where m is small, nor where tanh(u) rounds to
 // +-1), and cheaper than tanh, exp and log1p apart.
@@ -40,19 +42,17 @@ template <class F, class S, bool kWithLog>
 FR_HOST_DEVICE TanhTerms<F> tanh_terms(F u) {
   const F zero(S(0)), one(S(1)), two(S(2));
   const F a = MathOps<F>::select_gt(u, zero, u, zero - u);  // |u|
-  const F m = MathOps<F>::expm1(zero - two * a);
+  F e, m;  // e^(-2|u|) and expm1(-2|u|)
+  elementary::exp_expm1_nonpos<F, S>(zero - two * a, e, m);
   const F q = one / (two + m);
   const F th = (zero - m) * q;
   TanhTerms<F> t;
   t.tanh = MathOps<F>::select_gt(u, zero, th, zero - th);
-  // 1 - tanh(u)^2: 1 + m is e^(-2|u|) rounded near 1, and 0 once |u| > 9 (float): its
-  // absolute error is below the gradient's rounding.
-  t.dtanh = F(S(4)) * (one + m) * q * q;
+  // With e itself (not 1 + m, which underflows to 0 first) 1 - tanh(u)^2 and, for u < 0,
+  // 1 + tanh(u) = 2 e / (2 + m) keep their relative precision as tanh(u) nears +-1.
+  t.dtanh = F(S(4)) * e * q * q;
   if constexpr (kWithLog) {
     t.log_dtanh = two * (F(SquashConstants<S>::kLog2) - a - MathOps<F>::log(two + m));
-    // For u < 0, 1 + tanh(u) = 2 e^(-2|u|) / (2 + m), with e^(-2|u|) itself (not 1 + m, which
-    // underflows to 0 first): the action stays exact as tanh(u) nears -1.
-    const F e = MathOps<F>::exp(zero - two * a);
     t.tanh_plus_one = MathOps<F>::select_gt(u, zero, one + th, two * e * q);
   }
   return t;

@@ -97,8 +97,8 @@ def diag_backward_kernel(
                                     eps_t0, eps_t1, eps_t2, eps_t3, EPS_CONTIG, HAS_EPS, NDIM,
                                     GROUPS, NOISE, F64)  # fmt: skip
     ms = sc.lower_bound(min_scale, F64)
-    sigma = sc.sigma(s, SCALE, ms)
-    gs = (g * sc.dsigma(s, sigma, SCALE, ms)) * eps
+    base = sc.sigma_base(s, SCALE)  # unused by softplus's dsigma unless NEED_GRAD_EPS
+    gs = (g * sc.dsigma(s, base, SCALE)) * eps
     tl.store(gs_ptr + idx, to_element_type(gs, gs_ptr), mask=mask)
     if NEED_GRAD_EPS:
-        tl.store(geps_ptr + idx, to_element_type(g * sigma, geps_ptr), mask=mask)
+        tl.store(geps_ptr + idx, to_element_type(g * (base + ms), geps_ptr), mask=mask)

@@ -129,10 +129,11 @@ def diag_stats_backward_kernel(
     eps = tile_eps(eps_ptr, eps_off, eps_sj, seed, offset, rows, row_ok, t * BLOCK_D, d,
                     HAS_EPS, IDX64, BLOCK_R, BLOCK_D, ALIGNED4, F64)  # fmt: skip
     ms = sc.lower_bound(min_scale, F64)
-    sigma = sc.sigma(s, SCALE, ms)
+    base = sc.sigma_base(s, SCALE)
+    sigma = base + ms
     if SQUASH:
         g = squash.grad_u(g, gq, mu + sigma * eps, sc.lower_bound(half, F64))
-    dsig = sc.dsigma(s, sigma, SCALE, ms)
+    dsig = sc.dsigma(s, base, SCALE)
     dlog = sc.dlog_sigma(s, sigma, dsig, SCALE, ms)
     out = rows[:, None] * d + j[None, :]
     tl.store(gmu_ptr + out, to_element_type(g + gk * mu, gmu_ptr), mask=mask)

@@ -26,18 +26,22 @@ SCALES = ("logvar", "log_std", "std", "softplus")
 _TAIL = 20.0
 
 
-def sigma(s: torch.Tensor, kind: int = LOGVAR, min_scale: float = 0.0) -> torch.Tensor:
-    """sigma(s) of scale `kind`, plus min_scale."""
+def sigma_base(s: torch.Tensor, kind: int = LOGVAR) -> torch.Tensor:
+    """f(s): sigma of scale `kind` before the lower bound."""
     if kind == LOG_STD:
-        out = torch.exp(s)
-    elif kind == STD:
-        out = s
-    elif kind == SOFTPLUS:
+        return torch.exp(s)
+    if kind == STD:
+        return s
+    if kind == SOFTPLUS:
         # Exact for every s, and so is its gradient, sigmoid(s) (torch's softplus returns s
         # itself above a threshold).
-        out = torch.logaddexp(s, torch.zeros_like(s))
-    else:
-        out = torch.exp(0.5 * s)
+        return torch.logaddexp(s, torch.zeros_like(s))
+    return torch.exp(0.5 * s)
+
+
+def sigma(s: torch.Tensor, kind: int = LOGVAR, min_scale: float = 0.0) -> torch.Tensor:
+    """sigma(s) of scale `kind`, plus min_scale."""
+    out = sigma_base(s, kind)
     return out + min_scale if min_scale != 0.0 else out
 
 
@@ -62,17 +66,15 @@ def log_var(
     return 2.0 * torch.log(sig)
 
 
-def dsigma(
-    s: torch.Tensor, sig: torch.Tensor, kind: int = LOGVAR, min_scale: float = 0.0
-) -> torch.Tensor:
-    """d sigma / ds, given sigma = sigma(s, kind, min_scale)."""
+def dsigma(s: torch.Tensor, base: torch.Tensor, kind: int = LOGVAR) -> torch.Tensor:
+    """d sigma / ds, given f(s) = sigma_base(s, kind) (the lower bound does not change it)."""
     if kind == LOG_STD:
-        return sig - min_scale
+        return base
     if kind == STD:
         return torch.ones_like(s)
     if kind == SOFTPLUS:
         return torch.sigmoid(s)
-    return 0.5 * (sig - min_scale)
+    return 0.5 * base
 
 
 def dlog_sigma(

@@ -65,8 +65,9 @@ def diag_stats_backward(
     """(grad_mu, grad_s, grad_eps) over the sample's shape, in torch ops (differentiable):
     the formulas of fused_reparam::diag_rsample_stats_backward, with eps a tensor."""
     gk, gq = grad_kl.unsqueeze(-1), grad_log_q.unsqueeze(-1)
-    sig = _scale.sigma(s, scale, min_scale)
-    dsig = _scale.dsigma(s, sig, scale, min_scale)
+    base = _scale.sigma_base(s, scale)
+    sig = base + min_scale if min_scale != 0.0 else base
+    dsig = _scale.dsigma(s, base, scale)
     dlog = _scale.dlog_sigma(s, sig, dsig, scale, min_scale)
     grad_mu = grad_z + gk * mu
     grad_s = dsig * (grad_z * eps + gk * sig) - dlog * (gk + gq)
