@@ -175,6 +175,24 @@ def test_float32_softplus_sigma_is_within_three_ulp(device, backend):
 
 
 @pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_a_min_scale_that_rounds_to_zero_acts_as_zero(device, backend):
+    """A float32 sample holds min_scale in float32: 1e-50 rounds to 0 and gives what 0 gives,
+    the double backward included (finite where softplus(s) underflows)."""
+    s = torch.tensor([[-120.0, -3.0, 0.5]], device=device, requires_grad=True)
+    mu = torch.zeros_like(s)
+    results = []
+    for min_scale in (0.0, 1e-50):
+        out = sample_diag(mu, s, scale="softplus", min_scale=min_scale, seed=SEED,
+                          backend=backend, return_stats=True)  # fmt: skip
+        (g,) = torch.autograd.grad(out.log_q.sum() + out.kl.sum(), s, create_graph=True)
+        (gg,) = torch.autograd.grad(g.sum(), s)
+        results.append((out.z, out.log_q, g, gg))
+    assert all(torch.isfinite(t).all() for t in results[1])
+    for got, want in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
 def test_scales_of_the_same_sigma_give_the_same_sample(device, backend, gen):
     """One sigma written four ways gives one sample (up to rounding), and the gradient of each
     input is the logvar one times d logvar / ds."""

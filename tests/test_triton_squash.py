@@ -148,8 +148,17 @@ def test_bad_bounds_are_the_cpp_errors_before_any_draw():
 
 @needs_cpp_cpu_stats
 def test_bad_bounds_messages_are_the_cpp_ops_messages():
-    x = torch.zeros(2, 3)
-    for lo, hi in ((1.0, 1.0), (0.5, -0.25), (-math.inf, 1.0), (2.5e300, 1e-300), (0.1, math.nan)):
+    """The same bounds give the same message from both ops, including bounds outside the
+    sample dtype's range (an inf or NaN action) and a half range below the compute type's
+    smallest normal number (log(half) = -inf)."""
+    cases = [(1.0, 1.0, torch.float32), (0.5, -0.25, torch.float32),
+             (-math.inf, 1.0, torch.float32), (2.5e300, 1e-300, torch.float32),
+             (0.1, math.nan, torch.float32), (-1e39, 1.0, torch.float32),
+             (0.0, 1e-300, torch.float32), (-1e5, 1.0, torch.float16),
+             (0.0, 1e39, torch.bfloat16), (0.0, 1e-310, torch.float64),
+             (-3e38, 3e38, torch.float32), (-1e308, 1e308, torch.float64)]  # fmt: skip
+    for lo, hi, dtype in cases:
+        x = torch.zeros(2, 3, dtype=dtype)
         msgs = []
         for prefix in ("triton_", ""):
             op = getattr(OPS, prefix + "diag_rsample_stats")
@@ -157,3 +166,13 @@ def test_bad_bounds_messages_are_the_cpp_ops_messages():
                 op(x, x, None, _so(), None, 0, 0.0, True, lo, hi)
             msgs.append(str(info.value).splitlines()[0].replace("triton_", ""))
         assert msgs[0] == msgs[1]
+        assert "low and high must be" in msgs[0]
+    # The widest bounds of each dtype are accepted, and give finite actions.
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        compute_max = torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32).max
+        top = min(torch.finfo(dtype).max, 0.5 * compute_max)
+        x = torch.zeros(2, 3, dtype=dtype)
+        for prefix in ("triton_", ""):
+            z = getattr(OPS, prefix + "diag_rsample_stats")(x, x, None, _so(), None, 0, 0.0,
+                                                             True, -top, top)[0]  # fmt: skip
+            assert torch.isfinite(z).all(), (prefix, dtype)

@@ -8,6 +8,10 @@ namespace fused_reparam {
 namespace autograd {
 
 ScaleTerms scale_terms(const Tensor& s, const DiagArgs& sc, bool with_log) {
+  // The bound as the kernels hold it, rounded to the compute type (float below float64): one
+  // that rounds to 0 takes the exact forms below, as it does there.
+  const double min =
+      s.scalar_type() == at::kDouble ? sc.min : static_cast<double>(static_cast<float>(sc.min));
   ScaleTerms t;
   switch (sc.kind) {
     case scale::kLogStd:
@@ -31,14 +35,14 @@ ScaleTerms scale_terms(const Tensor& s, const DiagArgs& sc, bool with_log) {
       t.d2sigma = 0.25 * t.sigma;
       break;
   }
-  if (sc.min != 0.0) t.sigma = t.sigma + sc.min;
+  if (min != 0.0) t.sigma = t.sigma + min;
   if (!with_log) return t;
-  if (sc.min == 0.0 && (sc.kind == scale::kLogvar || sc.kind == scale::kLogStd)) {
+  if (min == 0.0 && (sc.kind == scale::kLogvar || sc.kind == scale::kLogStd)) {
     t.dlog = at::full_like(s, sc.kind == scale::kLogvar ? 0.5 : 1.0);
     t.d2log = at::zeros_like(s);
     return t;
   }
-  if (sc.min == 0.0 && sc.kind == scale::kSoftplus) {
+  if (min == 0.0 && sc.kind == scale::kSoftplus) {
     // Where softplus(s) underflows: log sigma = s - exp(s) / 2 to within exp(2s). The other
     // branch divides by a sigma kept away from 0 there, so neither gives a NaN gradient.
     const Tensor tail = s < -scale::kSoftplusTail;

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -29,11 +30,31 @@ inline void set_scale(Problem& p, int64_t scale, double min_scale) {
 }
 
 // The tanh squash's bounds of the diagonal stats ops (read only with squash).
-inline void check_squash(bool squash, double low, double high, const char* op) {
+// The bounds must also be values of the sample's dtype, and half = (high - low) / 2 a normal
+// number of its compute type (float for the half types) with 2 half finite there: else the
+// action is inf or NaN, or log(half) is -inf.
+inline void check_squash(bool squash, double low, double high, at::ScalarType dtype,
+                         const char* op) {
   if (!squash) return;
   TORCH_CHECK(std::isfinite(low) && std::isfinite(high) && low < high, op,
               ": low and high must be finite with low < high, got low = ", low, ", high = ",
               high);
+  const bool f64 = dtype == at::kDouble;
+  const double tiny = f64 ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
+  const double top_half = 0.5 * (f64 ? std::numeric_limits<double>::max()
+                                     : std::numeric_limits<float>::max());
+  double max = std::numeric_limits<float>::max();
+  const char* name = "float32";
+  switch (dtype) {
+    case at::kDouble: max = std::numeric_limits<double>::max(), name = "float64"; break;
+    case at::kHalf: max = 65504.0, name = "float16"; break;
+    case at::kBFloat16: max = 3.3895313892515355e38, name = "bfloat16"; break;
+    default: break;
+  }
+  const double half = 0.5 * high - 0.5 * low;  // no overflow in double
+  TORCH_CHECK(std::fabs(low) <= max && std::fabs(high) <= max && half >= tiny && half <= top_half,
+              op, ": low and high must be within ", name, "'s range, with (high - low) / 2 from ",
+              tiny, " to ", top_half, ", got low = ", low, ", high = ", high);
 }
 
 // Stores a checked squash in the problem the kernels read.

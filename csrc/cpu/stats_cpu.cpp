@@ -64,7 +64,7 @@ Out4 diag_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& s,
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
   const std::vector<int64_t> shape = check_diag_stats_args(op, mu, s, eps, seed_offset);
   check_scale(scale, min_scale, op);
-  check_squash(squash, low, high, op);
+  check_squash(squash, low, high, mu.scalar_type(), op);
   return stats_forward(shape, RowKind::kElement, mu, s, eps, seed_offset, generator, false,
                        scale, min_scale, squash, low, high);
 }
@@ -123,7 +123,7 @@ Out3 diag_rsample_stats_backward_cpu(const at::Tensor& grad_z, const at::Tensor&
   check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps, op);
   check_row_grads(op, grad_z, grad_kl, grad_log_q, mu);
   check_scale(scale, min_scale, op);
-  check_squash(squash, low, high, op);
+  check_squash(squash, low, high, grad_z.scalar_type(), op);
   return stats_backward(grad_z, grad_kl, grad_log_q, mu, s, eps, seed_offset, need_grad_eps,
                         false, scale, min_scale, squash, low, high);
 }

@@ -267,7 +267,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cu
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
   const std::vector<int64_t> shape = check_diag_stats_args(op, mu, s, eps, seed_offset);
   check_scale(scale, min_scale, op);
-  check_squash(squash, low, high, op);
+  check_squash(squash, low, high, mu.scalar_type(), op);
   const c10::cuda::CUDAGuard guard(mu.device());
   const StatsForwardOutputs out =
       stats_forward_outputs(shape, mu.options().memory_format(at::MemoryFormat::Contiguous));
@@ -296,7 +296,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_backward_cuda(
   check_diag_backward_args(grad_z, s, eps, seed_offset, need_grad_eps, op);
   check_row_grads(op, grad_z, grad_kl, grad_log_q, mu);
   check_scale(scale, min_scale, op);
-  check_squash(squash, low, high, op);
+  check_squash(squash, low, high, grad_z.scalar_type(), op);
   const c10::cuda::CUDAGuard guard(grad_z.device());
   const auto opts = grad_z.options().memory_format(at::MemoryFormat::Contiguous);
   at::Tensor grad_mu = at::empty(grad_z.sizes(), opts);

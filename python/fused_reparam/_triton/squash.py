@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import triton
 import triton.language as tl
 
@@ -28,14 +29,27 @@ from . import scale as sc
 _LOG2 = tl.constexpr(math.log(2.0))
 
 
-def check_squash(squash: bool, low: float, high: float, where: str) -> None:
-    """The C++ ops' error (csrc/common/diag_checks.h, check_squash) for bad bounds; the bounds
-    are read only with squash."""
-    if squash and not (math.isfinite(low) and math.isfinite(high) and low < high):
-        # :g prints a double as C++ streams do (-1, inf, nan, 0.05).
+_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
+                torch.bfloat16: "bfloat16"}  # fmt: skip
+
+
+def check_squash(squash: bool, low: float, high: float, dtype: torch.dtype, where: str) -> None:
+    """The C++ ops' errors (csrc/common/diag_checks.h, check_squash) for bad bounds: finite
+    and ordered, within the sample dtype's range, and (high - low) / 2 a normal number of the
+    compute type whose double is finite there. The bounds are read only with squash."""
+    if not squash:
+        return
+    # :g prints a double as C++ streams do (-1, inf, nan, 0.05).
+    got = f"got low = {low:g}, high = {high:g}"
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise RuntimeError(f"{where}: low and high must be finite with low < high, {got}")
+    compute = torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32)
+    top, top_half = torch.finfo(dtype).max, 0.5 * compute.max
+    half = 0.5 * high - 0.5 * low  # no overflow in double
+    if not (abs(low) <= top and abs(high) <= top and compute.tiny <= half <= top_half):
         raise RuntimeError(
-            f"{where}: low and high must be finite with low < high, got low = {low:g}, "
-            f"high = {high:g}"
+            f"{where}: low and high must be within {_DTYPE_NAMES[dtype]}'s range, with "
+            f"(high - low) / 2 from {compute.tiny:g} to {top_half:g}, {got}"
         )
 
 

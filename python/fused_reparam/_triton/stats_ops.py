@@ -138,7 +138,7 @@ def triton_diag_rsample_stats(
     shape = diag_ops.check_inputs(mu, "mu", s, eps, DIAG_FORWARD)
     _check_sample_dims(shape, DIAG_FORWARD)
     check_scale(scale, min_scale, DIAG_FORWARD)
-    check_squash(squash, low, high, DIAG_FORWARD)
+    check_squash(squash, low, high, mu.dtype, DIAG_FORWARD)
     seed_offset = forward_stream(mu, eps, seed_offset, generator, DIAG_FORWARD)
     if shape.numel() == 0:
         return _empty_forward(shape, mu, eps, seed_offset)
@@ -192,7 +192,7 @@ def triton_diag_rsample_stats_backward(
             f"{where}: s (shape {list(s.shape)}) must broadcast to grad_z's shape {list(shape)}"
         )
     check_scale(scale, min_scale, where)
-    check_squash(squash, low, high, where)
+    check_squash(squash, low, high, grad_z.dtype, where)
     grad_mu = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
     grad_s = torch.empty(shape, dtype=grad_z.dtype, device=grad_z.device)
     grad_eps = torch.empty(shape if need_grad_eps else (0,), dtype=grad_z.dtype,
