@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 from collections.abc import Callable, Mapping
 
 import torch
@@ -73,11 +74,19 @@ def parse_args(description: str, sizes_help: str) -> argparse.Namespace:
 
 def finish_row(row: dict, impls: list[str], unit: str = "ms") -> dict:
     """Adds the fused kernel's speed-up over every other implementation (the other's time over
-    the fused one's: below 1, the fused kernel is slower), prints the row."""
+    the fused one's: below 1, the fused kernel is slower), prints the row. With per-round
+    times under "rounds" (taken out of the row), a speed-up is the median of the rounds'
+    ratios; else the ratio of the times."""
+    rounds = row.pop("rounds", None)
     for name in impls:
         if name != "fused":
             for kind in ("fwd", "fwdbwd"):
-                ratio = row[f"{name}_{kind}_{unit}"] / row[f"fused_{kind}_{unit}"]
+                peer, fused = f"{name}_{kind}_{unit}", f"fused_{kind}_{unit}"
+                if rounds:
+                    pairs = zip(rounds[peer], rounds[fused], strict=True)
+                    ratio = statistics.median(p / f for p, f in pairs)
+                else:
+                    ratio = row[peer] / row[fused]
                 row[f"{kind}_x_vs_{name}"] = ratio
     text = json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
     print(text, flush=True)

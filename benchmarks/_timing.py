@@ -24,12 +24,17 @@ def median_ms(
 
 
 def interleaved_median_ms(
-    fns: dict[str, Callable[[], object]], *, warmup: int = 2, reps: int = 7
+    fns: dict[str, Callable[[], object]],
+    *,
+    warmup: int = 2,
+    reps: int = 7,
+    rounds: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """Median wall time in milliseconds of each fn, timed in rounds: each round calls every fn
     once, so a slow phase of a shared machine hits all of them alike. Each round takes them
     in a new (seeded) random order, so no fn always follows the same other one: a large
-    allocation right after another fn's frees can pay the page faults of fresh memory."""
+    allocation right after another fn's frees can pay the page faults of fresh memory.
+    `rounds`, when given, receives each fn's time in every round (ms)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -42,41 +47,61 @@ def interleaved_median_ms(
             t0 = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - t0)
+    if rounds is not None:
+        rounds.update({name: [1e3 * x for x in t] for name, t in times.items()})
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def best_mean_us(
-    fns: dict[str, Callable[[], object]], *, calls: int = 200, reps: int = 7
+    fns: dict[str, Callable[[], object]],
+    *,
+    calls: int = 200,
+    reps: int = 7,
+    rounds: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """Per-call wall time in microseconds of each fn, for calls of tens of microseconds: the
     smallest, over `reps` rounds, of the mean of `calls` back-to-back calls. Each round runs
-    every fn in turn, so a slow phase of a shared machine hits all of them alike."""
+    every fn in turn, in a new (seeded) random order, so a slow phase of a shared machine hits
+    all of them alike and none always runs first. `rounds`, when given, receives each fn's
+    mean in every round (us)."""
     for fn in fns.values():
         for _ in range(max(calls // 10, 2)):
             fn()
-    best = dict.fromkeys(fns, float("inf"))
+    order = random.Random(0)
+    names = list(fns)
+    means: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
-        for name, fn in fns.items():
+        order.shuffle(names)
+        for name in names:
+            fn = fns[name]
             t0 = time.perf_counter()
             for _ in range(calls):
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) / calls)
-    return {name: 1e6 * t for name, t in best.items()}
+            means[name].append(1e6 * (time.perf_counter() - t0) / calls)
+    if rounds is not None:
+        rounds.update(means)
+    return {name: min(t) for name, t in means.items()}
 
 
 # How size_timed_ms times: what the results tables say of it.
 SIZE_TIMED = (
     "<= 2^16 elements: the best over 7 rounds of the mean of 200 calls; larger: the median of "
-    "7 rounds; every round runs each implementation in turn"
+    "11 rounds; every round runs each implementation in turn; a speed-up is the median over "
+    "the rounds of that round's ratio (a slow phase of the shared machine hits both sides of "
+    "a ratio alike)"
 )
 
 
-def size_timed_ms(fns: dict[str, Callable[[], object]], numel: int) -> dict[str, float]:
+def size_timed_ms(fns: dict[str, Callable[[], object]], numel: int) -> dict[str, object]:
     """Milliseconds per call of each fn: best_mean_us for calls on <= 2^16 elements (tens of
-    microseconds, too short for single timings), interleaved_median_ms above."""
+    microseconds, too short for single timings), interleaved_median_ms above; under "rounds"
+    each fn's time in every round, from which finish_row takes paired ratios."""
+    rounds: dict[str, list[float]] = {}
     if numel <= 1 << 16:
-        return {name: t / 1e3 for name, t in best_mean_us(fns).items()}
-    return interleaved_median_ms(fns)
+        times = {name: t / 1e3 for name, t in best_mean_us(fns, rounds=rounds).items()}
+    else:
+        times = interleaved_median_ms(fns, reps=11, rounds=rounds)
+    return {**times, "rounds": rounds}
 
 
 def shape_cell(row: dict) -> str:

@@ -1,5 +1,6 @@
 """CPU benchmark of the Cholesky op: fused C++ kernel vs eager torch, torch.distributions and
-torch.compile, forward and forward+backward, for the (B, D) sizes in SIZES, in one run.
+torch.compile, forward and forward+backward, for the (B, D) sizes in SIZES, in one run, with
+the memory floor (reading L) beside them.
 
 Peers: eager `mu + (L @ torch.randn_like(mu)[..., None])[..., 0]`,
 `torch.distributions.MultivariateNormal(mu, scale_tril=L).rsample()` (validate_args off) and
@@ -39,6 +40,23 @@ def fused(mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
     return fused_reparam.sample_chol(mu, L, backend="cpu")
 
 
+def floor_timers(L: torch.Tensor) -> tuple:
+    """The memory floor any implementation pays: reading L once (forward), and reading it
+    twice and writing a tensor of its size (forward+backward, which reads L again and writes
+    grad_L)."""
+    Ld = L.detach()
+
+    def fwd() -> None:
+        Ld.sum()
+
+    def step() -> None:
+        Ld.sum()
+        Ld.sum()
+        torch.empty_like(Ld).zero_()
+
+    return fwd, step
+
+
 def timed(fn, mu, L, grad) -> tuple:
     """fn(mu, L) without grad, and forward + backward with grad."""
 
@@ -65,6 +83,7 @@ def main() -> None:
         impl_names.append("jax")
     else:
         print(f"no JAX column: {no_jax}")
+    columns = [*impl_names, "floor"]  # the table's, with the floor last
     rows = []
     for threads in args.threads:
         use_threads(threads)
@@ -85,11 +104,22 @@ def main() -> None:
             if no_jax is None:
                 arrays = (t.detach().numpy() for t in (mu, L, grad))
                 fns["jax_fwd_ms"], fns["jax_fwdbwd_ms"] = chol_peer(*arrays)
-            row.update(interleaved_median_ms(fns))
-            rows.append(finish_row(row, impl_names))
+            fns["floor_fwd_ms"], fns["floor_fwdbwd_ms"] = floor_timers(L)
+            rounds: dict[str, list[float]] = {}
+            row.update(interleaved_median_ms(fns, rounds=rounds), rounds=rounds)
+            rows.append(finish_row(row, columns))
     meta = cpu_meta(f"chol forward / forward+backward, {args.dtype}, CPU", args.threads)
     stem = args.out or f"cpu_chol_{meta['date']}"
-    write_table(meta, rows, impl_names, ["B", "D"], args.out_dir, stem)
+    meta["floor"] = (
+        "floor: reading L once (L.sum()) forward; reading it twice and writing a tensor of its "
+        "size forward+backward (the memory traffic every implementation has)"
+    )
+    meta["speed-up"] += "; the median over the rounds of that round's ratio"
+    meta["timing"] = (
+        "the median of 7 rounds after 2 warm-up calls; every round runs each implementation "
+        "in turn, in a new random order"
+    )
+    write_table(meta, rows, columns, ["B", "D"], args.out_dir, stem)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ fi
 say "build tools and the demo's scikit-learn"
 "$PY" -m pip install --quiet "setuptools>=77" wheel ninja scikit-learn
 if [ "${1:-}" = "--test" ]; then
-  say "test tools: pytest, numpy, triton, ruff, build"
-  "$PY" -m pip install --quiet pytest numpy triton ruff build
+  say "test tools: pytest, pytest-xdist, numpy, triton, ruff, build"
+  "$PY" -m pip install --quiet pytest pytest-xdist numpy triton ruff build
   # Pyro, for tests/test_pyro.py: --no-deps, so that it never brings or upgrades torch (its
   # other requirements: numpy above, typing_extensions with torch, and tqdm, listed here).
   say "test tools: pyro-ppl (--no-deps)"

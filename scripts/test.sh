@@ -78,8 +78,13 @@ if wanted pytest; then
   if "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     "$PY" -m pytest -q "$@"
   else
-    # No GPU: the Triton backend runs on CPU tensors in the Triton interpreter.
-    TRITON_INTERPRET=1 "$PY" -m pytest -q "$@"
+    # No GPU: the Triton backend runs on CPU tensors in the Triton interpreter, the tests
+    # spread over the CPUs (pytest-xdist; FUSED_REPARAM_TEST_WORKERS=0 runs them in-process).
+    workers=()
+    if "$PY" -c "import xdist" 2>/dev/null; then
+      workers=(-n "${FUSED_REPARAM_TEST_WORKERS:-auto}")
+    fi
+    TRITON_INTERPRET=1 "$PY" -m pytest -q "${workers[@]}" "$@"
   fi
 fi
 step "done"
