@@ -41,8 +41,9 @@ struct Scale {
 template <class F, class S>
 FR_HOST_DEVICE F softplus(F s) {
   const F zero(S(0));
+  const F neg_abs = MathOps<F>::select_gt(s, zero, zero - s, s);
   return MathOps<F>::select_gt(s, zero, s, zero) +
-         elementary::log1p_unit<F, S>(MathOps<F>::exp(MathOps<F>::select_gt(s, zero, zero - s, s)));
+         elementary::log1p_unit<F, S>(MathOps<F>::exp(neg_abs));
 }
 
 template <class F, class S>
