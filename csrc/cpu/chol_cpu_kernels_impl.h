@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/problem.h"
+#include "cpu/chol_small_d_avx512.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/diag_cpu_kernels_impl.h"  // ComputeType, fill_noise of this instruction set
 
@@ -153,6 +154,20 @@ void lower_matvec_row(T* z_r, const T* mu_r, const T* l_r, int64_t ls, const S* 
   }
 }
 
+// lower_matvec_row, or its two-rows-per-vector form where there is one (float, D <= 8).
+template <class T, class S>
+C10_ALWAYS_INLINE void matvec_row(T* z_r, const T* mu_r, const T* l_r, int64_t ls, const S* eps,
+                                  int64_t d) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<T, float>) {
+    if (d <= chol_small_d::kMaxD) {
+      return chol_small_d::lower_matvec_row(z_r, mu_r, l_r, ls, eps, d);
+    }
+  }
+#endif
+  lower_matvec_row<T, S>(z_r, mu_r, l_r, ls, eps, d);
+}
+
 template <class T>
 void forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   using S = typename ComputeType<T>::type;
@@ -169,8 +184,7 @@ void forward_rows(const Problem& p, int64_t r0, int64_t r1) {
     for (int64_t r = c0; r < c1; ++r, at.next(p)) {
       const int64_t* off = at.off;
       const S* eps = row_eps<T, S>(p, off[kEps], noise, r - c0, given.data());
-      lower_matvec_row<T, S>(z + r * d, mu + off[kFirst], l + off[kSecond], p.l_row_stride, eps,
-                             d);
+      matvec_row<T, S>(z + r * d, mu + off[kFirst], l + off[kSecond], p.l_row_stride, eps, d);
     }
   }
 }
@@ -274,6 +288,15 @@ void backward_rows(const Problem& p, int64_t r0, int64_t r1) {
     for (int64_t r = c0; r < c1; ++r, at.next(p)) {
       const int64_t* off = at.off;
       const S* eps = row_eps<T, S>(p, off[kEps], noise, r - c0, given.data());
+#if defined(CPU_CAPABILITY_AVX512)
+      if constexpr (std::is_same_v<T, float>) {
+        if (d <= chol_small_d::kMaxD) {  // two rows of L or grad_L per vector
+          chol_small_d::backward_row(gl + r * d * d, ge ? ge + r * d : nullptr, gz + off[kFirst],
+                                     l + off[kSecond], p.l_row_stride, eps, d);
+          continue;
+        }
+      }
+#endif
       for (int64_t i = 0; i < d; ++i) g[i] = static_cast<S>(gz[off[kFirst] + i]);
       T* gl_r = gl + r * d * d;
       for (int64_t i = 0; i < d; ++i) {

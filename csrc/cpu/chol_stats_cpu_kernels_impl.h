@@ -64,7 +64,7 @@ void chol_forward_rows(const Problem& p, int64_t r0, int64_t r1) {
       mu = mu_t.data();
     }
     const T* l = operand<T>(p, kSecond, at);
-    chol_rows::lower_matvec_row<T, S>(z + r * d, mu, l, ls, eps, d);
+    chol_rows::matvec_row<T, S>(z + r * d, mu, l, ls, eps, d);
     Vectorized<S> l_sq(S(0));
     S mu_sq = S(0), eps_sq = S(0), log_det = S(0);
     for (int64_t i = 0; i < d; ++i) {
