@@ -231,6 +231,20 @@ def test_bad_scale_arguments_are_named():
         sample_diag(mu, mu, min_scale=True)
 
 
+def test_accepted_scale_arguments_are_not_reused_for_other_values_or_types():
+    # The checked arguments of a call are remembered: an equal value of another type (True
+    # == 1) is still checked, and every min_scale gives its own sigma.
+    mu, s, eps = torch.zeros(3), torch.ones(3), torch.ones(3)
+    assert torch.equal(sample_diag(mu, s, scale="std", min_scale=1, eps=eps), torch.full((3,), 2.0))
+    with pytest.raises(TypeError, match="min_scale must be a float >= 0, got bool"):
+        sample_diag(mu, s, scale="std", min_scale=True, eps=eps)
+    with pytest.raises(ValueError, match="sample_diag: scale must be one of"):
+        sample_diag(mu, s, scale=["std"], eps=eps)  # unhashable
+    for k in range(300):
+        z = sample_diag(mu, s, scale="std", min_scale=k / 64, eps=eps)
+        assert torch.equal(z, torch.full((3,), 1 + k / 64)), k
+
+
 @pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
 def test_the_registered_ops_check_the_scale_arguments(device, backend):
     f = _families.FAMILIES["diag"]

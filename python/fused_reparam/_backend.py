@@ -18,6 +18,11 @@ from . import _extension, _families, _triton
 BACKENDS = ("auto", "cuda", "triton", "cpu", "reference")
 ENV_VAR = "FUSED_REPARAM_BACKEND"
 
+# os.environ's own mapping and the variable's key in it: read on every sampling call, where
+# os.environ.get's key encoding costs more than the rest of the backend choice.
+_ENVIRON = getattr(os.environ, "_data", None)
+_ENV_KEY = os.environ.encodekey(ENV_VAR) if hasattr(os.environ, "encodekey") else None
+
 _warned: set[tuple[str, str]] = set()
 # (backend argument, FUSED_REPARAM_BACKEND, device type, op) -> the backend that runs it.
 _resolved: dict[tuple, str] = {}
@@ -41,6 +46,13 @@ def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | No
     return None
 
 
+def env_value() -> object:
+    """FUSED_REPARAM_BACKEND's raw value, as a cache key (None when unset)."""
+    if isinstance(_ENVIRON, dict):
+        return _ENVIRON.get(_ENV_KEY)
+    return os.environ.get(ENV_VAR)
+
+
 def requested_backend(backend: str | None) -> str:
     """The backend asked for: the argument, else FUSED_REPARAM_BACKEND, else "auto"."""
     if backend is not None and not isinstance(backend, str):
@@ -60,7 +72,7 @@ def resolve_backend(backend: str | None, device: torch.device, op: str) -> str:
     if backend is not None and not isinstance(backend, str):
         requested_backend(backend)  # raises the error naming the argument
     # Keyed by the raw argument and environment value: a repeated call does no string work.
-    key = (backend, os.environ.get(ENV_VAR), device.type, op)
+    key = (backend, env_value(), device.type, op)
     which = _resolved.get(key)
     if which is None:
         which = _resolve(requested_backend(backend), device, op)

@@ -5,7 +5,6 @@ the VAE extras. The two differ only in their second input, checks and formulas."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import torch
@@ -16,9 +15,14 @@ from .reference import diag as _ref_diag
 
 # (backend, op) -> the op's OpOverload: looking one up costs microseconds.
 _OPS: dict[tuple[str, str], torch._ops.OpOverload] = {}
-# (kind, return_stats, backend argument, FUSED_REPARAM_BACKEND, device type) -> the fused op
-# that runs the common call; never a reference choice, which may still warn.
-_FAST: dict[tuple, torch._ops.OpOverload] = {}
+# (kind, return_stats, backend argument, FUSED_REPARAM_BACKEND, device type) -> the callable
+# of the fused op that runs the common call (the OpOverload's own `_op`, which its __call__
+# forwards to); never a reference choice, which may still warn.
+_FAST: dict[tuple, Callable] = {}
+# Read on every call: bound once (each attribute lookup costs on a path of a few microseconds).
+_is_compiling = torch.compiler.is_compiling
+_forward_ad = torch.autograd.forward_ad
+_peek_interpreter_stack = torch._C._functorch.peek_interpreter_stack
 
 
 def _needs_reference() -> bool:
@@ -27,12 +31,9 @@ def _needs_reference() -> bool:
     see through). The reference backend draws the same numbers for a given stream with plain
     torch ops, so routing there gives every derivative right, and the same sample for a seed
     (or a stream drawn as the cpu and triton backends draw it)."""
-    if torch.compiler.is_compiling():  # Dynamo traces this code and cannot trace the rest
+    if _is_compiling():  # Dynamo traces this code and cannot trace the rest
         return False
-    return (
-        torch.autograd.forward_ad._current_level >= 0
-        or torch._C._functorch.peek_interpreter_stack() is not None
-    )
+    return _forward_ad._current_level >= 0 or _peek_interpreter_stack() is not None
 
 
 def _fused_op(which: str, op: str) -> torch._ops.OpOverload:
@@ -73,7 +74,7 @@ def try_fused_call(
         type(mu) is not torch.Tensor
         or type(return_stats) is not bool
         or not (backend is None or type(backend) is str)
-        or torch.compiler.is_compiling()
+        or _is_compiling()
     ):
         return None
     # Attribute checks, not mu.device: this path runs on every call.
@@ -87,7 +88,7 @@ def try_fused_call(
         )
     ):
         return None
-    key = (kind, return_stats, backend, os.environ.get(_backend.ENV_VAR), device_type)
+    key = (kind, return_stats, backend, _backend.env_value(), device_type)
     fused = _FAST.get(key)
     if fused is None:
         op = FAMILIES[kind].op(return_stats)
@@ -97,11 +98,9 @@ def try_fused_call(
             return None  # the full path raises it, after the checks that come first
         if which == "reference":
             return None
-        fused = _FAST[key] = _fused_op(which, op)
-    if (
-        torch.autograd.forward_ad._current_level >= 0
-        or torch._C._functorch.peek_interpreter_stack() is not None
-    ):
+        overload = _fused_op(which, op)
+        fused = _FAST[key] = getattr(overload, "_op", overload)
+    if _forward_ad._current_level >= 0 or _peek_interpreter_stack() is not None:
         return None  # routed to the reference by the full path (see _needs_reference)
     try:
         out = fused(mu, second, eps, None, generator, *extra)

@@ -10,6 +10,31 @@ from .reference.scale import SCALES
 
 _KIND = {name: kind for kind, name in enumerate(SCALES)}
 _NOISE = {name: kind for kind, name in enumerate(NOISES)}
+# (scale, type and value of min_scale, noise, return_stats) -> the diagonal op's trailing
+# arguments, for calls that passed the checks; bounded, as min_scale may change every call.
+_OP_ARGS: dict[tuple, tuple] = {}
+_OP_ARGS_MAX = 256
+
+
+def diag_op_args(
+    scale: object, min_scale: object, noise: object, return_stats: object, where: str
+) -> tuple:
+    """The diagonal op's trailing arguments for the scale and noise arguments: (scale kind,
+    min_scale) and then, for a noise other than the normal, its kind; a clear error naming
+    the argument otherwise. The type of min_scale is part of the cache key, so True is never
+    taken for an accepted 1."""
+    key = (scale, type(min_scale), min_scale, noise, return_stats)
+    try:
+        args = _OP_ARGS.get(key)
+    except TypeError:  # an unhashable argument: the checks below name it
+        key, args = None, None
+    if args is None:
+        args = check_scale(scale, min_scale, where)
+        kind = check_noise(noise, return_stats, where)
+        args = (*args, kind) if kind else args
+        if key is not None and len(_OP_ARGS) < _OP_ARGS_MAX:
+            _OP_ARGS[key] = args
+    return args
 
 
 def check_scale(scale: object, min_scale: object, where: str) -> tuple[int, float]:

@@ -78,9 +78,7 @@ def sample_diag(
     if scale == "logvar" and min_scale == 0.0 and noise == "normal":
         extra = ()
     else:
-        extra = _scales.check_scale(scale, min_scale, _WHERE)
-        kind = _scales.check_noise(noise, return_stats, _WHERE)
-        extra = (*extra, kind) if kind else extra
+        extra = _scales.diag_op_args(scale, min_scale, noise, return_stats, _WHERE)
     stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE)
     out = sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
                  generator=generator, seed=seed, offset=offset, backend=backend,
