@@ -1,5 +1,6 @@
 // The CPU Cholesky op z = mu + L eps: argument checks, the stream, and rows of the sample in
-// parallel through the row kernels of the best instruction set (chol_cpu_kernels_impl.h).
+// parallel through the row kernels of the best instruction set (chol_cpu_kernels_impl.h,
+// chol_cpu_backward_impl.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>

@@ -4,7 +4,7 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
-#include "cpu/chol_cpu_kernels_impl.h"
+#include "cpu/chol_cpu_backward_impl.h"
 #include "cpu/chol_stats_cpu_kernels_impl.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/diag_cpu_kernels_impl.h"

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "common/problem.h"
-#include "cpu/chol_cpu_kernels_impl.h"
+#include "cpu/chol_cpu_backward_impl.h"
 #include "cpu/diag_cpu_kernels_impl.h"
 #include "fused_reparam/diag_math.h"
 #include "fused_reparam/squash.h"
