@@ -108,6 +108,15 @@ def test_small_d_with_strided_rows_and_nan_above_the_diagonal(device, backend, d
     want = torch.autograd.grad(exact, clean, grad.double())
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g.double(), w, rtol=1e-5, atol=1e-5)
+    if backend == "cpu":  # eps[j] and grad_z[i] enter only rows i >= j: inf stays there
+        e = eps.detach().clone()
+        e[:, -1] = float("inf")
+        z_inf = sample_chol(mu, L, eps=e.requires_grad_(), backend=backend)
+        assert torch.isfinite(z_inf[:, :-1]).all()
+        g = grad.clone()
+        g[:, 0] = float("inf")
+        (g_eps,) = torch.autograd.grad(z_inf, e, g)
+        assert torch.isfinite(g_eps[:, 1:]).all()
     # Drawn noise, regenerated in the backward: as the reference backend draws it.
     seeded = sample_chol(mu, L, seed=11, backend=backend)
     ref_z = sample_chol(clean[0], torch.tril(clean[1]), seed=11, backend="reference")

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import FUSED_DEVICE_BACKENDS, randn, skip_if_interpreted_and_slow
-from fused_reparam import _families, sample_diag
+from fused_reparam import _families, _scales, sample_diag
 from fused_reparam.reference import scale as ref_scale
 
 SCALES = ref_scale.SCALES
@@ -231,10 +231,16 @@ def test_bad_scale_arguments_are_named():
         sample_diag(mu, mu, min_scale=True)
 
 
-def test_accepted_scale_arguments_are_not_reused_for_other_values_or_types():
+def test_accepted_scale_arguments_are_not_reused_for_other_values_or_types(monkeypatch):
     # The checked arguments of a call are remembered: an equal value of another type (True
     # == 1) is still checked, and every min_scale gives its own sigma.
+    monkeypatch.setattr(_scales, "_OP_ARGS", {})
     mu, s, eps = torch.zeros(3), torch.ones(3), torch.ones(3)
+    for _ in range(2):  # return_stats=1 is refused, and remembers nothing that True could reuse
+        with pytest.raises(TypeError, match="return_stats must be True or False"):
+            sample_diag(mu, s, noise="laplace", return_stats=1)
+        with pytest.raises(ValueError, match="noise='laplace' takes return_stats=False"):
+            sample_diag(mu, s, noise="laplace", return_stats=True)
     assert torch.equal(sample_diag(mu, s, scale="std", min_scale=1, eps=eps), torch.full((3,), 2.0))
     with pytest.raises(TypeError, match="min_scale must be a float >= 0, got bool"):
         sample_diag(mu, s, scale="std", min_scale=True, eps=eps)

@@ -197,7 +197,9 @@ void forward_rows(const Problem& p, int64_t r0, int64_t r1) {
   const T* mu = static_cast<const T*>(p.in[kFirst]);
   const T* l = static_cast<const T*>(p.in[kSecond]);
   T* z = static_cast<T*>(p.out[kZ]);
-  const bool prefetch = d >= kPrefetchMinD && d <= kPrefetchMaxD;
+  bool prefetch = false;  // an L per sample row (a shared one stays in cache anyway)
+  for (int k = 0; k < p.bdim; ++k) prefetch = prefetch || p.bstrides[kSecond][k] != 0;
+  prefetch = prefetch && d >= kPrefetchMinD && d <= kPrefetchMaxD;
   RowCursor<3> at(p, r0), ahead(p, std::min(r0 + kPrefetchAhead, r1));
   for (int64_t c0 = r0; c0 < r1; c0 += chunk_rows(p)) {
     const int64_t c1 = std::min(r1, c0 + chunk_rows(p));

@@ -1,8 +1,9 @@
 // The Cholesky row kernels for D <= 8 in float32 on AVX-512: two rows of L per 16-lane vector.
 // The generic kernels give a row of L a vector of its own, half empty at D = 8, and pay a
 // horizontal sum per row of L; here the 8 dot products of a sample row are reduced together
-// (three shuffle-and-add steps for all of them). Lanes above the diagonal are never loaded
-// (masked loads), so NaN there is harmless, as in the generic kernels.
+// (three shuffle-and-add steps for all of them). Lanes above the diagonal are neither loaded
+// nor multiplied (masked loads and products), so NaN in L there and inf in eps or grad_z give
+// what the generic kernels give.
 #pragma once
 
 #if defined(CPU_CAPABILITY_AVX512)
@@ -23,15 +24,28 @@ C10_ALWAYS_INLINE __m256 lower_row(const float* l_r, int64_t ls, int64_t i, int6
   return _mm256_maskz_loadu_ps(static_cast<__mmask8>((2u << i) - 1), l_r + i * ls);
 }
 
+// The lanes of rows 2k and 2k + 1 (low and high halves) on or below the diagonal, rows < d.
+C10_ALWAYS_INLINE __mmask16 pair_mask(int64_t k, int64_t d) {
+  const int64_t i = 2 * k;
+  const unsigned lo = i < d ? (2u << i) - 1 : 0u;
+  const unsigned hi = i + 1 < d ? (4u << i) - 1 : 0u;
+  return static_cast<__mmask16>(lo | (hi << 8));
+}
+
 // Rows 2k and 2k + 1 of L, lanes j <= i, in the low and high halves.
 C10_ALWAYS_INLINE __m512 row_pair(const float* l_r, int64_t ls, int64_t k, int64_t d) {
   const int64_t i = 2 * k;
   if (ls == kMaxD && d == kMaxD) {  // both rows in 16 consecutive floats
-    const auto mask = static_cast<__mmask16>(((2u << i) - 1) | (((4u << i) - 1) << 8));
-    return _mm512_maskz_loadu_ps(mask, l_r + i * ls);
+    return _mm512_maskz_loadu_ps(pair_mask(k, d), l_r + i * ls);
   }
   return _mm512_insertf32x8(_mm512_castps256_ps512(lower_row(l_r, ls, i, d)),
                             lower_row(l_r, ls, i + 1, d), 1);
+}
+
+// Rows 2k and 2k + 1 of L times e, zero above the diagonal (whatever e holds there).
+C10_ALWAYS_INLINE __m512 pair_product(const float* l_r, int64_t ls, int64_t k, int64_t d,
+                                      __m512 e) {
+  return _mm512_maskz_mul_ps(pair_mask(k, d), row_pair(l_r, ls, k, d), e);
 }
 
 // z_r = mu_r + L_r eps for one sample row, d <= 8 (mu_r, eps and z_r hold d floats).
@@ -39,10 +53,10 @@ C10_ALWAYS_INLINE void lower_matvec_row(float* z_r, const float* mu_r, const flo
                                         int64_t ls, const float* eps, int64_t d) {
   const auto dm = static_cast<__mmask8>((1u << d) - 1);
   const __m512 e = _mm512_broadcast_f32x8(_mm256_maskz_loadu_ps(dm, eps));
-  const __m512 a = _mm512_mul_ps(row_pair(l_r, ls, 0, d), e);  // rows 0 | 1
-  const __m512 b = _mm512_mul_ps(row_pair(l_r, ls, 1, d), e);  // rows 2 | 3
-  const __m512 c = _mm512_mul_ps(row_pair(l_r, ls, 2, d), e);  // rows 4 | 5
-  const __m512 f = _mm512_mul_ps(row_pair(l_r, ls, 3, d), e);  // rows 6 | 7
+  const __m512 a = pair_product(l_r, ls, 0, d, e);  // rows 0 | 1
+  const __m512 b = pair_product(l_r, ls, 1, d, e);  // rows 2 | 3
+  const __m512 c = pair_product(l_r, ls, 2, d, e);  // rows 4 | 5
+  const __m512 f = pair_product(l_r, ls, 3, d, e);  // rows 6 | 7
   // Per 128-bit block: [a0+a1, a2+a3, b0+b1, b2+b3], then [sum a, sum b, sum c, sum f] of
   // that block's four lanes.
   const __m512 ab = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xDD));
@@ -84,7 +98,9 @@ C10_ALWAYS_INLINE void backward_row(float* out, float* deps, const float* g_r, c
   }
   if (deps == nullptr) return;
   __m512 acc = _mm512_setzero_ps();
-  for (int k = 0; k < 4; ++k) acc = _mm512_fmadd_ps(row_pair(l_r, ls, k, d), g_pair(g, k), acc);
+  for (int k = 0; k < 4; ++k) {  // lanes above the diagonal keep acc (g_i may be inf)
+    acc = _mm512_mask3_fmadd_ps(row_pair(l_r, ls, k, d), g_pair(g, k), acc, pair_mask(k, d));
+  }
   _mm256_mask_storeu_ps(deps, dm, _mm256_add_ps(_mm512_castps512_ps256(acc),
                                                 _mm512_extractf32x8_ps(acc, 1)));
 }

@@ -20,8 +20,10 @@ ENV_VAR = "FUSED_REPARAM_BACKEND"
 
 # os.environ's own mapping and the variable's key in it: read on every sampling call, where
 # os.environ.get's key encoding costs more than the rest of the backend choice.
+_ENVIRON_OBJECT = os.environ
 _ENVIRON = getattr(os.environ, "_data", None)
 _ENV_KEY = os.environ.encodekey(ENV_VAR) if hasattr(os.environ, "encodekey") else None
+_FAST_ENV = isinstance(_ENVIRON, dict) and _ENV_KEY is not None
 
 _warned: set[tuple[str, str]] = set()
 # (backend argument, FUSED_REPARAM_BACKEND, device type, op) -> the backend that runs it.
@@ -48,7 +50,7 @@ def _unavailable_reason(backend: str, device: torch.device, op: str) -> str | No
 
 def env_value() -> object:
     """FUSED_REPARAM_BACKEND's raw value, as a cache key (None when unset)."""
-    if isinstance(_ENVIRON, dict):
+    if _FAST_ENV and os.environ is _ENVIRON_OBJECT:  # not replaced (by a mock, say)
         return _ENVIRON.get(_ENV_KEY)
     return os.environ.get(ENV_VAR)
 

@@ -21,11 +21,13 @@ def diag_op_args(
 ) -> tuple:
     """The diagonal op's trailing arguments for the scale and noise arguments: (scale kind,
     min_scale) and then, for a noise other than the normal, its kind; a clear error naming
-    the argument otherwise. The type of min_scale is part of the cache key, so True is never
-    taken for an accepted 1."""
-    key = (scale, type(min_scale), min_scale, noise, return_stats)
+    the argument otherwise. Remembered per value and type (True is never taken for an
+    accepted 1), and only for a bool return_stats, which the caller checks."""
+    key = None
+    if type(return_stats) is bool:  # 1 == True: another type is checked (and refused) later
+        key = (scale, type(min_scale), min_scale, noise, return_stats)
     try:
-        args = _OP_ARGS.get(key)
+        args = _OP_ARGS.get(key) if key is not None else None
     except TypeError:  # an unhashable argument: the checks below name it
         key, args = None, None
     if args is None:
