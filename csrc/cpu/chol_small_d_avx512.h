@@ -87,13 +87,13 @@ C10_ALWAYS_INLINE void backward_row(float* out, float* deps, const float* g_r, c
   if (d == kMaxD) {  // rows 2k and 2k + 1 of grad_L are 16 consecutive floats
     const __m512 e = _mm512_broadcast_f32x8(e8);
     for (int k = 0; k < 4; ++k) {
-      const auto lower = static_cast<__mmask16>(((2u << 2 * k) - 1) | (((4u << 2 * k) - 1) << 8));
-      _mm512_storeu_ps(out + 2 * k * kMaxD, _mm512_maskz_mul_ps(lower, g_pair(g, k), e));
+      _mm512_storeu_ps(out + 2 * k * kMaxD, _mm512_maskz_mul_ps(pair_mask(k, d), g_pair(g, k), e));
     }
   } else {
     for (int64_t i = 0; i < d; ++i) {
       const auto lower = static_cast<__mmask8>((2u << i) - 1);
-      _mm256_mask_storeu_ps(out + i * d, dm, _mm256_maskz_mul_ps(lower, _mm256_set1_ps(g_r[i]), e8));
+      const __m256 row = _mm256_maskz_mul_ps(lower, _mm256_set1_ps(g_r[i]), e8);
+      _mm256_mask_storeu_ps(out + i * d, dm, row);
     }
   }
   if (deps == nullptr) return;

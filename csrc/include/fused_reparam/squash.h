@@ -29,9 +29,9 @@ struct Squash {
 // tanh(u) and log(1 - tanh(u)^2) from e = e^(-2|u|) and m = expm1(-2|u|) (one exp and a fit
 // in float: elementary.h):
 //   |tanh(u)| = -m / (2 + m),  1 - tanh(u)^2 = 4 e / (2 + m)^2,
-//   log(1 - tanh(u)^2) = log 4 - 2|u| - 2 log(2 + m):
+//   log(1 - tanh(u)^2) = log 4 - 2|u| - 2 log1p(e)  (2 + m = 1 + e, e in (0, 1]):
 // exact for every u (no cancellation near 0, where m is small, nor where tanh(u) rounds to
-// +-1), and cheaper than tanh, exp and log1p apart.
+// +-1), and cheaper than tanh, exp and log1p apart (log1p on [0, 1] is a fit in float).
 template <class F>
 struct TanhTerms {
   F tanh, dtanh, log_dtanh;  // tanh(u), 1 - tanh(u)^2, log(1 - tanh(u)^2) (with kWithLog)
@@ -52,7 +52,7 @@ FR_HOST_DEVICE TanhTerms<F> tanh_terms(F u) {
   // 1 + tanh(u) = 2 e / (2 + m) keep their relative precision as tanh(u) nears +-1.
   t.dtanh = F(S(4)) * e * q * q;
   if constexpr (kWithLog) {
-    t.log_dtanh = two * (F(SquashConstants<S>::kLog2) - a - MathOps<F>::log(two + m));
+    t.log_dtanh = two * (F(SquashConstants<S>::kLog2) - a - elementary::log1p_unit<F, S>(e));
     t.tanh_plus_one = MathOps<F>::select_gt(u, zero, one + th, two * e * q);
   }
   return t;
