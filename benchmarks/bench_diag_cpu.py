@@ -22,6 +22,8 @@ import fused_reparam
 from _cpu_results import add_threads_argument, cpu_meta, finish_row, use_threads, write_table
 from _timing import interleaved_median_ms
 
+REPS = 11  # rounds per size
+
 
 def eager(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
@@ -85,7 +87,9 @@ def main() -> None:
             for name, fn in impls.items():
                 fns[f"{name}_fwd_ms"] = no_grad(fn, mu, logvar)
                 fns[f"{name}_fwdbwd_ms"] = fwd_bwd(fn, mu, logvar, grad)
-            row.update(interleaved_median_ms(fns))
+            rounds: dict[str, list[float]] = {}
+            row.update(interleaved_median_ms(fns, reps=REPS, rounds=rounds))
+            row["rounds"] = rounds  # finish_row's paired ratios
             rows.append(finish_row(row, impl_names))
 
     meta = cpu_meta("diag forward / forward+backward, float32, CPU", args.threads)
@@ -95,8 +99,9 @@ def main() -> None:
         "compile: torch.compile(eager, dynamic=True)"
     )
     meta["timing"] = (
-        "median wall time of 7 rounds after 2 warm-up calls; each round calls every "
-        "implementation once, in turn"
+        f"median wall time of {REPS} rounds after 2 warm-up calls; each round calls every "
+        "implementation once, in a new random order; a speed-up is the median over the rounds "
+        "of that round's ratio (a slow phase of the shared machine hits both sides alike)"
     )
     write_table(
         meta,

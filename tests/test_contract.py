@@ -166,6 +166,45 @@ def test_outputs_require_grad_as_the_references(
     assert flags[backend] == flags["reference"]
 
 
+class _DropGrad(torch.autograd.Function):
+    """Identity whose backward returns no gradient (as a custom op may)."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return t.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None
+
+
+@pytest.mark.parametrize("kept", ["none", "z", "kl", "log_q"])
+@pytest.mark.parametrize("stats", [False, True], ids=["plain", "stats"])
+@pytest.mark.parametrize(("family", "device", "backend", "dtype", "atol", "rtol"), ROWS)
+def test_outputs_whose_gradient_is_dropped_add_nothing(
+    family, device, backend, dtype, atol, rtol, stats, kept, gen
+):
+    """Outputs whose gradient comes back undefined count as zero; with none left, the second
+    input gets no gradient at all (None), as from the reference and torch's own ops."""
+    if not stats and kept in ("kl", "log_q"):
+        pytest.skip("the plain op has no extras")
+    mu, second = _inputs(family, dtype, device, gen)
+    grads = {}
+    for which in (backend, "reference"):
+        m, s = mu.clone().requires_grad_(), second.clone().requires_grad_()
+        out = _outputs(_sample(family)(m, s, seed=SEED, offset=OFFSET, backend=which,
+                                       return_stats=stats), stats)  # fmt: skip
+        loss = m.sum()
+        for name, t in zip(("z", "kl", "log_q"), out, strict=False):
+            loss = loss + (t if name == kept else _DropGrad.apply(t)).sum()
+        loss.backward()
+        grads[which] = (m.grad, s.grad)
+    assert (grads[backend][1] is None) == (kept == "none") == (grads["reference"][1] is None)
+    for got, want in zip(grads[backend], grads["reference"], strict=True):
+        if want is not None:
+            torch.testing.assert_close(got, want, atol=atol, rtol=rtol)
+
+
 @pytest.mark.parametrize("stats", [False, True], ids=["plain", "stats"])
 @pytest.mark.parametrize(("family", "device", "backend", "dtype", "atol", "rtol"), FLOAT64_ROWS)
 def test_gradcheck_and_gradgradcheck(family, device, backend, dtype, atol, rtol, stats, gen):

@@ -49,25 +49,28 @@ std::pair<Tensor, Tensor> second_and_eps_grads(const Tensor& g, const Tensor& se
 
 template <Backend B, Family F>
 struct SampleFunction : public torch::autograd::Function<SampleFunction<B, F>> {
+  // z is the node's one output; the stream it used (int64, never differentiable) goes to
+  // `used_out` instead, so the backward gets no undefined gradient to fill with zeros.
   static variable_list forward(AutogradContext* ctx, const Tensor& mu, const Tensor& second,
                                const OptTensor& eps, const OptTensor& seed_offset,
-                               OptGenerator generator, const DiagArgs& sc) {
+                               OptGenerator generator, const DiagArgs& sc, Tensor* used_out) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [z, used] =
         call_sample<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
     save_scale(ctx, sc);
-    // mu's shape only when it was broadcast (the common call keeps no extra state). `used`
-    // is int64, never differentiable, so it needs no marking (which compiled autograd
-    // cannot take).
+    // mu's shape only when it was broadcast (the common call keeps no extra state).
     if (!mu.sym_sizes().equals(z.sym_sizes())) ctx->saved_data["mu_sizes"] = mu.sym_sizes();
     ctx->save_for_backward({second, eps.value_or(Tensor()), used});
-    return {z, used};
+    ctx->set_materialize_grads(false);
+    *used_out = std::move(used);
+    return {z};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor& grad_z = grads[0];
+    if (!grad_z.defined()) return variable_list(7);
     const variable_list saved = ctx->get_saved_variables();
     const Tensor &second = saved[0], &eps = saved[1], &used = saved[2];
-    const Tensor& grad_z = grads[0];
     const bool need_second = ctx->needs_input_grad(1);
     const bool need_eps = eps.defined() && ctx->needs_input_grad(2);
     Tensor grad_mu, grad_second, grad_eps;
@@ -81,7 +84,7 @@ struct SampleFunction : public torch::autograd::Function<SampleFunction<B, F>> {
       std::tie(grad_second, grad_eps) = second_and_eps_grads<B, F>(
           grad_z, second, eps, used, need_second, need_eps, saved_scale(ctx));
     }
-    return {grad_mu, grad_second, grad_eps, Tensor(), Tensor(), Tensor()};
+    return {grad_mu, grad_second, grad_eps, Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -166,9 +169,10 @@ std::tuple<Tensor, Tensor> sample_autograd(const Tensor& mu, const Tensor& secon
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_sample<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
   }
-  variable_list out =
-      SampleFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator), sc);
-  return {out[0], out[1]};
+  Tensor used;
+  variable_list out = SampleFunction<B, F>::apply(mu, second, eps, seed_offset,
+                                                  std::move(generator), sc, &used);
+  return {out[0], used};
 }
 
 template <Backend B, Family F>

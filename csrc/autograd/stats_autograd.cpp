@@ -42,22 +42,51 @@ std::array<Tensor, 3> shared_l_backward(const Tensor& gz, const Tensor& gk, cons
   return {gz + gk.unsqueeze(-1) * mu, g_l, g_eps};
 }
 
+// The upstream gradients left undefined (an output outside the loss) as zeros: the fused
+// backward op takes all three. z's shape comes from a defined one and the inputs.
+template <Family F>
+void zeros_for_undefined(variable_list& grads, const Tensor& mu, const Tensor& second) {
+  if (grads[0].defined() && grads[1].defined() && grads[2].defined()) return;
+  std::vector<c10::SymInt> shape;
+  if (grads[0].defined()) {
+    shape = grads[0].sym_sizes().vec();
+  } else {
+    shape = (grads[1].defined() ? grads[1] : grads[2]).sym_sizes().vec();
+    const bool from_second = F == Family::Chol || mu.sym_size(-1) == 1;
+    shape.push_back(from_second ? second.sym_size(-1) : mu.sym_size(-1));
+  }
+  const c10::SymIntArrayRef batch = c10::SymIntArrayRef(shape).slice(0, shape.size() - 1);
+  if (!grads[0].defined()) grads[0] = at::zeros_symint(shape, mu.options());
+  for (int i = 1; i < 3; ++i) {
+    if (!grads[i].defined()) grads[i] = at::zeros_symint(batch, mu.options());
+  }
+}
+
+// z, kl and log_q are the node's outputs; the stream used (int64, never differentiable) goes
+// to `used_out`, so the backward gets no gradient of it to fill with zeros.
 template <Backend B, Family F>
 struct StatsFunction : public torch::autograd::Function<StatsFunction<B, F>> {
   static variable_list forward(AutogradContext* ctx, const Tensor& mu, const Tensor& second,
                                const OptTensor& eps, const OptTensor& seed_offset,
-                               OptGenerator generator, const DiagArgs& sc) {
+                               OptGenerator generator, const DiagArgs& sc, Tensor* used_out) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [z, kl, log_q, used] =
         call_stats<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
     save_scale(ctx, sc);
     ctx->save_for_backward({mu, second, eps.value_or(Tensor()), used});
-    return {z, kl, log_q, used};
+    ctx->set_materialize_grads(false);
+    *used_out = std::move(used);
+    return {z, kl, log_q};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    // No output in the loss: no gradient, as for torch's own ops.
+    if (!grads[0].defined() && !grads[1].defined() && !grads[2].defined()) {
+      return variable_list(7);
+    }
     const variable_list saved = ctx->get_saved_variables();
     const Tensor &mu = saved[0], &second = saved[1], &eps = saved[2], &used = saved[3];
+    zeros_for_undefined<F>(grads, mu, second);
     const Tensor& grad_z = grads[0];
     const bool need_mu = ctx->needs_input_grad(0), need_second = ctx->needs_input_grad(1);
     const bool need_eps = eps.defined() && ctx->needs_input_grad(2);
@@ -82,7 +111,7 @@ struct StatsFunction : public torch::autograd::Function<StatsFunction<B, F>> {
     const at::ScalarType dtype = grad_z.scalar_type();
     return {need_mu ? reduce_to(g_mu, mu.sym_sizes()).to(dtype) : Tensor(),
             need_second ? g_second.to(dtype) : Tensor(), need_eps ? g_eps.to(dtype) : Tensor(),
-            Tensor(), Tensor(), Tensor()};
+            Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -140,8 +169,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, cons
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_stats<F>(B, mu, second, eps, seed_offset, std::move(generator), sc);
   }
-  variable_list out =
-      StatsFunction<B, F>::apply(mu, second, eps, seed_offset, std::move(generator), sc);
+  Tensor used;
+  variable_list out = StatsFunction<B, F>::apply(mu, second, eps, seed_offset,
+                                                 std::move(generator), sc, &used);
   // kl depends on mu and the second input, log_q on the second input and eps: an output whose
   // inputs need no grad has none, as the reference's. Detached here rather than marked
   // non-differentiable in the Function, which compiled autograd cannot take.
@@ -150,7 +180,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> stats_autograd(const Tensor& mu, cons
   const bool log_q_constant = !second.requires_grad() && !(e.defined() && e.requires_grad()) &&
                               !(sc.squash && mu.requires_grad());
   return {out[0], kl_constant ? out[1].detach() : out[1],
-          log_q_constant ? out[2].detach() : out[2], out[3]};
+          log_q_constant ? out[2].detach() : out[2], used};
 }
 
 template <Backend B, Family F>

@@ -103,7 +103,11 @@ def try_fused_call(
     if _forward_ad._current_level >= 0 or _peek_interpreter_stack() is not None:
         return None  # routed to the reference by the full path (see _needs_reference)
     try:
-        out = fused(mu, second, eps, None, generator, *extra)
+        # No trailing defaults passed: each argument costs the boxed call.
+        if extra or generator is not None:
+            out = fused(mu, second, eps, None, generator, *extra)
+        else:
+            out = fused(mu, second) if eps is None else fused(mu, second, eps)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise FusedCallRefused(exc) from exc
     return _sample.stats_result(*out[:3], None) if return_stats else out[0]

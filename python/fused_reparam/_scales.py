@@ -20,7 +20,8 @@ def diag_op_args(
     scale: object, min_scale: object, noise: object, return_stats: object, where: str
 ) -> tuple:
     """The diagonal op's trailing arguments for the scale and noise arguments: (scale kind,
-    min_scale) and then, for a noise other than the normal, its kind; a clear error naming
+    min_scale) and then, for a noise other than the normal, its kind, with a zero min_scale
+    left out when nothing follows it (each argument costs the op call); a clear error naming
     the argument otherwise. Remembered per value and type (True is never taken for an
     accepted 1), and only for a bool return_stats, which the caller checks."""
     key = None
@@ -33,7 +34,7 @@ def diag_op_args(
     if args is None:
         args = check_scale(scale, min_scale, where)
         kind = check_noise(noise, return_stats, where)
-        args = (*args, kind) if kind else args
+        args = (*args, kind) if kind else args if args[1] else args[:1]
         if key is not None and len(_OP_ARGS) < _OP_ARGS_MAX:
             _OP_ARGS[key] = args
     return args

@@ -83,7 +83,11 @@ def sample_diag(
     out = sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
                  generator=generator, seed=seed, offset=offset, backend=backend,
                  return_stats=return_stats, extra=extra)  # fmt: skip
-    return _stl.diag_log_q(out, mu, s, *(extra[:2] or (0, 0.0))) if stl else out
+    if not stl:
+        return out
+    # extra: (), (kind,), (kind, min_scale) or (kind, min_scale, noise).
+    kind, min_s = extra[0] if extra else 0, extra[1] if len(extra) > 1 else 0.0
+    return _stl.diag_log_q(out, mu, s, kind, min_s)
 
 
 def _checked(
