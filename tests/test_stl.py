@@ -80,6 +80,37 @@ def test_tanh_log_prob_gradient_flows_through_u_only(device, backend, gen):
         torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-9)
 
 
+# sigma far below the rounding of z near |mu| ~ 3 in each dtype, so z rounds to mu or near it.
+TINY_LOGVAR = {torch.bfloat16: -12.0, torch.float16: -16.0, torch.float32: -34.0}
+RTOL = {torch.bfloat16: 2**-7, torch.float16: 2**-10, torch.float32: 1e-5}
+
+
+@pytest.mark.parametrize("dtype", list(TINY_LOGVAR))
+@pytest.mark.parametrize(("device", "backend"), [*FUSED_DEVICE_BACKENDS, ("cpu", "reference")])
+def test_gradient_is_the_density_s_at_the_call_s_eps_where_z_rounds(device, backend, dtype, gen):
+    """The gradient uses the kernel's eps itself, not eps recovered from z rounded to its
+    dtype: -eps / sigma for mu and -eps^2 / 2 for the log-variance (diagonal), -L^-T eps for
+    mu (Cholesky, L = sigma I), one rounding away from the exact values."""
+    shape = (32, 16)
+    mu = randn(shape, dtype, device, gen, scale=3.0).requires_grad_()
+    lv = torch.full(shape, TINY_LOGVAR[dtype], dtype=dtype, device=device, requires_grad=True)
+    zero = torch.zeros(shape, dtype=torch.float32, device=device)
+    eps = sample_diag(zero, zero, seed=5, offset=2, backend=backend).double()
+    sigma = torch.exp(0.5 * lv.detach().double())
+    out = sample_diag(mu, lv, seed=5, offset=2, return_stats=True, stl=True, backend=backend)
+    g_mu, g_lv = _grads(out.log_q.sum(), (mu, lv))
+    # One rounding in the dtype: rtol, or half its smallest subnormal near 0.
+    rtol, info = RTOL[dtype], torch.finfo(dtype)
+    atol = info.smallest_normal * info.eps / 2
+    torch.testing.assert_close(g_mu.double(), -eps / sigma, rtol=rtol, atol=0)
+    torch.testing.assert_close(g_lv.double(), -0.5 * eps**2, rtol=rtol, atol=atol)
+    lower = (sigma[0, 0] * torch.eye(16, dtype=F64, device=device)).to(dtype).requires_grad_()
+    out = sample_chol(mu, lower, seed=5, offset=2, return_stats=True, stl=True, backend=backend)
+    (g_mu,) = _grads(out.log_q.sum(), (mu,))
+    want = -eps / lower.detach().double().diagonal()
+    torch.testing.assert_close(g_mu.double(), want, rtol=rtol, atol=0)
+
+
 def test_bad_stl_arguments_are_named():
     mu = torch.zeros(2, 3)
     with pytest.raises(ValueError, match="sample_diag: stl=True changes log_q's gradient"):

@@ -12,6 +12,7 @@ import torch
 from . import _backend, _sample, _seed
 from ._families import BACKEND_PREFIX, FAMILIES
 from .reference import diag as _ref_diag
+from .reference.philox import compute_dtype
 
 # (backend, op) -> the op's OpOverload: looking one up costs microseconds.
 _OPS: dict[tuple[str, str], torch._ops.OpOverload] = {}
@@ -127,10 +128,11 @@ def run_sampling_op(
     backend: str,
     return_stats: bool,
     extra: tuple = (),
-) -> torch.Tensor | _sample.ReparamSample:
+    with_eps: bool = False,
+) -> torch.Tensor | _sample.ReparamSample | tuple:
     """z (or a ReparamSample) of op `kind` ("diag" or "chol") for checked arguments; `shape`
     is the sample's shape and `mu` is already expanded over num_samples; `extra` as for
-    try_fused_call."""
+    try_fused_call. With `with_eps`, (that, the call's eps in the compute type)."""
     family = FAMILIES[kind]
     op = family.op(return_stats)
     which = _backend.resolve_backend(backend, mu.device, op)
@@ -149,13 +151,29 @@ def run_sampling_op(
         out = ref(mu, second, eps, *extra)
         # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).
         out = tuple(t.contiguous() for t in out) if return_stats else out.contiguous()
+        used_eps = eps.detach().to(compute_dtype(mu.dtype)) if with_eps else None
     else:
         seed_offset = None if seed is None else _seed.seed_offset_tensor(seed, offset, mu.device)
         # One call: autograd is the op's own (C++), for every backend.
         out = _fused_op(which, op)(mu, second, eps, seed_offset, generator, *extra)
+        used_eps = _stream_eps(which, eps, out[-1], shape, mu) if with_eps else None
         if not return_stats:
             out = out[0]
-    return _sample.stats_result(*out[:3], num_samples) if return_stats else out
+    result = _sample.stats_result(*out[:3], num_samples) if return_stats else out
+    return (result, used_eps) if with_eps else result
+
+
+def _stream_eps(
+    which: str, eps: torch.Tensor | None, used: torch.Tensor, shape: torch.Size, mu: torch.Tensor
+) -> torch.Tensor:
+    """The eps a fused call used, in the compute type (float32 for half types, as the kernels
+    compute): the given one, or its stream `used` drawn again by the backend's plain diagonal
+    op on mu = s = 0 at the logvar scale, whose z = 0 + exp(0) * eps is eps exactly."""
+    ct = compute_dtype(mu.dtype)
+    if eps is not None:
+        return eps.detach().to(ct)
+    zero = torch.zeros((), dtype=ct, device=mu.device).expand(shape)
+    return _fused_op(which, "diag_rsample")(zero, zero, None, used)[0]
 
 
 def sample(
@@ -172,12 +190,14 @@ def sample(
     backend: object,
     return_stats: object,
     extra: tuple = (),
-) -> torch.Tensor | _sample.ReparamSample:
+    with_eps: bool = False,
+) -> torch.Tensor | _sample.ReparamSample | tuple:
     """A public sampling call: the common call straight into the fused op, else `checked`
     (the public function's argument checks, which return (mu expanded over num_samples, the
-    sample's shape, num_samples, seed, offset)) and then run_sampling_op; `extra` as for
-    try_fused_call."""
-    if num_samples is None and seed is None and type(offset) is int and offset == 0:
+    sample's shape, num_samples, seed, offset)) and then run_sampling_op; `extra` and
+    `with_eps` as for run_sampling_op."""
+    common = num_samples is None and seed is None and type(offset) is int and offset == 0
+    if common and not with_eps:
         try:
             out = try_fused_call(kind, mu, second, eps, generator, backend, return_stats, extra)
         except FusedCallRefused as refused:
@@ -192,4 +212,5 @@ def sample(
     )
     return run_sampling_op(kind, mu, second, shape, num_samples=num_samples, eps=eps,
                            generator=generator, seed=seed, offset=offset, backend=backend,
-                           return_stats=return_stats, extra=extra)  # fmt: skip
+                           return_stats=return_stats, extra=extra,
+                           with_eps=with_eps)  # fmt: skip

@@ -60,8 +60,8 @@ def sample_chol(
     stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE)
     out = sample("chol", _checked, mu, scale_tril, num_samples=num_samples, eps=eps,
                  generator=generator, seed=seed, offset=offset, backend=backend,
-                 return_stats=return_stats)  # fmt: skip
-    return _stl.chol_log_q(out, mu, scale_tril) if stl else out
+                 return_stats=return_stats, with_eps=stl)  # fmt: skip
+    return _stl.chol_log_q(*out, scale_tril) if stl else out
 
 
 def _checked(

@@ -82,12 +82,12 @@ def sample_diag(
     stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE)
     out = sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
                  generator=generator, seed=seed, offset=offset, backend=backend,
-                 return_stats=return_stats, extra=extra)  # fmt: skip
+                 return_stats=return_stats, extra=extra, with_eps=stl)  # fmt: skip
     if not stl:
         return out
     # extra: (), (kind,), (kind, min_scale) or (kind, min_scale, noise).
     kind, min_s = extra[0] if extra else 0, extra[1] if len(extra) > 1 else 0.0
-    return _stl.diag_log_q(out, mu, s, kind, min_s)
+    return _stl.diag_log_q(*out, s, kind, min_s)
 
 
 def _checked(

@@ -93,11 +93,12 @@ def sample_tanh_normal(
     extra = (kind, min_scale) if stl else (kind, min_scale, True, low, high)
     out = sample("diag", functools.partial(_checked, where=_WHERE), mu, s,
                  num_samples=num_samples, eps=eps, generator=generator, seed=seed,
-                 offset=offset, backend=backend, return_stats=True, extra=extra)  # fmt: skip
+                 offset=offset, backend=backend, return_stats=True, extra=extra,
+                 with_eps=stl)  # fmt: skip
     if not stl:
         return TanhSample(out.z, out.log_q)
-    u = out.z
-    log_q = _stl.diag_log_q(out, mu, s, kind, min_scale).log_q
+    u = out[0].z
+    log_q = _stl.diag_log_q(*out, s, kind, min_scale).log_q
     half = 0.5 * (high - low)
     log_dtanh = 2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))
     log_prob = log_q - (log_dtanh + math.log(half)).sum(-1).to(log_q.dtype)
