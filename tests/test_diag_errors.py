@@ -236,11 +236,16 @@ def test_cpu_kernel_isa_rejects_unknown_builds():
 
 
 @pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
-def test_numpy_integers_are_seeds_like_ints(device, backend):
+def test_numpy_numbers_are_arguments_like_python_numbers(device, backend):
     np = pytest.importorskip("numpy")
     mu = torch.zeros(3, 4, device=device)
     a = sample_diag(mu, mu, seed=np.uint64(2**63 + 5), offset=np.int32(7), backend=backend)
     assert torch.equal(a, sample_diag(mu, mu, seed=2**63 + 5, offset=7, backend=backend))
+    a = sample_diag(mu, mu, num_samples=np.int64(2), seed=3, scale="softplus",
+                    min_scale=np.float32(0.25), backend=backend)  # fmt: skip
+    b = sample_diag(mu, mu, num_samples=2, seed=3, scale="softplus",
+                    min_scale=float(np.float32(0.25)), backend=backend)  # fmt: skip
+    assert a.shape == (2, 3, 4) and torch.equal(a, b)
 
 
 def _meta_seed_offset_calls(prefix: str) -> list:

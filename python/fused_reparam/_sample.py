@@ -3,6 +3,8 @@ extras (`return_stats=True`)."""
 
 from __future__ import annotations
 
+import numbers
+import operator
 from typing import NamedTuple
 
 import torch
@@ -23,13 +25,15 @@ class ReparamSample(NamedTuple):
 
 
 def check_num_samples(num_samples: object, where: str) -> int | None:
-    """`num_samples` as an int >= 1, or None; a clear error otherwise."""
+    """`num_samples` (any integer, numpy's included) as an int >= 1, or None; a clear error
+    otherwise."""
     if num_samples is None:
         return None
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral):
         raise TypeError(
             f"{where}: num_samples must be an int >= 1 or None, got {type(num_samples).__name__}"
         )
+    num_samples = operator.index(num_samples)
     if num_samples < 1:
         raise ValueError(f"{where}: num_samples must be >= 1, got {num_samples}")
     return num_samples

@@ -4,6 +4,7 @@ second input s gives sigma (docs/design.md, "Scales"), and which noise is drawn.
 from __future__ import annotations
 
 import math
+import numbers
 
 from .reference.noise import NOISES
 from .reference.scale import SCALES
@@ -48,7 +49,7 @@ def check_scale(scale: object, min_scale: object, where: str) -> tuple[int, floa
         raise ValueError(
             f"{where}: scale must be one of {', '.join(map(repr, SCALES))}, got {scale!r}"
         )
-    if isinstance(min_scale, bool) or not isinstance(min_scale, (int, float)):
+    if isinstance(min_scale, bool) or not isinstance(min_scale, numbers.Real):
         raise TypeError(f"{where}: min_scale must be a float >= 0, got {type(min_scale).__name__}")
     if not (math.isfinite(min_scale) and min_scale >= 0):
         raise ValueError(f"{where}: min_scale must be finite and >= 0, got {min_scale}")
