@@ -6,7 +6,8 @@ Forward, and forward+backward, for N = 2^16 .. 2^24 float32 elements, at each th
 --threads (default 1,2), in one run, implementations interleaved round by round; prints a
 table of ms and ratios and writes it (with the machine, versions and date) to
 benchmarks/results/.
-Run: python benchmarks/bench_diag_cpu.py [--max-log2 24] [--threads 1,2] [--no-compile]
+Run: python benchmarks/bench_diag_cpu.py [--max-log2 24] [--threads 1,2] [--rounds 31]
+     [--no-compile]
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
 from _cpu_results import add_threads_argument, cpu_meta, finish_row, use_threads, write_table
 from _timing import interleaved_median_ms
-
-REPS = 11  # rounds per size
 
 
 def eager(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -62,6 +61,9 @@ def main() -> None:
     parser.add_argument("--min-log2", type=int, default=16)
     parser.add_argument("--max-log2", type=int, default=24)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
+    parser.add_argument(
+        "--rounds", type=int, default=31, help="timed rounds per size (each calls every one)"
+    )
     add_threads_argument(parser)
     parser.add_argument("--out", default=None, help="results file stem (default: dated)")
     parser.add_argument(
@@ -88,7 +90,7 @@ def main() -> None:
                 fns[f"{name}_fwd_ms"] = no_grad(fn, mu, logvar)
                 fns[f"{name}_fwdbwd_ms"] = fwd_bwd(fn, mu, logvar, grad)
             rounds: dict[str, list[float]] = {}
-            row.update(interleaved_median_ms(fns, reps=REPS, rounds=rounds))
+            row.update(interleaved_median_ms(fns, reps=args.rounds, rounds=rounds))
             row["rounds"] = rounds  # finish_row's paired ratios
             rows.append(finish_row(row, impl_names))
 
@@ -99,7 +101,7 @@ def main() -> None:
         "compile: torch.compile(eager, dynamic=True)"
     )
     meta["timing"] = (
-        f"median wall time of {REPS} rounds after 2 warm-up calls; each round calls every "
+        f"median wall time of {args.rounds} rounds after 2 warm-up calls; each round calls every "
         "implementation once, in a new random order; a speed-up is the median over the rounds "
         "of that round's ratio (a slow phase of the shared machine hits both sides alike)"
     )
