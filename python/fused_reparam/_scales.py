@@ -10,6 +10,9 @@ from .reference.noise import NOISES
 from .reference.scale import SCALES
 
 _KIND = {name: kind for kind, name in enumerate(SCALES)}
+# scale name -> the diagonal op's trailing arguments when min_scale is 0 and the noise normal
+# (logvar, the default: none); looked up on every call.
+SCALE_ONLY_ARGS = {name: (kind,) if kind else () for name, kind in _KIND.items()}
 _NOISE = {name: kind for kind, name in enumerate(NOISES)}
 # (scale, type and value of min_scale, noise, return_stats) -> the diagonal op's trailing
 # arguments, for calls that passed the checks; bounded, as min_scale may change every call.

@@ -75,9 +75,10 @@ def sample_diag(
         >>> z = sample_diag(mu, logvar, seed=1234)
         >>> z = sample_diag(mu, torch.ones(4, 8), scale="std")
     """
-    if scale == "logvar" and min_scale == 0.0 and noise == "normal":
-        extra = ()
-    else:
+    extra = None
+    if type(min_scale) in (float, int) and min_scale == 0 and noise == "normal":
+        extra = _scales.SCALE_ONLY_ARGS.get(scale) if type(scale) is str else None
+    if extra is None:
         extra = _scales.diag_op_args(scale, min_scale, noise, return_stats, _WHERE)
     stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE)
     out = sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
