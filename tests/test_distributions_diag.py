@@ -238,3 +238,15 @@ def test_bad_sample_shape_is_a_clear_error(sample_shape, error, match):
     for draw in (d.rsample, d.rsample_with_stats, d.sample):
         with pytest.raises(error, match=match):
             draw(sample_shape)
+
+
+def test_sample_shape_as_torch_takes_it():
+    """A 1-D integer tensor or numpy integers, as torch's distributions accept; a float or
+    bool tensor is refused."""
+    np = pytest.importorskip("numpy")
+    d = DiagNormal(torch.zeros(2, 3), torch.zeros(2, 3))
+    assert d.rsample(torch.tensor([4, 1])).shape == (4, 1, 2, 3)
+    assert d.sample((np.int64(2),)).shape == (2, 2, 3)
+    for bad in (torch.tensor([1.0]), torch.tensor([True])):
+        with pytest.raises(TypeError, match="sequence of ints"):
+            d.rsample(bad)

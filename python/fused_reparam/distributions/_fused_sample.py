@@ -22,14 +22,13 @@ NO_SAMPLE_SHAPE = torch.Size()
 
 
 def _check_sample_shape(sample_shape: object) -> torch.Size:
-    """`sample_shape` as a torch.Size of integers >= 0, else an error naming it."""
+    """`sample_shape` as a torch.Size of integers >= 0 (given as any sequence of them, a 1-D
+    integer tensor included, as torch's distributions take), else an error naming it."""
     try:
-        dims = list(sample_shape)  # type: ignore[call-overload]
+        dims = [_integer(n) for n in sample_shape]  # type: ignore[union-attr]
     except TypeError:
         dims = None
-    if dims is None or any(
-        isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in dims
-    ):
+    if dims is None or any(n is None for n in dims):
         raise TypeError(
             f"fused_reparam.distributions: sample_shape must be a sequence of ints, such as "
             f"(4,) or torch.Size([2, 3]), got {sample_shape!r}"
@@ -38,7 +37,17 @@ def _check_sample_shape(sample_shape: object) -> torch.Size:
         raise ValueError(
             f"fused_reparam.distributions: sample_shape must have sizes >= 0, got {sample_shape!r}"
         )
-    return torch.Size(int(n) for n in dims)
+    return torch.Size(dims)
+
+
+def _integer(n: object) -> int | None:
+    """`n` as an int when it is one (numpy's and 0-dim integer tensors included), else None."""
+    if isinstance(n, torch.Tensor):
+        integral = n.dim() == 0 and not n.is_floating_point() and not n.is_complex()
+        return int(n) if integral and n.dtype != torch.bool else None
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        return None
+    return int(n)
 
 
 def fused_sample(
