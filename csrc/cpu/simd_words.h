@@ -13,6 +13,9 @@
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 #include <immintrin.h>
 #endif
+#if defined(CPU_CAPABILITY_AVX512)
+#include "cpu/vec_math_avx512.h"
+#endif
 
 namespace fused_reparam {
 namespace cpu {
@@ -105,9 +108,15 @@ inline Vectorized<float> words_to_float(WordVec w) {
 template <>
 struct MathOps<cpu::Vectorized<float>> {
   using V = cpu::Vectorized<float>;
+#if defined(CPU_CAPABILITY_AVX512)
+  // Inline, so no call spills the kernel's vectors; as precise as Sleef's u10 (within 1 ulp).
+  static V log(const V& x) { return vec_math_avx512::log(x); }
+  static V exp(const V& x) { return vec_math_avx512::exp(x); }
+#else
   static V log(const V& x) { return x.log(); }
-  static V sqrt(const V& x) { return x.sqrt(); }
   static V exp(const V& x) { return x.exp(); }
+#endif
+  static V sqrt(const V& x) { return x.sqrt(); }
   static V log1p(const V& x) { return x.log1p(); }
   static V fma(const V& a, const V& b, const V& c) { return at::vec::fmadd(a, b, c); }
   static V tanh(const V& x) { return x.tanh(); }
@@ -124,8 +133,17 @@ struct MathOps<cpu::Vectorized<float>> {
 #endif
   }
   // One Sleef call shares the range reduction of sin and cos (3.5 ulp, as Vectorized::sin).
+  // AVX-512 computes them inline (within 2 ulp) unless a lane is beyond kSinCosMax (or NaN).
   static void sincos(const V& x, V& s, V& c) {
 #if defined(CPU_CAPABILITY_AVX512)
+    const __m512 big = _mm512_set1_ps(vec_math_avx512::kSinCosMax);
+    if (_mm512_cmp_ps_mask(_mm512_abs_ps(x), big, _CMP_NLE_UQ) == 0) [[likely]] {
+      __m512 vs, vc;
+      vec_math_avx512::sincos(x, vs, vc);
+      s = vs;
+      c = vc;
+      return;
+    }
     const Sleef___m512_2 sc = Sleef_sincosf16_u35(x);
     s = sc.x;
     c = sc.y;

@@ -1,6 +1,8 @@
 // The float fits of elementary.h and the scale and squash formulas built on them, on the host
 // over dense grids, against double math: log1p on [0, 1], exp / expm1 on x <= 0, softplus,
-// and tanh, 1 - tanh^2 and log(1 - tanh^2) of the squash. Needs no torch.
+// and tanh, 1 - tanh^2 and log(1 - tanh^2) of the squash; and the inline AVX-512 exp, log and
+// sincos of the CPU kernels (where the CPU has AVX-512F). Needs no torch.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -9,6 +11,13 @@
 #include "fused_reparam/elementary.h"
 #include "fused_reparam/scale.h"
 #include "fused_reparam/squash.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FR_TEST_AVX512 1
+#include "cpu/vec_math_avx512.h"
+#else
+#define FR_TEST_AVX512 0
+#endif
 
 namespace fr = fused_reparam;
 
@@ -95,5 +104,124 @@ FR_TEST(squash_tanh_terms) {
   std::printf("  log(1 - tanh^2): %.3g relative (bound 4e-7)\n", w);
   FR_CHECK(w <= 4e-7);
 }
+
+#if FR_TEST_AVX512
+
+namespace {
+
+namespace vm = fr::vec_math_avx512;
+#define FR_AVX512_FN __attribute__((target("avx512f,fma")))
+
+// 16 lanes in, 16 out.
+using Fn16 = void (*)(const float*, float*);
+FR_AVX512_FN void exp16(const float* x, float* y) {
+  _mm512_storeu_ps(y, vm::exp(_mm512_loadu_ps(x)));
+}
+FR_AVX512_FN void log16(const float* x, float* y) {
+  _mm512_storeu_ps(y, vm::log(_mm512_loadu_ps(x)));
+}
+FR_AVX512_FN void sin16(const float* x, float* y) {
+  __m512 s, c;
+  vm::sincos(_mm512_loadu_ps(x), s, c);
+  _mm512_storeu_ps(y, s);
+}
+FR_AVX512_FN void cos16(const float* x, float* y) {
+  __m512 s, c;
+  vm::sincos(_mm512_loadu_ps(x), s, c);
+  _mm512_storeu_ps(y, c);
+}
+
+void require_avx512() {
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("fma")) {
+    FR_SKIP("this CPU lacks AVX-512F");
+  }
+}
+
+// The largest ulps(f(x), g(x)) over the points point(i), i = 0 .. n, 16 at a time.
+template <class P, class G>
+double worst16(int n, P point, Fn16 f, G g) {
+  double w = 0;
+  float x[16], y[16];
+  for (int i = 0; i <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) x[j] = point(std::min(i + j, n));
+    f(x, y);
+    for (int j = 0; j < 16; ++j) w = std::fmax(w, ulps(y[j], g(double(x[j]))));
+  }
+  return w;
+}
+
+// n + 1 points spanning [lo, hi].
+template <class G>
+double worst16(double lo, double hi, int n, Fn16 f, G g) {
+  return worst16(
+      n, [&](int i) { return static_cast<float>(lo + (hi - lo) * i / n); }, f, g);
+}
+
+// f(x) for one x (the other lanes repeat it).
+float at(Fn16 f, float x) {
+  float xs[16], y[16];
+  std::fill(xs, xs + 16, x);
+  f(xs, y);
+  return y[0];
+}
+
+}  // namespace
+
+FR_TEST(avx512_exp) {
+  require_avx512();
+  auto exp = [](double x) { return std::exp(x); };
+  check_at_most(worst16(-1.0, 1.0, 1 << 22, exp16, exp), 1.0, "exp, x in [-1, 1]");
+  // Down through the subnormal results (-87.3 .. -103.3) to 0, up to FLT_MAX.
+  check_at_most(worst16(-104.0, 88.72, 1 << 22, exp16, exp), 1.0, "exp, x in [-104, 88.72]");
+  const float inf = std::numeric_limits<float>::infinity();
+  FR_CHECK_EQ(at(exp16, 0.0f), 1.0f);
+  FR_CHECK_EQ(at(exp16, inf), inf);
+  FR_CHECK_EQ(at(exp16, 88.73f), inf);
+  FR_CHECK_EQ(at(exp16, -inf), 0.0f);
+  FR_CHECK_EQ(at(exp16, -104.0f), 0.0f);
+  FR_CHECK_EQ(at(exp16, -103.97f), 0x1p-149f);
+  FR_CHECK(std::isnan(at(exp16, std::numeric_limits<float>::quiet_NaN())));
+}
+
+FR_TEST(avx512_log) {
+  require_avx512();
+  auto log = [](double x) { return std::log(x); };
+  // Around 1, where e ln2 and log(m) cancel for e = +-1; the Box-Muller's u in [2^-33, 1].
+  check_at_most(worst16(0.25, 4.0, 1 << 22, log16, log), 1.0, "log, x in [0.25, 4]");
+  check_at_most(worst16(0x1p-33, 1.0, 1 << 22, log16, log), 1.0, "log, x in [2^-33, 1]");
+  // 2^12 points in every binade, subnormals included.
+  const int per = 1 << 12, binades = 128 + 149;
+  auto point = [&](int i) {
+    return std::ldexp(1.0f + float(i % per) / per, std::min(i / per - 149, 127));
+  };
+  check_at_most(worst16(per * binades - 1, point, log16, log), 1.0, "log, x in [2^-149, 2^128)");
+  const float inf = std::numeric_limits<float>::infinity();
+  FR_CHECK_EQ(at(log16, 1.0f), 0.0f);
+  FR_CHECK_EQ(at(log16, 0.0f), -inf);
+  FR_CHECK_EQ(at(log16, -0.0f), -inf);
+  FR_CHECK_EQ(at(log16, inf), inf);
+  FR_CHECK(std::isnan(at(log16, -1.0f)));
+  FR_CHECK(std::isnan(at(log16, -0x1p-149f)));
+  FR_CHECK(std::isnan(at(log16, -inf)));
+  FR_CHECK(std::isnan(at(log16, std::numeric_limits<float>::quiet_NaN())));
+}
+
+FR_TEST(avx512_sincos) {
+  require_avx512();
+  auto sin = [](double x) { return std::sin(x); };
+  auto cos = [](double x) { return std::cos(x); };
+  // The Box-Muller angles 2 pi u, then the whole range the kernels take inline.
+  const double two_pi = 6.28318530717958647692;
+  check_at_most(worst16(0.0, two_pi, 1 << 22, sin16, sin), 2.0, "sin, x in [0, 2 pi]");
+  check_at_most(worst16(0.0, two_pi, 1 << 22, cos16, cos), 2.0, "cos, x in [0, 2 pi]");
+  const double m = vm::kSinCosMax;
+  check_at_most(worst16(-m, m, 1 << 22, sin16, sin), 2.0, "sin, |x| <= kSinCosMax");
+  check_at_most(worst16(-m, m, 1 << 22, cos16, cos), 2.0, "cos, |x| <= kSinCosMax");
+  FR_CHECK_EQ(at(sin16, 0.0f), 0.0f);
+  FR_CHECK_EQ(at(cos16, 0.0f), 1.0f);
+  FR_CHECK(std::signbit(at(sin16, -0.0f)));
+}
+
+#endif  // FR_TEST_AVX512
 
 int main() { return fr_check::run_all() == 0 ? 0 : 1; }
