@@ -207,6 +207,26 @@ def test_outputs_whose_gradient_is_dropped_add_nothing(
             torch.testing.assert_close(got, want, atol=atol, rtol=rtol)
 
 
+@pytest.mark.parametrize(
+    ("mu_shape", "s_shape", "kept"), [((), (3, 4), "kl"), ((3, 1), (), "log_q")]
+)
+@pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
+def test_an_extra_alone_in_the_loss_with_0_dim_inputs(device, backend, mu_shape, s_shape, kept):
+    """z outside the loss: its zero gradient takes the inputs' broadcast shape, which a 0-dim
+    mu or s does not show by its last dim."""
+    grads = {}
+    for which in (backend, "reference"):
+        gen = torch.Generator().manual_seed(0)
+        mu = randn(mu_shape, torch.float64, device, gen).requires_grad_()
+        s = randn(s_shape, torch.float64, device, gen, scale=0.5).requires_grad_()
+        out = fused_reparam.sample_diag(mu, s, seed=SEED, return_stats=True, backend=which)
+        getattr(out, kept).sum().backward()
+        grads[which] = (mu.grad, s.grad)
+    torch.testing.assert_close(grads[backend][1], grads["reference"][1], rtol=1e-10, atol=1e-10)
+    if grads["reference"][0] is not None:
+        torch.testing.assert_close(grads[backend][0], grads["reference"][0])
+
+
 @pytest.mark.parametrize("stats", [False, True], ids=["plain", "stats"])
 @pytest.mark.parametrize(("family", "device", "backend", "dtype", "atol", "rtol"), FLOAT64_ROWS)
 def test_gradcheck_and_gradgradcheck(family, device, backend, dtype, atol, rtol, stats, gen):

@@ -3,6 +3,7 @@
 // used; the fused backward op returns every input's gradient over the sample's shape, summed
 // here over broadcast dims. The backward op's own backward (double backward) is written out
 // in ATen ops on eps regenerated as a tensor (stats_vjp.h), so it is differentiable again.
+#include <ATen/ExpandUtils.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
@@ -43,18 +44,13 @@ std::array<Tensor, 3> shared_l_backward(const Tensor& gz, const Tensor& gk, cons
 }
 
 // The upstream gradients left undefined (an output outside the loss) as zeros: the fused
-// backward op takes all three. z's shape comes from a defined one and the inputs.
+// backward op takes all three. z's shape: mu broadcast with s (diagonal) or with L's rows.
 template <Family F>
 void zeros_for_undefined(variable_list& grads, const Tensor& mu, const Tensor& second) {
   if (grads[0].defined() && grads[1].defined() && grads[2].defined()) return;
-  std::vector<c10::SymInt> shape;
-  if (grads[0].defined()) {
-    shape = grads[0].sym_sizes().vec();
-  } else {
-    shape = (grads[1].defined() ? grads[1] : grads[2]).sym_sizes().vec();
-    const bool from_second = F == Family::Chol || mu.sym_size(-1) == 1;
-    shape.push_back(from_second ? second.sym_size(-1) : mu.sym_size(-1));
-  }
+  const c10::SymIntArrayRef s = second.sym_sizes();
+  const std::vector<c10::SymInt> shape =
+      at::infer_size_symint(mu.sym_sizes(), F == Family::Chol ? s.slice(0, s.size() - 1) : s);
   const c10::SymIntArrayRef batch = c10::SymIntArrayRef(shape).slice(0, shape.size() - 1);
   if (!grads[0].defined()) grads[0] = at::zeros_symint(shape, mu.options());
   for (int i = 1; i < 3; ++i) {

@@ -133,20 +133,21 @@ struct MathOps<cpu::Vectorized<float>> {
 #endif
   }
   // One Sleef call shares the range reduction of sin and cos (3.5 ulp, as Vectorized::sin).
-  // AVX-512 computes them inline (within 2 ulp) unless a lane is beyond kSinCosMax (or NaN).
+  // AVX-512 computes them inline (within 2 ulp); a lane beyond kSinCosMax (or NaN) takes
+  // Sleef's, that lane only, so a lane's result never depends on its neighbours.
   static void sincos(const V& x, V& s, V& c) {
 #if defined(CPU_CAPABILITY_AVX512)
     const __m512 big = _mm512_set1_ps(vec_math_avx512::kSinCosMax);
-    if (_mm512_cmp_ps_mask(_mm512_abs_ps(x), big, _CMP_NLE_UQ) == 0) [[likely]] {
-      __m512 vs, vc;
-      vec_math_avx512::sincos(x, vs, vc);
-      s = vs;
-      c = vc;
-      return;
+    const __mmask16 far = _mm512_cmp_ps_mask(_mm512_abs_ps(x), big, _CMP_NLE_UQ);
+    __m512 vs, vc;
+    vec_math_avx512::sincos(x, vs, vc);
+    if (far != 0) [[unlikely]] {
+      const Sleef___m512_2 sc = Sleef_sincosf16_u35(x);
+      vs = _mm512_mask_blend_ps(far, vs, sc.x);
+      vc = _mm512_mask_blend_ps(far, vc, sc.y);
     }
-    const Sleef___m512_2 sc = Sleef_sincosf16_u35(x);
-    s = sc.x;
-    c = sc.y;
+    s = vs;
+    c = vc;
 #elif defined(CPU_CAPABILITY_AVX2)
     const Sleef___m256_2 sc = Sleef_sincosf8_u35(x);
     s = sc.x;

@@ -80,7 +80,7 @@ FR_VM_INLINE __m512 log(__m512 x) {
 constexpr float kSinCosMax = 256.0f;
 
 // sin and cos of x, |x| <= kSinCosMax: x = q pi/2 + r, |r| <= pi/4, r by a three-part
-// Cody-Waite reduction (the first product exact, the rest rounding once each);
+// Cody-Waite reduction (x - q P1 exact in one fused multiply-add, the rest rounding once each);
 // sin r = r + r^3 S(r^2), cos r = 1 - r^2/2 + r^4 C(r^2) (fits within 0.15 and 0.002 ulp), then
 // the quadrant q mod 4 swaps them and sets the signs.
 FR_VM_INLINE void sincos(__m512 x, __m512& s, __m512& c) {

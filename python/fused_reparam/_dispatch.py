@@ -65,12 +65,12 @@ def try_fused_call(
 ) -> torch.Tensor | _sample.ReparamSample | None:
     """The common call (no seed, no num_samples) straight into the fused op, whose C++ checks
     stand in for the Python ones; `extra` are the op's trailing arguments when not the
-    defaults: the diagonal op's (scale kind, min_scale) and then, for the plain op, its noise
-    kind, or, for the op with the extras, its squash (True, low, high). Returns the result,
-    or None when the call needs the full path (the reference backend, a transform, tracing,
-    an argument the op does not check). Raises FusedCallRefused when the op raised: the
-    caller's checks then name the problem in the public function's words, or else re-raise
-    the op's error (the op is not run twice)."""
+    defaults: the diagonal op's scale kind, then its min_scale (left out when 0 and nothing
+    follows) and then, for the plain op, its noise kind, or, for the op with the extras, its
+    squash (True, low, high). Returns the result, or None when the call needs the full path
+    (the reference backend, a transform, tracing, an argument the op does not check). Raises
+    FusedCallRefused when the op raised: the caller's checks then name the problem in the
+    public function's words, or else re-raise the op's error (the op is not run twice)."""
     if (
         type(mu) is not torch.Tensor
         or type(return_stats) is not bool
@@ -151,7 +151,7 @@ def run_sampling_op(
         out = ref(mu, second, eps, *extra)
         # Contiguous, as the fused ops return it (elementwise ops follow permuted inputs).
         out = tuple(t.contiguous() for t in out) if return_stats else out.contiguous()
-        used_eps = eps.detach().to(compute_dtype(mu.dtype)) if with_eps else None
+        used_eps = _stream_eps(which, eps, None, shape, mu) if with_eps else None
     else:
         seed_offset = None if seed is None else _seed.seed_offset_tensor(seed, offset, mu.device)
         # One call: autograd is the op's own (C++), for every backend.
@@ -164,11 +164,16 @@ def run_sampling_op(
 
 
 def _stream_eps(
-    which: str, eps: torch.Tensor | None, used: torch.Tensor, shape: torch.Size, mu: torch.Tensor
+    which: str,
+    eps: torch.Tensor | None,
+    used: torch.Tensor | None,
+    shape: torch.Size,
+    mu: torch.Tensor,
 ) -> torch.Tensor:
-    """The eps a fused call used, in the compute type (float32 for half types, as the kernels
-    compute): the given one, or its stream `used` drawn again by the backend's plain diagonal
-    op on mu = s = 0 at the logvar scale, whose z = 0 + exp(0) * eps is eps exactly."""
+    """The eps a call used, in the compute type (float32 for half types, as the kernels
+    compute): the given (or reference-drawn) one, or a fused call's stream `used` drawn again
+    by the backend's plain diagonal op on mu = s = 0 at the logvar scale, whose
+    z = 0 + exp(0) * eps is eps exactly."""
     ct = compute_dtype(mu.dtype)
     if eps is not None:
         return eps.detach().to(ct)

@@ -38,7 +38,10 @@ def diag_op_args(
     if args is None:
         args = check_scale(scale, min_scale, where)
         kind = check_noise(noise, return_stats, where)
-        args = (*args, kind) if kind else args if args[1] else args[:1]
+        if kind:
+            args = (*args, kind)
+        elif not args[1]:
+            args = args[:1]  # (kind,): min_scale is 0
         if key is not None and len(_OP_ARGS) < _OP_ARGS_MAX:
             _OP_ARGS[key] = args
     return args

@@ -32,6 +32,12 @@ def check_stl(stl: object, return_stats: object, where: str) -> bool:
     return stl
 
 
+def landing_needed() -> bool:
+    """Whether the gradient term is worth making: not under no_grad or inference_mode, where
+    log_q's value alone is wanted (making it draws the noise a second time)."""
+    return torch.is_grad_enabled()
+
+
 def _landing(log_q: torch.Tensor, quad: torch.Tensor) -> torch.Tensor:
     """log_q's value with the gradient of -0.5 * sum(quad) only."""
     g = -0.5 * quad.sum(-1)

@@ -57,7 +57,7 @@ def sample_chol(
         >>> mu, L = torch.zeros(4, 3), torch.eye(3)
         >>> z = sample_chol(mu, L, seed=1234)
     """
-    stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE)
+    stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE) and _stl.landing_needed()
     out = sample("chol", _checked, mu, scale_tril, num_samples=num_samples, eps=eps,
                  generator=generator, seed=seed, offset=offset, backend=backend,
                  return_stats=return_stats, with_eps=stl)  # fmt: skip

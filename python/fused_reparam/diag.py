@@ -76,11 +76,12 @@ def sample_diag(
         >>> z = sample_diag(mu, torch.ones(4, 8), scale="std")
     """
     extra = None
-    if type(min_scale) in (float, int) and min_scale == 0 and noise == "normal":
+    plain_number = type(min_scale) in (float, int)  # a tensor or array: the checks name it
+    if plain_number and min_scale == 0 and type(noise) is str and noise == "normal":
         extra = _scales.SCALE_ONLY_ARGS.get(scale) if type(scale) is str else None
     if extra is None:
         extra = _scales.diag_op_args(scale, min_scale, noise, return_stats, _WHERE)
-    stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE)
+    stl = stl is not False and _stl.check_stl(stl, return_stats, _WHERE) and _stl.landing_needed()
     out = sample("diag", _checked, mu, s, num_samples=num_samples, eps=eps,
                  generator=generator, seed=seed, offset=offset, backend=backend,
                  return_stats=return_stats, extra=extra, with_eps=stl)  # fmt: skip

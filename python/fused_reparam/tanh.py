@@ -89,7 +89,7 @@ def sample_tanh_normal(
         raise ValueError(f"{_WHERE}: low must be below high, got low = {low}, high = {high}")
     if all(isinstance(t, torch.Tensor) and t.dim() == 0 for t in (mu, s)):
         raise ValueError(f"{_WHERE}: mu and s need at least one dim (the last is the action's)")
-    stl = _checks.check_flag(stl, "stl", _WHERE)
+    stl = _checks.check_flag(stl, "stl", _WHERE) and _stl.landing_needed()
     extra = (kind, min_scale) if stl else (kind, min_scale, True, low, high)
     out = sample("diag", functools.partial(_checked, where=_WHERE), mu, s,
                  num_samples=num_samples, eps=eps, generator=generator, seed=seed,
