@@ -37,8 +37,8 @@ fi
 
 if wanted ruff; then
   step "ruff"
-  "$PY" -m ruff check python tests benchmarks setup.py
-  "$PY" -m ruff format --check python tests benchmarks setup.py
+  "$PY" -m ruff check python tests benchmarks scripts setup.py
+  "$PY" -m ruff format --check python tests benchmarks scripts setup.py
 fi
 
 if wanted nvcc; then

@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #endif
 #if defined(CPU_CAPABILITY_AVX512)
+#include "cpu/softplus_avx512.h"
 #include "cpu/vec_math_avx512.h"
 #endif
 
@@ -112,6 +113,8 @@ struct MathOps<cpu::Vectorized<float>> {
   // Inline, so no call spills the kernel's vectors; as precise as Sleef's u10 (within 1 ulp).
   static V log(const V& x) { return vec_math_avx512::log(x); }
   static V exp(const V& x) { return vec_math_avx512::exp(x); }
+  // A table of short polynomials: fewer dependent operations than exp and log1p chained.
+  static V softplus(const V& x) { return vec_math_avx512::softplus(x); }
 #else
   static V log(const V& x) { return x.log(); }
   static V exp(const V& x) { return x.exp(); }

@@ -1,7 +1,7 @@
 // The float fits of elementary.h and the scale and squash formulas built on them, on the host
 // over dense grids, against double math: log1p on [0, 1], exp / expm1 on x <= 0, softplus,
-// and tanh, 1 - tanh^2 and log(1 - tanh^2) of the squash; and the inline AVX-512 exp, log and
-// sincos of the CPU kernels (where the CPU has AVX-512F). Needs no torch.
+// and tanh, 1 - tanh^2 and log(1 - tanh^2) of the squash; and the inline AVX-512 exp, log,
+// sincos and softplus of the CPU kernels (where the CPU has AVX-512F). Needs no torch.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +14,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FR_TEST_AVX512 1
+#include "cpu/softplus_avx512.h"
 #include "cpu/vec_math_avx512.h"
 #else
 #define FR_TEST_AVX512 0
@@ -131,6 +132,10 @@ FR_AVX512_FN void cos16(const float* x, float* y) {
   _mm512_storeu_ps(y, c);
 }
 
+FR_AVX512_FN void softplus16(const float* x, float* y) {
+  _mm512_storeu_ps(y, vm::softplus(_mm512_loadu_ps(x)));
+}
+
 void require_avx512() {
   if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("fma")) {
     FR_SKIP("this CPU lacks AVX-512F");
@@ -220,6 +225,32 @@ FR_TEST(avx512_sincos) {
   FR_CHECK_EQ(at(sin16, 0.0f), 0.0f);
   FR_CHECK_EQ(at(cos16, 0.0f), 1.0f);
   FR_CHECK(std::signbit(at(sin16, -0.0f)));
+}
+
+FR_TEST(avx512_softplus) {
+  require_avx512();
+  auto softplus = [](double x) {
+    return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+  };
+  // The table's range, then its tail (e - e^2/2 + e^3/3) out to where the result is 0 or x.
+  check_at_most(worst16(-8.0, 8.0, 1 << 22, softplus16, softplus), 1.4, "softplus, |x| <= 8");
+  check_at_most(worst16(-104.0, 40.0, 1 << 22, softplus16, softplus), 1.4,
+                "softplus, x in [-104, 40]");
+  // Near 0, 2^12 points in each binade down to 2^-30, on both sides.
+  const int per = 1 << 12, binades = 30;
+  auto near0 = [&](int i) {
+    const float m = std::ldexp(1.0f + float(i % per) / per, i / per % binades - binades);
+    return i / (per * binades) == 0 ? m : -m;
+  };
+  check_at_most(worst16(2 * per * binades - 1, near0, softplus16, softplus), 1.4,
+                "softplus, 2^-30 <= |x| < 1");
+  const float inf = std::numeric_limits<float>::infinity();
+  FR_CHECK_EQ(at(softplus16, inf), inf);
+  FR_CHECK_EQ(at(softplus16, -inf), 0.0f);
+  FR_CHECK_EQ(at(softplus16, 1e30f), 1e30f);
+  FR_CHECK_EQ(at(softplus16, -1e30f), 0.0f);
+  FR_CHECK_EQ(at(softplus16, 0.0f), static_cast<float>(std::log(2.0)));
+  FR_CHECK(std::isnan(at(softplus16, std::numeric_limits<float>::quiet_NaN())));
 }
 
 #endif  // FR_TEST_AVX512

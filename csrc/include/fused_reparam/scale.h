@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "fused_reparam/elementary.h"
 #include "fused_reparam/macros.h"
@@ -36,14 +38,25 @@ struct Scale {
   S min = S(0);
 };
 
+// Whether MathOps<F> has its own softplus (the AVX-512 float vector's).
+template <class F, class = void>
+struct HasOwnSoftplus : std::false_type {};
+template <class F>
+struct HasOwnSoftplus<F, std::void_t<decltype(MathOps<F>::softplus(std::declval<F>()))>>
+    : std::true_type {};
+
 // softplus(s) = max(s, 0) + log1p(exp(-|s|)): exact for every s (+inf included), one exp
-// (and in float no library log1p: elementary.h).
+// (and in float no library log1p: elementary.h), unless F has its own.
 template <class F, class S>
 FR_HOST_DEVICE F softplus(F s) {
-  const F zero(S(0));
-  const F neg_abs = MathOps<F>::select_gt(s, zero, zero - s, s);
-  return MathOps<F>::select_gt(s, zero, s, zero) +
-         elementary::log1p_unit<F, S>(MathOps<F>::exp(neg_abs));
+  if constexpr (HasOwnSoftplus<F>::value) {
+    return MathOps<F>::softplus(s);
+  } else {
+    const F zero(S(0));
+    const F neg_abs = MathOps<F>::select_gt(s, zero, zero - s, s);
+    return MathOps<F>::select_gt(s, zero, s, zero) +
+           elementary::log1p_unit<F, S>(MathOps<F>::exp(neg_abs));
+  }
 }
 
 template <class F, class S>
