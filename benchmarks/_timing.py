@@ -83,24 +83,32 @@ def best_mean_us(
     return {name: min(t) for name, t in means.items()}
 
 
-# How size_timed_ms times: what the results tables say of it.
-SIZE_TIMED = (
-    "<= 2^16 elements: the best over 7 rounds of the mean of 200 calls; larger: the median of "
-    "11 rounds; every round runs each implementation in turn; a speed-up is the median over "
-    "the rounds of that round's ratio (a slow phase of the shared machine hits both sides of "
-    "a ratio alike)"
-)
+def size_timed_text(small: int = 7, large: int = 11) -> str:
+    """How size_timed_ms times with these round counts: what the results tables say of it."""
+    return (
+        f"<= 2^16 elements: the best over {small} rounds of the mean of 200 calls; larger: the "
+        f"median of {large} rounds; every round runs each implementation in turn; a speed-up "
+        "is the median over the rounds of that round's ratio (a slow phase of the shared "
+        "machine hits both sides of a ratio alike)"
+    )
 
 
-def size_timed_ms(fns: dict[str, Callable[[], object]], numel: int) -> dict[str, object]:
+SIZE_TIMED = size_timed_text()
+
+
+def size_timed_ms(
+    fns: dict[str, Callable[[], object]], numel: int, small: int = 7, large: int = 11
+) -> dict[str, object]:
     """Milliseconds per call of each fn: best_mean_us for calls on <= 2^16 elements (tens of
-    microseconds, too short for single timings), interleaved_median_ms above; under "rounds"
-    each fn's time in every round, from which finish_row takes paired ratios."""
+    microseconds, too short for single timings) over `small` rounds, interleaved_median_ms
+    over `large` rounds above; under "rounds" each fn's time in every round, from which
+    finish_row takes paired ratios."""
     rounds: dict[str, list[float]] = {}
     if numel <= 1 << 16:
-        times = {name: t / 1e3 for name, t in best_mean_us(fns, rounds=rounds).items()}
+        means = best_mean_us(fns, reps=small, rounds=rounds)
+        times = {name: t / 1e3 for name, t in means.items()}
     else:
-        times = interleaved_median_ms(fns, reps=11, rounds=rounds)
+        times = interleaved_median_ms(fns, reps=large, rounds=rounds)
     return {**times, "rounds": rounds}
 
 

@@ -33,7 +33,7 @@ def fused(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def raw(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    return torch.ops.fused_reparam.diag_rsample.default(mu, logvar, None, None, None)[0]
+    return torch.ops.fused_reparam.diag_rsample.default(mu, logvar)[0]
 
 
 def addcmul(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

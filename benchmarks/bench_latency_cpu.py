@@ -87,9 +87,8 @@ def raw_impls() -> dict[str, Callable]:
     """The registered ops called directly, without the public function around them."""
     ops = torch.ops.fused_reparam
     return {
-        "diag": lambda mu, logvar: ops.diag_rsample.default(mu, logvar, None, None, None)[:1],
-        "diag+kl": lambda mu, logvar: ops.diag_rsample_stats.default(mu, logvar, None, None,
-                                                                     None)[:2],
+        "diag": lambda mu, logvar: ops.diag_rsample.default(mu, logvar)[:1],
+        "diag+kl": lambda mu, logvar: ops.diag_rsample_stats.default(mu, logvar)[:2],
         "chol": lambda mu, scale_tril: ops.chol_rsample.default(mu, scale_tril, None, None,
                                                                 None)[:1],
     }  # fmt: skip

@@ -4,10 +4,12 @@ the eager torch code users write for that scale, and `torch.distributions.Normal
 sigma).rsample()`.
 
 Forward, and forward+backward (mu and s), float32, at 64 x 8 and 2^16, 2^20, 2^22 elements,
-at each thread count of --threads (default 1,2), implementations interleaved. Small sizes
-(<= 2^16) take the best mean of 200 back-to-back calls, larger ones the median of 7 rounds.
-Writes the table (with the machine, versions and date) to benchmarks/results/.
-Run: python benchmarks/bench_scales_cpu.py [--threads 1,2] [--max-log2 22]
+at each thread count of --threads (default 1,2), implementations interleaved in --rounds
+rounds (default 21: a 10% target needs ratios steadier than this machine's spread). Small
+sizes (<= 2^16) time the mean of 200 back-to-back calls per round. A speed-up is the median
+of the rounds' ratios. Writes the table (with the machine, versions and date) to
+benchmarks/results/.
+Run: python benchmarks/bench_scales_cpu.py [--threads 1,2] [--max-log2 22] [--rounds 21]
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch.nn import functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fused_reparam
 from _cpu_results import add_threads_argument, cpu_meta, finish_row, use_threads, write_table
-from _timing import SIZE_TIMED, shape_cell, size_timed_ms
+from _timing import shape_cell, size_timed_ms, size_timed_text
 
 # sigma as users compute it in torch, per scale.
 SIGMA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -61,6 +63,9 @@ def timers(fn: Callable, mu: torch.Tensor, s: torch.Tensor, grad: torch.Tensor) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--max-log2", type=int, default=22)
+    parser.add_argument(
+        "--rounds", type=int, default=21, help="timed rounds per size (each calls every one)"
+    )
     add_threads_argument(parser)
     parser.add_argument("--out", default=None, help="results file stem (default: dated)")
     parser.add_argument("--out-dir", default=None, help="results folder")
@@ -80,7 +85,7 @@ def main() -> None:
                 fns = {}
                 for name, fn in implementations(scale).items():
                     fns[f"{name}_fwd_ms"], fns[f"{name}_fwdbwd_ms"] = timers(fn, mu, s, grad)
-                times = size_timed_ms(fns, mu.numel())
+                times = size_timed_ms(fns, mu.numel(), args.rounds, args.rounds)
                 row = {"threads": threads, "scale": scale, "shape": list(shape), **times}
                 rows.append(finish_row(row, IMPLS))
 
@@ -91,7 +96,7 @@ def main() -> None:
         "dist: torch.distributions.Normal(mu, sigma(s)).rsample(); sigma(s) as torch code "
         "writes it: exp(0.5 s), exp(s), s, F.softplus(s)"
     )
-    meta["timing"] = SIZE_TIMED
+    meta["timing"] = size_timed_text(args.rounds, args.rounds)
 
     write_table(meta, rows, IMPLS, ["scale", "N"], args.out_dir,
                 args.out or f"cpu_scales_{meta['date']}", key_cells={"N": shape_cell})  # fmt: skip

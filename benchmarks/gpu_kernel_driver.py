@@ -80,9 +80,12 @@ def diag_cases(dtype: torch.dtype, device: str) -> Iterator[tuple[str, Callable[
         for kw in streams(device):
             yield (
                 f"diag_rsample {ms}x{ls}",
-                lambda mu=mu, lv=lv, kw=kw: OPS.diag_rsample(mu, lv, None, **kw),
+                lambda mu=mu, lv=lv, kw=kw: OPS.diag_rsample(mu, lv, **kw),
             )
-        yield f"diag_rsample eps {ms}", lambda mu=mu, lv=lv, eps=eps: OPS.diag_rsample(mu, lv, eps)
+        yield (
+            f"diag_rsample eps {ms}",
+            lambda mu=mu, lv=lv, eps=eps: OPS.diag_rsample(mu, lv, eps=eps),
+        )
         so = torch.tensor([5, 9], device=device)
         yield (
             f"diag_rsample_backward {ms}",
@@ -97,11 +100,11 @@ def diag_cases(dtype: torch.dtype, device: str) -> Iterator[tuple[str, Callable[
         misaligned(rand((1029,), dtype, device, 40)),
         misaligned(rand((1029,), dtype, device, 41)),
     )
-    yield "diag_rsample misaligned", lambda: OPS.diag_rsample(mu, lv, misaligned(mu.clone()))
+    yield "diag_rsample misaligned", lambda: OPS.diag_rsample(mu, lv, eps=misaligned(mu.clone()))
     yield (
         "diag_rsample K samples",
         lambda: OPS.diag_rsample(
-            mu.expand(3, 1029), lv.expand(3, 1029), None, torch.tensor([1, 2], device=device)
+            mu.expand(3, 1029), lv.expand(3, 1029), seed_offset=torch.tensor([1, 2], device=device)
         ),
     )
 
@@ -116,11 +119,11 @@ def stats_cases(dtype: torch.dtype, device: str) -> Iterator[tuple[str, Callable
         for kw in streams(device):
             yield (
                 f"diag_rsample_stats D={d}",
-                lambda mu=mu, lv=lv, kw=kw: OPS.diag_rsample_stats(mu, lv, None, **kw),
+                lambda mu=mu, lv=lv, kw=kw: OPS.diag_rsample_stats(mu, lv, **kw),
             )
         yield (
             f"diag_rsample_stats eps D={d}",
-            lambda mu=mu, lv=lv, eps=eps: OPS.diag_rsample_stats(misaligned(mu), lv, eps),
+            lambda mu=mu, lv=lv, eps=eps: OPS.diag_rsample_stats(misaligned(mu), lv, eps=eps),
         )
         for e, need in ((None, False), (eps, True)):
             yield (

@@ -37,9 +37,10 @@ void define_backend_ops(torch::Library& m, const std::string& p) {
   // fused_reparam/noise.h) is drawn in-kernel from the stream seed_offset = [seed, offset]
   // (int64 bit patterns of two uint64), or from `generator` when seed_offset is None, unless
   // an explicit eps is given. Returns z and the [seed, offset] it used (zeros when eps was
-  // given), which the backward takes to regenerate eps.
-  def("diag_rsample(Tensor mu, Tensor s, Tensor? eps=None, Tensor? seed_offset=None, "
-      "Generator? generator=None, int scale=0, float min_scale=0., int noise=0) "
+  // given), which the backward takes to regenerate eps. The scale comes third: a call with
+  // only a scale passes three arguments (each one costs a call from Python).
+  def("diag_rsample(Tensor mu, Tensor s, int scale=0, Tensor? eps=None, "
+      "Tensor? seed_offset=None, Generator? generator=None, float min_scale=0., int noise=0) "
       "-> (Tensor, Tensor)",
       true);
   // grad_s = grad_z * sigma'(s) * eps over grad_z's shape (the caller reduces broadcast
@@ -65,9 +66,9 @@ void define_backend_ops(torch::Library& m, const std::string& p) {
   // stored in mu's dtype. Returns (z, kl, log_q, [seed, offset] used). With squash, z is the
   // action a = low + (high - low) (tanh(u) + 1) / 2 of the Gaussian sample u and log_q its
   // log-density: the Gaussian's minus sum_d log|da/du| (fused_reparam/squash.h).
-  def("diag_rsample_stats(Tensor mu, Tensor s, Tensor? eps=None, Tensor? seed_offset=None, "
-      "Generator? generator=None, int scale=0, float min_scale=0., bool squash=False, "
-      "float low=-1., float high=1.) -> (Tensor, Tensor, Tensor, Tensor)",
+  def("diag_rsample_stats(Tensor mu, Tensor s, int scale=0, Tensor? eps=None, "
+      "Tensor? seed_offset=None, Generator? generator=None, float min_scale=0., "
+      "bool squash=False, float low=-1., float high=1.) -> (Tensor, Tensor, Tensor, Tensor)",
       true);
   // Over the sample's shape (the caller reduces broadcast dims), with gk = grad_kl[r] and
   // gq = grad_log_q[r] for the element's row, sigma' = d sigma / ds, dlog = d log sigma / ds:

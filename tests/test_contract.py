@@ -260,7 +260,7 @@ def test_opcheck_every_op_of_the_family(family, device, backend, dtype, atol, rt
     mu, second = _inputs(family, dtype, device, gen)
     mu, second = mu.expand(3, 5, D).contiguous(), second
     so = torch.tensor([SEED, OFFSET], device=device)
-    torch.library.opcheck(fwd, (mu, second.requires_grad_(), None, so, None))
+    torch.library.opcheck(fwd, (mu, second.requires_grad_(), *f.op_args((), None, so, None)))
     shape = f.sample_shape(mu.shape, second.shape)
     g = randn(shape, dtype, device, gen)
     second_full = second.detach().expand(*shape[:-1], *second.shape[-1 - f.second_row_dims :])

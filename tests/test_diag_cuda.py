@@ -72,10 +72,10 @@ def test_graph_replay_with_explicit_seed_repeats_the_sample(backend, gen):
     logvar = randn((1000,), torch.float32, DEV, gen)
     seed_offset = torch.tensor([5, 6], dtype=torch.int64, device=DEV)
     op, _ = diag_op_pair(backend)
-    op(mu, logvar, None, seed_offset)
+    op(mu, logvar, 0, None, seed_offset)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        z, used = op(mu, logvar, None, seed_offset)
+        z, used = op(mu, logvar, 0, None, seed_offset)
     graph.replay()
     first = z.clone()
     seed_offset.copy_(torch.tensor([5, 7]))

@@ -201,12 +201,12 @@ ERRORS = (RuntimeError, TypeError, ValueError)  # C++ TORCH_CHECK raises Runtime
         ((torch.zeros(3, dtype=torch.int64), torch.zeros(3)), "mu must be float32"),
         ((torch.zeros(3), torch.zeros(3, dtype=torch.float64)), ": s has dtype"),
         ((torch.zeros(3, 4), torch.zeros(5)), r"mu \(shape \[3, 4\]\) and s \(shape \[5\]\)"),
-        ((torch.zeros(3), torch.zeros(3), torch.zeros(4)), r"eps must have shape \[3\]"),
+        ((torch.zeros(3), torch.zeros(3), 0, torch.zeros(4)), r"eps must have shape \[3\]"),
         (
-            (torch.zeros(3), torch.zeros(3), None, torch.zeros(3, dtype=torch.int64)),
+            (torch.zeros(3), torch.zeros(3), 0, None, torch.zeros(3, dtype=torch.int64)),
             "seed_offset must be an int64 tensor of 2 elements",
         ),
-        ((torch.zeros(3), torch.zeros(3), None, torch.zeros(2)), "seed_offset must be an int64"),
+        ((torch.zeros(3), torch.zeros(3), 0, None, torch.zeros(2)), "seed_offset must be an int64"),
     ],
 )
 def test_forward_op_checks(backend, args, msg):
@@ -254,11 +254,11 @@ def _meta_seed_offset_calls(prefix: str) -> list:
     lower, rows = torch.eye(3), torch.zeros(4)
     op = lambda name: getattr(ops, prefix + name).default  # noqa: E731
     return [
-        lambda: op("diag_rsample")(x, x, None, so),
+        lambda: op("diag_rsample")(x, x, 0, None, so),
         lambda: op("diag_rsample_backward")(x, x, None, so, False),
         lambda: op("chol_rsample")(x, lower, None, so),
         lambda: op("chol_rsample_backward")(x, lower, None, so, False),
-        lambda: op("diag_rsample_stats")(x, x, None, so),
+        lambda: op("diag_rsample_stats")(x, x, 0, None, so),
         lambda: op("diag_rsample_stats_backward")(x, rows, rows, x, x, None, so, False),
         lambda: op("chol_rsample_stats")(x, lower, None, so),
         lambda: op("chol_rsample_stats_backward")(x, rows, rows, x, lower, None, so, False),

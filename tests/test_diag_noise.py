@@ -118,7 +118,7 @@ def test_opcheck_with_the_noise_argument(device, backend, gen):
     mu = randn((3, 7), torch.float32, device, gen)
     s = randn((3, 7), torch.float32, device, gen)
     so = torch.tensor([SEED, OFFSET], device=device)
-    torch.library.opcheck(fwd, (mu, s.requires_grad_(), None, so, None, 0, 0.0, 3))
+    torch.library.opcheck(fwd, (mu, s.requires_grad_(), 0, None, so, None, 0.0, 3))
     g = randn((3, 7), torch.float32, device, gen)
     torch.library.opcheck(bwd, (g, s.detach(), None, so, False, 3, 0.0, 1))
 
@@ -139,7 +139,7 @@ def test_the_registered_ops_check_the_noise_argument(device, backend):
     mu = torch.zeros(3, device=device)
     so = torch.tensor([1, 2], device=device)
     with pytest.raises(RuntimeError, match=r"diag_rsample: noise must be 0 \(normal\)"):
-        fwd(mu, mu, None, None, None, 0, 0.0, 4)
+        fwd(mu, mu, 0, None, None, None, 0.0, 4)
     with pytest.raises(RuntimeError, match=r"diag_rsample_backward: noise must be 0 \(normal\)"):
         bwd(mu, mu, None, so, False, 0, 0.0, -1)
 

@@ -24,7 +24,7 @@ def _seed_offset(device, seed=5, offset=9):
 
 def _fwd_args(backend, mu, lv, eps, seed_offset):
     """Forward op arguments: the C++ op takes a trailing Generator, the Triton op does not."""
-    return (mu, lv, eps, seed_offset) + (() if backend == "triton" else (None,))
+    return (mu, lv, 0, eps, seed_offset) + (() if backend == "triton" else (None,))
 
 
 @pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)
@@ -138,7 +138,7 @@ def test_triton_forward_draws_its_stream_as_the_cpu_op(op):
         fn = getattr(torch.ops.fused_reparam, prefix + op)
         torch.manual_seed(11)
         from_default = fn(mu, second)
-        from_gen = fn(mu, second, None, None, torch.Generator().manual_seed(12))
+        from_gen = fn(mu, second, generator=torch.Generator().manual_seed(12))
         outs[prefix] = (from_default, from_gen)
     for got, want in zip(outs["triton_"], outs[""], strict=True):
         assert got[-1].tolist() == want[-1].tolist()  # the [seed, offset] used

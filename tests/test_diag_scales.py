@@ -111,7 +111,7 @@ def test_opcheck_with_the_scale_arguments(device, backend, stats, gen):
     mu = randn((3, 7), torch.float32, device, gen)
     s = _s("softplus", (3, 7), torch.float32, device, gen)
     so = torch.tensor([SEED, OFFSET], device=device)
-    torch.library.opcheck(fwd, (mu, s.requires_grad_(), None, so, None, 3, 0.01))
+    torch.library.opcheck(fwd, (mu, s.requires_grad_(), 3, None, so, None, 0.01))
     g = randn((3, 7), torch.float32, device, gen)
     if stats:
         gk, gq = randn((3,), torch.float32, device, gen), randn((3,), torch.float32, device, gen)
@@ -259,9 +259,9 @@ def test_the_registered_ops_check_the_scale_arguments(device, backend):
     with pytest.raises(
         (RuntimeError, ValueError), match=r"diag_rsample: scale must be 0 \(logvar\)"
     ):
-        op(mu, mu, None, None, None, 4, 0.0)
+        op(mu, mu, 4, None, None, None, 0.0)
     with pytest.raises((RuntimeError, ValueError), match="diag_rsample: min_scale must be finite"):
-        op(mu, mu, None, None, None, 0, -1.0)
+        op(mu, mu, 0, None, None, None, -1.0)
 
 
 @pytest.mark.parametrize(("device", "backend"), FUSED_DEVICE_BACKENDS)

@@ -34,6 +34,33 @@ def test_every_op_has_a_schema_autograd_and_a_fake_kernel(prefix, op):
 
 
 @needs_extension
+@pytest.mark.parametrize(("prefix", "family", "stats"), [
+    (p, f, s) for p in PREFIXES for f in _families.FAMILIES for s in (False, True)
+])  # fmt: skip
+def test_op_args_follow_the_forward_schema(prefix, family, stats):
+    """Family.op_args places each argument where the registered forward op takes it: the
+    family's leading arguments (with their schema defaults), eps, seed_offset, generator,
+    then the rest in schema order."""
+    f = _families.FAMILIES[family]
+    schema = getattr(torch.ops.fused_reparam, prefix + f.op(stats)).default._schema
+    names = [a.name for a in schema.arguments]
+    n = len(f.leading)
+    assert names[2 + n : 5 + n] == ["eps", "seed_offset", "generator"], names
+    assert [a.default_value for a in schema.arguments[2 : 2 + n]] == list(f.leading)
+    rest = tuple(range(100, 100 + len(names) - 5 - n))
+    extra = (*range(200, 200 + n), *rest)
+    args = f.op_args(extra, "e", "so", "g")
+    assert len(args) == len(names) - 2
+    assert dict(zip(names[2:], args, strict=True)) == {
+        **dict(zip(names[2 : 2 + n], extra[:n], strict=True)),
+        "eps": "e", "seed_offset": "so", "generator": "g",
+        **dict(zip(names[5 + n :], rest, strict=True)),
+    }  # fmt: skip
+    # Missing leading arguments take their defaults.
+    assert f.op_args((), None, None, None) == (*f.leading, None, None, None)
+
+
+@needs_extension
 @pytest.mark.parametrize("op", _families.all_ops())
 def test_triton_copies_have_kernels_where_triton_runs(op):
     if "triton" not in fused_reparam.available_backends("cpu"):

@@ -257,7 +257,7 @@ def test_diag_stats_opcheck(device, backend, gen):
     mu = randn((3, 5), torch.float32, device, gen).requires_grad_()
     logvar = randn((5,), torch.float32, device, gen).requires_grad_()
     so = torch.tensor([7, 9], dtype=torch.int64, device=device)
-    torch.library.opcheck(fwd, (mu, logvar, None, so))
+    torch.library.opcheck(fwd, (mu, logvar, 0, None, so))
     gz = randn((3, 5), torch.float32, device, gen)
     gk, gq = randn((3,), torch.float32, device, gen), randn((3,), torch.float32, device, gen)
     torch.library.opcheck(bwd, (gz, gk, gq, mu.detach(), logvar.detach(), None, so, False))

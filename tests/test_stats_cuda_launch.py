@@ -132,7 +132,7 @@ def test_empty_inputs_still_record_the_stream(kind, backend):
     mu = torch.zeros(0, 5, device=DEV)
     second = mu if kind == "diag" else torch.eye(5, device=DEV)
     so = torch.tensor([3, 4], dtype=torch.int64, device=DEV)
-    z, kl, log_q, used = op(mu, second, None, so, None)
+    z, kl, log_q, used = op(mu, second, seed_offset=so)
     assert z.shape == (0, 5) and kl.shape == (0,) and log_q.shape == (0,)
     assert used.tolist() == [3, 4]
     g_mu, g_second, g_eps = bwd(mu, kl, log_q, mu, second, mu, so, True)
@@ -145,7 +145,7 @@ def test_diag_rows_of_zero_elements_have_zero_sums(backend):
     op, _ = op_pair("diag", backend, stats=True)
     mu = torch.zeros(3, 0, device=DEV)
     so = torch.tensor([3, 4], dtype=torch.int64, device=DEV)
-    z, kl, log_q, used = op(mu, mu, None, so, None)
+    z, kl, log_q, used = op(mu, mu, 0, None, so, None)
     assert z.shape == (3, 0) and used.tolist() == [3, 4]
     assert torch.equal(kl, torch.zeros(3, device=DEV))
     assert torch.equal(log_q, torch.zeros(3, device=DEV))
@@ -183,4 +183,4 @@ def test_generator_of_another_gpu_is_rejected(backend):
         sample_diag(mu, mu, generator=other, return_stats=True, backend=backend)
     op, _ = op_pair("diag", backend, stats=True)
     with pytest.raises(RuntimeError, match="generator is for cuda:1"):
-        op(mu, mu, None, None, other)
+        op(mu, mu, 0, None, None, other)

@@ -123,7 +123,7 @@ def test_opcheck_with_the_squash_arguments(device, backend, gen):
     mu = randn((3, 6), torch.float32, device, gen)
     s = randn((3, 6), torch.float32, device, gen, scale=0.3)
     so = torch.tensor([1, 2], device=device)
-    torch.library.opcheck(fwd, (mu, s.requires_grad_(), None, so, None, 1, 0.0, True, -2.0, 1.0))
+    torch.library.opcheck(fwd, (mu, s.requires_grad_(), 1, None, so, None, 0.0, True, -2.0, 1.0))
     g, gq = randn((3, 6), torch.float32, device, gen), randn((3,), torch.float32, device, gen)
     args = (g, gq * 0, gq, mu, s.detach(), None, so, False, 1, 0.0, True, -1.0, 1.0)
     torch.library.opcheck(bwd, args)

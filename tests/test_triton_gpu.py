@@ -38,7 +38,7 @@ def _forward_backward(kind: str, need_grad_eps: bool):
     stats = kind.endswith("_stats")
 
     def fn(mu, second, eps, seed_offset, gz, gk, gq):
-        out = fwd(mu, second, eps, seed_offset if eps is None else None)
+        out = fwd(mu, second, eps=eps, seed_offset=seed_offset if eps is None else None)
         used = out[-1]
         if stats:
             grads = bwd(gz, gk, gq, mu, second, eps, used, need_grad_eps)
@@ -104,7 +104,7 @@ def test_float32_sigma_matches_float64_at_large_logvar(kind, gen):
     fwd, bwd = _op_pair(kind)
     m, lv, e, g = (t.double() for t in (mu, logvar, eps, gz))
     sigma = torch.exp(0.5 * lv)
-    z = fwd(mu, logvar, eps, None)[0]
+    z = fwd(mu, logvar, eps=eps)[0]
     _assert_within(z, m + sigma * e, m.abs() + (sigma * e).abs(), "z")
     if kind == "diag":
         g_lv, g_eps = bwd(gz, logvar, eps, so, True)

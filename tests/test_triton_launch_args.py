@@ -14,6 +14,7 @@ import torch
 triton = pytest.importorskip("triton")
 # The op modules register the Triton kernels of the ops when imported (for CPU tensors too
 # under TRITON_INTERPRET=1); with their launches intercepted, no kernel runs.
+from fused_reparam import _families  # noqa: E402
 from fused_reparam._triton import chol_ops, diag_ops, stats_ops  # noqa: E402
 
 
@@ -78,8 +79,9 @@ def _op_calls(kind: str, mode: str) -> list:
     name = f"triton_{base}_rsample" + ("_stats" if stats else "")
     uppers = (gz, gk, gq) if stats else (gz,)
     second_args = (mu, second) if stats else (second,)
+    lead = _families.FAMILIES[base].lead_args(())  # the diagonal ops' scale
     return [
-        (_kernel_of(name), (mu, second, eps, so if eps is None else None)),
+        (_kernel_of(name), (mu, second, *lead, eps, so if eps is None else None)),
         (_kernel_of(f"{name}_backward"), (*uppers, *second_args, eps, so, need_grad_eps)),
     ]
 

@@ -110,7 +110,7 @@ def test_explicit_eps_makes_the_kind_moot(monkeypatch):
     mu, s, eps, g = (torch.randn(5, 9, generator=gen).to(DEV) for _ in range(4))
     results = []
     for kind in range(4):
-        z, _ = diag_ops.triton_diag_rsample(mu, s, eps, noise=kind)
+        z, _ = diag_ops.triton_diag_rsample(mu, s, eps=eps, noise=kind)
         grads = diag_ops.triton_diag_rsample_backward(g, s, eps, _so(), True, noise=kind)
         results.append((z, *grads))
     for other in results[1:]:

@@ -96,8 +96,8 @@ def test_triton_matches_the_cpp_cpu_ops_squashed(dtype, scale, small_tiles, gen,
     ct = compute_dtype(dtype)
     tol = TOL[dtype] * math.sqrt(d)
     for e in (None, eps):
-        out_t = OPS.triton_diag_rsample_stats(mu, s, e, _so(), None, *sq)
-        out_c = OPS.diag_rsample_stats(mu, s, e, _so(), None, *sq)
+        out_t = OPS.triton_diag_rsample_stats(mu, s, sq[0], e, _so(), None, *sq[1:])
+        out_c = OPS.diag_rsample_stats(mu, s, sq[0], e, _so(), None, *sq[1:])
         need = e is not None
         g_t = OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, s, e, _so(), need, *sq)
         g_c = OPS.diag_rsample_stats_backward(gz, gk, gq, mu, s, e, _so(), need, *sq)
@@ -110,8 +110,8 @@ def test_triton_matches_the_cpp_cpu_ops_squashed(dtype, scale, small_tiles, gen,
 
 def test_the_bounds_are_read_only_with_squash(gen):
     mu, s = randn((2, 5), torch.float32, "cpu", gen), randn((2, 5), torch.float32, "cpu", gen)
-    plain = OPS.triton_diag_rsample_stats(mu, s, None, _so())
-    off = OPS.triton_diag_rsample_stats(mu, s, None, _so(), None, 0, 0.0, False, math.nan, -5.0)
+    plain = OPS.triton_diag_rsample_stats(mu, s, 0, None, _so())
+    off = OPS.triton_diag_rsample_stats(mu, s, 0, None, _so(), None, 0.0, False, math.nan, -5.0)
     for x, y in zip(plain, off, strict=True):
         assert torch.equal(x, y)
 
@@ -125,7 +125,7 @@ def test_bad_bounds_are_the_cpp_errors_before_any_draw():
     state = gen.get_state()
     calls = {
         FWD: lambda lo, hi, k=1, x=x: OPS.triton_diag_rsample_stats(
-            x, x, None, None, gen, k, 0.0, True, lo, hi
+            x, x, k, None, None, gen, 0.0, True, lo, hi
         ),
         BWD: lambda lo, hi, k=1, x=x: OPS.triton_diag_rsample_stats_backward(
             x, g[: len(x)], g[: len(x)], x, x, None, so, False, k, 0.0, True, lo, hi
@@ -163,7 +163,7 @@ def test_bad_bounds_messages_are_the_cpp_ops_messages():
         for prefix in ("triton_", ""):
             op = getattr(OPS, prefix + "diag_rsample_stats")
             with pytest.raises(RuntimeError) as info:
-                op(x, x, None, _so(), None, 0, 0.0, True, lo, hi)
+                op(x, x, 0, None, _so(), None, 0.0, True, lo, hi)
             msgs.append(str(info.value).splitlines()[0].replace("triton_", ""))
         assert msgs[0] == msgs[1]
         assert "low and high must be" in msgs[0]
@@ -173,6 +173,6 @@ def test_bad_bounds_messages_are_the_cpp_ops_messages():
         top = min(torch.finfo(dtype).max, 0.5 * compute_max)
         x = torch.zeros(2, 3, dtype=dtype)
         for prefix in ("triton_", ""):
-            z = getattr(OPS, prefix + "diag_rsample_stats")(x, x, None, _so(), None, 0, 0.0,
+            z = getattr(OPS, prefix + "diag_rsample_stats")(x, x, 0, None, _so(), None, 0.0,
                                                              True, -top, top)[0]  # fmt: skip
             assert torch.isfinite(z).all(), (prefix, dtype)

@@ -62,7 +62,7 @@ def _check_diag(mu, s, gen, scale=0, min_scale=0.0):
     d = shape[-1]
     e = _noise(shape, dtype)
     sc = (scale, min_scale)
-    z, kl, log_q, used = OPS.triton_diag_rsample_stats(mu, s, None, _so(), None, *sc)
+    z, kl, log_q, used = OPS.triton_diag_rsample_stats(mu, s, scale, None, _so(), None, min_scale)
     assert torch.equal(used, _so())
     rz, rkl, rlq = ref.diag_stats(mu.to(ct), s.to(ct), e, *sc)
     _close(z, rz, dtype)
@@ -78,7 +78,7 @@ def _check_diag(mu, s, gen, scale=0, min_scale=0.0):
     assert g_eps.shape == (0,)
     # An explicit eps (rounded to dtype), with its gradient.
     eps = e.to(dtype)
-    z2, kl2, lq2, used2 = OPS.triton_diag_rsample_stats(mu, s, eps, None, None, *sc)
+    z2, kl2, lq2, used2 = OPS.triton_diag_rsample_stats(mu, s, scale, eps, None, None, min_scale)
     assert torch.equal(used2, torch.zeros(2, dtype=torch.int64))
     rz, rkl, rlq = ref.diag_stats(mu.to(ct), s.to(ct), eps.to(ct), *sc)
     _close(z2, rz, dtype)
@@ -243,7 +243,8 @@ def test_triton_matches_the_cpp_cpu_stats_ops(dtype, gen):
         fwd_c = getattr(OPS, f"{kind}_rsample_stats")
         bwd_t = getattr(OPS, f"triton_{kind}_rsample_stats_backward")
         bwd_c = getattr(OPS, f"{kind}_rsample_stats_backward")
-        out_t, out_c = fwd_t(mu, second, None, _so()), fwd_c(mu, second, None, _so(), None)
+        out_t = fwd_t(mu, second, seed_offset=_so())
+        out_c = fwd_c(mu, second, seed_offset=_so(), generator=None)
         for x, y in zip(out_t[:3], out_c[:3], strict=True):
             _close(x, y.to(compute_dtype(dtype)), dtype, 7)
         assert torch.equal(out_t[3], out_c[3])
@@ -272,8 +273,8 @@ def test_triton_matches_the_cpp_cpu_diag_stats_ops_for_every_scale(scale, dtype,
     gz, gk, gq = _grads((3, 7), dtype, gen)
     eps = randn((3, 7), dtype, "cpu", gen)
     sc = (scale, min_scale)
-    out_t = OPS.triton_diag_rsample_stats(mu, s, None, _so(), None, *sc)
-    out_c = OPS.diag_rsample_stats(mu, s, None, _so(), None, *sc)
+    out_t = OPS.triton_diag_rsample_stats(mu, s, scale, None, _so(), None, min_scale)
+    out_c = OPS.diag_rsample_stats(mu, s, scale, None, _so(), None, min_scale)
     g_t = OPS.triton_diag_rsample_stats_backward(gz, gk, gq, mu, s, eps, _so(), True, *sc)
     g_c = OPS.diag_rsample_stats_backward(gz, gk, gq, mu, s, eps, _so(), True, *sc)
     for x, y in zip((*out_t[:3], *g_t), (*out_c[:3], *g_c), strict=True):

@@ -48,9 +48,9 @@ def test_stride0_inputs_are_read_in_place(gen):
     assert lay.tensors[0] is mu and lay.tensors[1] is s
     # Kernel arguments: four grid strides over the batch [k, b], then the stride in a row.
     assert lay.stride_args([0]) == [0, 0, 0, d, 1] and lay.stride_args([1]) == [0, 0, 0, 0, 1]
-    out = OPS.triton_diag_rsample_stats(mu, s, None, _so())
-    dense = OPS.triton_diag_rsample_stats(mu.contiguous(), s.expand(k, b, d).contiguous(), None,
-                                          _so())  # fmt: skip
+    out = OPS.triton_diag_rsample_stats(mu, s, 0, None, _so())
+    dense = OPS.triton_diag_rsample_stats(mu.contiguous(), s.expand(k, b, d).contiguous(), 0,
+                                          None, _so())  # fmt: skip
     for x, y in zip(out, dense, strict=True):
         assert torch.equal(x, y)
     # A grad_kl of one value for every row (sum().backward()): stride 0.
@@ -111,7 +111,7 @@ def test_empty_samples(kind):
     for shape in ((0, 4), (3, 0)) if kind == "diag" else ((0, 4),):
         mu = torch.zeros(shape)
         second = mu if kind == "diag" else torch.zeros(*shape, shape[-1])
-        z, kl, log_q, used = fwd(mu, second, None, _so())
+        z, kl, log_q, used = fwd(mu, second, seed_offset=_so())
         assert z.shape == shape and torch.equal(used, _so())
         assert torch.equal(kl, torch.zeros(shape[0])) and torch.equal(log_q, kl)
         g = bwd(torch.zeros(shape), kl, log_q, mu, second, None, used, False)
@@ -125,11 +125,11 @@ def test_errors_name_the_argument():
     cf, cb = OPS.triton_chol_rsample_stats, OPS.triton_chol_rsample_stats_backward
     L = torch.eye(3)
     with pytest.raises(ValueError, match="at least one dim"):
-        f(torch.zeros(()), torch.zeros(()), None, so)
+        f(torch.zeros(()), torch.zeros(()), 0, None, so)
     with pytest.raises(ValueError, match="eps must have shape"):
-        f(x, lv, torch.zeros(3))
+        f(x, lv, eps=torch.zeros(3))
     with pytest.raises(TypeError, match=r"s has dtype torch.float64"):
-        f(x, lv.double(), None, so)
+        f(x, lv.double(), 0, None, so)
     with pytest.raises(ValueError, match=r"scale_tril must be square"):
         cf(x, torch.zeros(3, 2), None, so)
     with pytest.raises(ValueError, match=r"grad_kl must have shape \[2\]"):
@@ -158,12 +158,12 @@ def test_bad_scale_arguments_are_the_cpp_errors():
     launch (even of an empty sample)."""
     x, gk, so = torch.zeros(2, 3), torch.zeros(2), _so()
     calls = {
-        "triton_diag_rsample": lambda k, m: OPS.triton_diag_rsample(x, x, None, so, None, k, m),
+        "triton_diag_rsample": lambda k, m: OPS.triton_diag_rsample(x, x, k, None, so, None, m),
         "triton_diag_rsample_backward": lambda k, m: OPS.triton_diag_rsample_backward(
             x, x, None, so, False, k, m
         ),
         "triton_diag_rsample_stats": lambda k, m: OPS.triton_diag_rsample_stats(
-            x, x, None, so, None, k, m
+            x, x, k, None, so, None, m
         ),
         "triton_diag_rsample_stats_backward": lambda k, m: OPS.triton_diag_rsample_stats_backward(
             x, gk, gk, x, x, None, so, False, k, m
@@ -181,6 +181,6 @@ def test_bad_scale_arguments_are_the_cpp_errors():
                 call(3, bad)
     empty = torch.zeros(0, 3)
     with pytest.raises(RuntimeError, match="scale must be 0"):
-        OPS.triton_diag_rsample_stats(empty, torch.zeros(3), None, so, None, 5, 0.0)
+        OPS.triton_diag_rsample_stats(empty, torch.zeros(3), 5, None, so, None, 0.0)
     with pytest.raises(RuntimeError, match="min_scale must be finite"):
         OPS.triton_diag_rsample_backward(empty, torch.zeros(3), None, so, False, 0, -1.0)

@@ -32,8 +32,10 @@ struct DiagArgs {
   double low = -1.0, high = 1.0;
 };
 
-// Signatures of the Cholesky ops; the diagonal ops' add (int64_t scale, double min_scale), the
-// plain ones (int64_t noise), the stats ones (bool squash, double low, double high).
+// Signatures of the Cholesky ops; the diagonal forward ops take (int64_t scale) after the
+// second input, and (double min_scale) last, then the plain one (int64_t noise), the stats one
+// (bool squash, double low, double high); the diagonal backward ops (int64_t scale, double
+// min_scale) and the same last.
 // (mu, second, eps?, seed_offset?, generator?) -> (z, seed_offset used)
 using SampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const OptTensor&,
                                             const OptTensor&, OptGenerator);
@@ -50,14 +52,14 @@ using StatsBackwardFn = std::tuple<Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
     const Tensor&, bool);
 
-using DiagSampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const OptTensor&,
-                                                const OptTensor&, OptGenerator, int64_t, double,
-                                                int64_t);
+using DiagSampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, int64_t,
+                                                const OptTensor&, const OptTensor&, OptGenerator,
+                                                double, int64_t);
 using DiagSampleBackwardFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&,
                                                         const OptTensor&, const Tensor&, bool,
                                                         int64_t, double, int64_t);
 using DiagStatsFn = std::tuple<Tensor, Tensor, Tensor, Tensor>(
-    const Tensor&, const Tensor&, const OptTensor&, const OptTensor&, OptGenerator, int64_t,
+    const Tensor&, const Tensor&, int64_t, const OptTensor&, const OptTensor&, OptGenerator,
     double, bool, double, double);
 using DiagStatsBackwardFn = std::tuple<Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
@@ -83,8 +85,8 @@ std::tuple<Tensor, Tensor> call_sample(Backend b, const Tensor& mu, const Tensor
                                        const OptTensor& eps, const OptTensor& seed_offset,
                                        OptGenerator generator, const DiagArgs& sc) {
   if constexpr (F == Family::Diag) {
-    return backend_ops(b).diag_sample.call(mu, second, eps, seed_offset, std::move(generator),
-                                           sc.kind, sc.min, sc.noise);
+    return backend_ops(b).diag_sample.call(mu, second, sc.kind, eps, seed_offset,
+                                           std::move(generator), sc.min, sc.noise);
   } else {
     return backend_ops(b).chol_sample.call(mu, second, eps, seed_offset, std::move(generator));
   }
@@ -111,8 +113,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> call_stats(Backend b, const Tensor& m
                                                       OptGenerator generator,
                                                       const DiagArgs& sc) {
   if constexpr (F == Family::Diag) {
-    return backend_ops(b).diag_stats.call(mu, second, eps, seed_offset, std::move(generator),
-                                          sc.kind, sc.min, sc.squash, sc.low, sc.high);
+    return backend_ops(b).diag_stats.call(mu, second, sc.kind, eps, seed_offset,
+                                          std::move(generator), sc.min, sc.squash, sc.low,
+                                          sc.high);
   } else {
     return backend_ops(b).chol_stats.call(mu, second, eps, seed_offset, std::move(generator));
   }

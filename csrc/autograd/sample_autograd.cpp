@@ -193,9 +193,9 @@ std::tuple<Tensor, Tensor> sample_backward_autograd(const Tensor& grad_z, const 
 
 // The registered kernels: the diagonal ops take the scale, the Cholesky ops none.
 template <Backend B>
-std::tuple<Tensor, Tensor> diag_sample(const Tensor& mu, const Tensor& s, const OptTensor& eps,
-                                       const OptTensor& seed_offset, OptGenerator generator,
-                                       int64_t scale, double min_scale, int64_t noise) {
+std::tuple<Tensor, Tensor> diag_sample(const Tensor& mu, const Tensor& s, int64_t scale,
+                                       const OptTensor& eps, const OptTensor& seed_offset,
+                                       OptGenerator generator, double min_scale, int64_t noise) {
   return sample_autograd<B, Family::Diag>(mu, s, eps, seed_offset, std::move(generator),
                                           DiagArgs{scale, min_scale, noise});
 }

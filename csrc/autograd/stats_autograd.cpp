@@ -197,11 +197,10 @@ std::tuple<Tensor, Tensor, Tensor> stats_backward_autograd(
 // The registered kernels: the diagonal ops take the scale, the Cholesky ops none.
 template <Backend B>
 std::tuple<Tensor, Tensor, Tensor, Tensor> diag_stats(const Tensor& mu, const Tensor& s,
-                                                      const OptTensor& eps,
+                                                      int64_t scale, const OptTensor& eps,
                                                       const OptTensor& seed_offset,
-                                                      OptGenerator generator, int64_t scale,
-                                                      double min_scale, bool squash, double low,
-                                                      double high) {
+                                                      OptGenerator generator, double min_scale,
+                                                      bool squash, double low, double high) {
   return stats_autograd<B, Family::Diag>(mu, s, eps, seed_offset, std::move(generator),
                                          DiagArgs{scale, min_scale, 0, squash, low, high});
 }

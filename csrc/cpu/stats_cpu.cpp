@@ -56,11 +56,11 @@ Out4 stats_forward(const std::vector<int64_t>& shape, RowKind second_kind, const
   return {out.z, out.kl, out.log_q, used};
 }
 
-Out4 diag_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& s,
+Out4 diag_rsample_stats_cpu(const at::Tensor& mu, const at::Tensor& s, int64_t scale,
                             const std::optional<at::Tensor>& eps,
                             const std::optional<at::Tensor>& seed_offset,
-                            std::optional<at::Generator> generator, int64_t scale,
-                            double min_scale, bool squash, double low, double high) {
+                            std::optional<at::Generator> generator, double min_scale,
+                            bool squash, double low, double high) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
   const std::vector<int64_t> shape = check_diag_stats_args(op, mu, s, eps, seed_offset);
   check_scale(scale, min_scale, op);

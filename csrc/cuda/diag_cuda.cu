@@ -192,11 +192,11 @@ void launch(const Problem& d, at::ScalarType dtype, const StreamSource& src, boo
 }
 
 std::tuple<at::Tensor, at::Tensor> diag_rsample_cuda(const at::Tensor& mu, const at::Tensor& s,
+                                                     int64_t scale,
                                                      const std::optional<at::Tensor>& eps,
                                                      const std::optional<at::Tensor>& seed_offset,
                                                      std::optional<at::Generator> generator,
-                                                     int64_t scale, double min_scale,
-                                                     int64_t noise) {
+                                                     double min_scale, int64_t noise) {
   const std::vector<int64_t> shape = check_diag_rsample_args(mu, s, eps, seed_offset);
   check_scale(scale, min_scale, "fused_reparam::diag_rsample");
   check_noise(noise, "fused_reparam::diag_rsample");

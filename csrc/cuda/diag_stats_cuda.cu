@@ -261,9 +261,10 @@ void launch(const Problem& p, at::ScalarType dtype, const StreamSource& src) {
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> diag_rsample_stats_cuda(
-    const at::Tensor& mu, const at::Tensor& s, const std::optional<at::Tensor>& eps,
-    const std::optional<at::Tensor>& seed_offset, std::optional<at::Generator> generator,
-    int64_t scale, double min_scale, bool squash, double low, double high) {
+    const at::Tensor& mu, const at::Tensor& s, int64_t scale,
+    const std::optional<at::Tensor>& eps, const std::optional<at::Tensor>& seed_offset,
+    std::optional<at::Generator> generator, double min_scale, bool squash, double low,
+    double high) {
   constexpr const char* op = "fused_reparam::diag_rsample_stats";
   const std::vector<int64_t> shape = check_diag_stats_args(op, mu, s, eps, seed_offset);
   check_scale(scale, min_scale, op);

@@ -64,13 +64,14 @@ def try_fused_call(
     extra: tuple = (),
 ) -> torch.Tensor | _sample.ReparamSample | None:
     """The common call (no seed, no num_samples) straight into the fused op, whose C++ checks
-    stand in for the Python ones; `extra` are the op's trailing arguments when not the
-    defaults: the diagonal op's scale kind, then its min_scale (left out when 0 and nothing
-    follows) and then, for the plain op, its noise kind, or, for the op with the extras, its
-    squash (True, low, high). Returns the result, or None when the call needs the full path
-    (the reference backend, a transform, tracing, an argument the op does not check). Raises
-    FusedCallRefused when the op raised: the caller's checks then name the problem in the
-    public function's words, or else re-raise the op's error (the op is not run twice)."""
+    stand in for the Python ones; `extra` are the family's arguments when not the defaults
+    (Family.op_args places them): the diagonal op's scale kind, then its min_scale (left out
+    when 0 and nothing follows) and then, for the plain op, its noise kind, or, for the op
+    with the extras, its squash (True, low, high). Returns the result, or None when the call
+    needs the full path (the reference backend, a transform, tracing, an argument the op does
+    not check). Raises FusedCallRefused when the op raised: the caller's checks then name the
+    problem in the public function's words, or else re-raise the op's error (the op is not
+    run twice)."""
     if (
         type(mu) is not torch.Tensor
         or type(return_stats) is not bool
@@ -91,8 +92,9 @@ def try_fused_call(
         return None
     key = (kind, return_stats, backend, _backend.env_value(), device_type)
     fused = _FAST.get(key)
+    family = FAMILIES[kind]
     if fused is None:
-        op = FAMILIES[kind].op(return_stats)
+        op = family.op(return_stats)
         try:
             which = _backend.resolve_backend(backend, mu.device, op)
         except (RuntimeError, TypeError, ValueError):
@@ -105,10 +107,12 @@ def try_fused_call(
         return None  # routed to the reference by the full path (see _needs_reference)
     try:
         # No trailing defaults passed: each argument costs the boxed call.
-        if extra or generator is not None:
-            out = fused(mu, second, eps, None, generator, *extra)
+        if generator is not None or len(extra) > len(family.leading):
+            out = fused(mu, second, *family.op_args(extra, eps, None, generator))
+        elif eps is None:
+            out = fused(mu, second, *extra)
         else:
-            out = fused(mu, second) if eps is None else fused(mu, second, eps)
+            out = fused(mu, second, *family.lead_args(extra), eps)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise FusedCallRefused(exc) from exc
     return _sample.stats_result(*out[:3], None) if return_stats else out[0]
@@ -132,7 +136,8 @@ def run_sampling_op(
 ) -> torch.Tensor | _sample.ReparamSample | tuple:
     """z (or a ReparamSample) of op `kind` ("diag" or "chol") for checked arguments; `shape`
     is the sample's shape and `mu` is already expanded over num_samples; `extra` as for
-    try_fused_call. With `with_eps`, (that, the call's eps in the compute type)."""
+    try_fused_call (the reference takes them after eps, in the same order). With `with_eps`,
+    (that, the call's eps in the compute type)."""
     family = FAMILIES[kind]
     op = family.op(return_stats)
     which = _backend.resolve_backend(backend, mu.device, op)
@@ -155,7 +160,8 @@ def run_sampling_op(
     else:
         seed_offset = None if seed is None else _seed.seed_offset_tensor(seed, offset, mu.device)
         # One call: autograd is the op's own (C++), for every backend.
-        out = _fused_op(which, op)(mu, second, eps, seed_offset, generator, *extra)
+        args = family.op_args(extra, eps, seed_offset, generator)
+        out = _fused_op(which, op)(mu, second, *args)
         used_eps = _stream_eps(which, eps, out[-1], shape, mu) if with_eps else None
         if not return_stats:
             out = out[0]
@@ -178,7 +184,7 @@ def _stream_eps(
     if eps is not None:
         return eps.detach().to(ct)
     zero = torch.zeros((), dtype=ct, device=mu.device).expand(shape)
-    return _fused_op(which, "diag_rsample")(zero, zero, None, used)[0]
+    return _fused_op(which, "diag_rsample")(zero, zero, 0, None, used)[0]
 
 
 def sample(

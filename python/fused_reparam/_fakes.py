@@ -26,22 +26,21 @@ def check_one_device(op: str, *tensors: torch.Tensor | None) -> None:
             )
 
 
+def _tensors(args: tuple, kwargs: dict) -> list[Tensor]:
+    """The tensors among an op's arguments after its inputs (eps, seed_offset)."""
+    return [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+
+
 def _register(family: Family, prefix: str) -> None:
     ns = f"fused_reparam::{prefix}{family.op()}"
 
-    # The diagonal ops' trailing arguments (scale, min_scale, noise or the squash; the Cholesky
-    # ops have none) do not change the shapes.
+    # The diagonal ops' other arguments (scale, min_scale, noise or the squash; the Cholesky
+    # ops have none) do not change the shapes. The forward ops' fakes take every argument
+    # after the inputs as they come: the families place the scale and eps differently.
     def sample(
-        mu: Tensor,
-        second: Tensor,
-        eps: Opt = None,
-        seed_offset: Opt = None,
-        generator: object = None,
-        scale: int = 0,
-        min_scale: float = 0.0,
-        noise: int = 0,
+        mu: Tensor, second: Tensor, *args: object, **kwargs: object
     ) -> tuple[Tensor, Tensor]:
-        check_one_device(ns, mu, second, eps, seed_offset)
+        check_one_device(ns, mu, second, *_tensors(args, kwargs))
         shape = family.sample_shape(mu.shape, second.shape)
         return mu.new_empty(shape), mu.new_empty((2,), dtype=torch.int64)
 
@@ -63,18 +62,9 @@ def _register(family: Family, prefix: str) -> None:
         )
 
     def stats(
-        mu: Tensor,
-        second: Tensor,
-        eps: Opt = None,
-        seed_offset: Opt = None,
-        generator: object = None,
-        scale: int = 0,
-        min_scale: float = 0.0,
-        squash: bool = False,
-        low: float = -1.0,
-        high: float = 1.0,
+        mu: Tensor, second: Tensor, *args: object, **kwargs: object
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        check_one_device(f"{ns}_stats", mu, second, eps, seed_offset)
+        check_one_device(f"{ns}_stats", mu, second, *_tensors(args, kwargs))
         shape = family.sample_shape(mu.shape, second.shape)
         rows = shape[:-1]
         return (

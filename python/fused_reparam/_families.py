@@ -31,6 +31,10 @@ class Family:
     second_row_dims: int
     reference: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     reference_stats: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple]
+    # The defaults of the family's own arguments that its forward ops take right after the
+    # second input, before (eps, seed_offset, generator): the diagonal ops' scale kind. The
+    # other family arguments come last.
+    leading: tuple = ()
 
     def op(self, stats: bool = False) -> str:
         """The forward op's name (without namespace or backend prefix)."""
@@ -39,6 +43,23 @@ class Family:
     def ops(self) -> tuple[str, ...]:
         """Every op of the family: both forward ops and their backward ops."""
         return tuple(f"{self.op(s)}{b}" for s in (False, True) for b in ("", "_backward"))
+
+    def lead_args(self, extra: tuple) -> tuple:
+        """The leading arguments of a forward op call whose family arguments are `extra`
+        (missing ones take their defaults)."""
+        n = len(self.leading)
+        return (*extra[:n], *self.leading[len(extra) :])
+
+    def op_args(
+        self,
+        extra: tuple,
+        eps: torch.Tensor | None,
+        seed_offset: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> tuple:
+        """A forward op's arguments after the two inputs, for the family arguments `extra` in
+        schema order (the diagonal ops: scale, min_scale, then noise or the squash)."""
+        return (*self.lead_args(extra), eps, seed_offset, generator, *extra[len(self.leading) :])
 
     def sample_shape(self, mu: torch.Size, second: torch.Size) -> torch.Size:
         """The sample's shape for inputs of these shapes (already checked)."""
@@ -53,7 +74,7 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "diag": Family("diag", "s", 0, _ref_diag.diag_rsample, _ref_stats.diag_stats),
+    "diag": Family("diag", "s", 0, _ref_diag.diag_rsample, _ref_stats.diag_stats, (0,)),
     "chol": Family("chol", "scale_tril", 1, _ref_chol.chol_rsample, _ref_stats.chol_stats),
 }
 

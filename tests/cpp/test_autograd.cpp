@@ -26,17 +26,17 @@ Out call(const char* name, const at::Tensor& mu, const at::Tensor& second,
   if (std::string(name).find("diag") != std::string::npos) {
     if (std::string(name).find("stats") != std::string::npos) {
       auto op = dispatcher.findSchemaOrThrow(name, "")
-                    .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,
-                               const OptTensor&, std::optional<at::Generator>, int64_t,
-                               double, bool, double, double)>();
-      return op.call(mu, second, std::nullopt, seed_offset, std::nullopt, scale, 0.0, false,
+                    .typed<Out(const at::Tensor&, const at::Tensor&, int64_t,
+                               const OptTensor&, const OptTensor&,
+                               std::optional<at::Generator>, double, bool, double, double)>();
+      return op.call(mu, second, scale, std::nullopt, seed_offset, std::nullopt, 0.0, false,
                      -1.0, 1.0);
     }
     auto op = dispatcher.findSchemaOrThrow(name, "")
-                  .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,
-                             const OptTensor&, std::optional<at::Generator>, int64_t, double,
+                  .typed<Out(const at::Tensor&, const at::Tensor&, int64_t, const OptTensor&,
+                             const OptTensor&, std::optional<at::Generator>, double,
                              int64_t)>();
-    return op.call(mu, second, std::nullopt, seed_offset, std::nullopt, scale, 0.0, 0);
+    return op.call(mu, second, scale, std::nullopt, seed_offset, std::nullopt, 0.0, 0);
   }
   auto op = dispatcher.findSchemaOrThrow(name, "")
                 .typed<Out(const at::Tensor&, const at::Tensor&, const OptTensor&,

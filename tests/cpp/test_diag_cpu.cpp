@@ -30,11 +30,11 @@ Pair rsample(const at::Tensor& mu, const at::Tensor& s, const std::optional<at::
              double min_scale = 0.0, int64_t noise = 0) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("fused_reparam::diag_rsample", "")
-                       .typed<Pair(const at::Tensor&, const at::Tensor&,
+                       .typed<Pair(const at::Tensor&, const at::Tensor&, int64_t,
                                    const std::optional<at::Tensor>&,
                                    const std::optional<at::Tensor>&,
-                                   std::optional<at::Generator>, int64_t, double, int64_t)>();
-  return op.call(mu, s, eps, seed_offset, std::nullopt, scale, min_scale, noise);
+                                   std::optional<at::Generator>, double, int64_t)>();
+  return op.call(mu, s, scale, eps, seed_offset, std::nullopt, min_scale, noise);
 }
 
 Pair rsample_backward(const at::Tensor& grad_z, const at::Tensor& s,

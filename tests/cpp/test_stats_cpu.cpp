@@ -41,9 +41,9 @@ Pair chol(const at::Tensor& mu, const at::Tensor& l, const OptT& eps) {
 Four stats(const char* name, const at::Tensor& mu, const at::Tensor& second, const OptT& eps,
            int64_t scale = 0, bool squash = false, double low = -1.0, double high = 1.0) {
   if (std::string(name).find("diag") != std::string::npos) {
-    return call<Four, const at::Tensor&, const at::Tensor&, const OptT&, const OptT&,
-                std::optional<at::Generator>, int64_t, double, bool, double, double>(
-        name, mu, second, eps, std::nullopt, std::nullopt, scale, 0.0, squash, low, high);
+    return call<Four, const at::Tensor&, const at::Tensor&, int64_t, const OptT&, const OptT&,
+                std::optional<at::Generator>, double, bool, double, double>(
+        name, mu, second, scale, eps, std::nullopt, std::nullopt, 0.0, squash, low, high);
   }
   return call<Four, const at::Tensor&, const at::Tensor&, const OptT&, const OptT&,
               std::optional<at::Generator>>(name, mu, second, eps, std::nullopt, std::nullopt);

@@ -1,8 +1,8 @@
 """The Triton kernels of the diagonal op pair, registered for CUDA tensors (and for CPU
 tensors under the Triton interpreter, TRITON_INTERPRET=1, which is how CI runs them):
 
-    fused_reparam::triton_diag_rsample(mu, s, eps=None, seed_offset=None, generator=None,
-                                       scale=0, min_scale=0., noise=0) -> (z, used)
+    fused_reparam::triton_diag_rsample(mu, s, scale=0, eps=None, seed_offset=None,
+                                       generator=None, min_scale=0., noise=0) -> (z, used)
     fused_reparam::triton_diag_rsample_backward(grad_z, s, eps, seed_offset, need_grad_eps,
                                                 scale=0, min_scale=0., noise=0)
                                                 -> (grad_s, grad_eps)
@@ -85,10 +85,10 @@ def elementwise_layout(
 def triton_diag_rsample(
     mu: torch.Tensor,
     s: torch.Tensor,
+    scale: int = 0,
     eps: torch.Tensor | None = None,
     seed_offset: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
-    scale: int = 0,
     min_scale: float = 0.0,
     noise: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:

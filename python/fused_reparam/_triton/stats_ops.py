@@ -1,7 +1,7 @@
 """The Triton kernels of the ops with the VAE extras, registered like diag_ops.py's:
 
-    fused_reparam::triton_diag_rsample_stats(mu, s, eps=None, seed_offset=None,
-        generator=None, scale=0, min_scale=0., squash=False, low=-1., high=1.)
+    fused_reparam::triton_diag_rsample_stats(mu, s, scale=0, eps=None, seed_offset=None,
+        generator=None, min_scale=0., squash=False, low=-1., high=1.)
         -> (z, kl, log_q, used)
     fused_reparam::triton_diag_rsample_stats_backward(grad_z, grad_kl, grad_log_q, mu, s,
         eps, seed_offset, need_grad_eps, scale=0, min_scale=0., squash=False, low=-1.,
@@ -121,10 +121,10 @@ def _check_backward_inputs(
 def triton_diag_rsample_stats(
     mu: torch.Tensor,
     s: torch.Tensor,
+    scale: int = 0,
     eps: torch.Tensor | None = None,
     seed_offset: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
-    scale: int = 0,
     min_scale: float = 0.0,
     squash: bool = False,
     low: float = -1.0,
