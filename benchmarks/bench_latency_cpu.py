@@ -89,8 +89,7 @@ def raw_impls() -> dict[str, Callable]:
     return {
         "diag": lambda mu, logvar: ops.diag_rsample.default(mu, logvar)[:1],
         "diag+kl": lambda mu, logvar: ops.diag_rsample_stats.default(mu, logvar)[:2],
-        "chol": lambda mu, scale_tril: ops.chol_rsample.default(mu, scale_tril, None, None,
-                                                                None)[:1],
+        "chol": lambda mu, scale_tril: ops.chol_rsample.default(mu, scale_tril)[:1],
     }  # fmt: skip
 
 

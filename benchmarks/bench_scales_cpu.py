@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="results file stem (default: dated)")
     parser.add_argument("--out-dir", default=None, help="results folder")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     shapes = [(64, 8)] + [(1 << k,) for k in (16, 20, 22) if k <= args.max_log2]
     rows = []

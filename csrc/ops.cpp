@@ -38,7 +38,7 @@ void define_backend_ops(torch::Library& m, const std::string& p) {
   // (int64 bit patterns of two uint64), or from `generator` when seed_offset is None, unless
   // an explicit eps is given. Returns z and the [seed, offset] it used (zeros when eps was
   // given), which the backward takes to regenerate eps. The scale comes third: a call with
-  // only a scale passes three arguments (each one costs a call from Python).
+  // only a scale passes three arguments (each argument costs time in a call from Python).
   def("diag_rsample(Tensor mu, Tensor s, int scale=0, Tensor? eps=None, "
       "Tensor? seed_offset=None, Generator? generator=None, float min_scale=0., int noise=0) "
       "-> (Tensor, Tensor)",

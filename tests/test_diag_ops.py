@@ -23,7 +23,7 @@ def _seed_offset(device, seed=5, offset=9):
 
 
 def _fwd_args(backend, mu, lv, eps, seed_offset):
-    """Forward op arguments: the C++ op takes a trailing Generator, the Triton op does not."""
+    """Forward op arguments (the C++ op's call also passes the Generator, as None)."""
     return (mu, lv, 0, eps, seed_offset) + (() if backend == "triton" else (None,))
 
 

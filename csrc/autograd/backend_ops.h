@@ -32,10 +32,10 @@ struct DiagArgs {
   double low = -1.0, high = 1.0;
 };
 
-// Signatures of the Cholesky ops; the diagonal forward ops take (int64_t scale) after the
-// second input, and (double min_scale) last, then the plain one (int64_t noise), the stats one
-// (bool squash, double low, double high); the diagonal backward ops (int64_t scale, double
-// min_scale) and the same last.
+// Signatures of the Cholesky ops. The diagonal forward ops take (int64_t scale) after the
+// second input and, after the generator, (double min_scale) and then the plain op's
+// (int64_t noise) or the stats op's (bool squash, double low, double high); the diagonal
+// backward ops take (int64_t scale, double min_scale) and the same after need_grad_eps.
 // (mu, second, eps?, seed_offset?, generator?) -> (z, seed_offset used)
 using SampleFn = std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const OptTensor&,
                                             const OptTensor&, OptGenerator);

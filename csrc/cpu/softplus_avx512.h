@@ -90,7 +90,7 @@ FR_SP_INLINE __m512 softplus(__m512 x) {
   g = _mm512_fmadd_ps(g, u, softplus_coef(1, i));
   g = _mm512_fmadd_ps(g, u, softplus_coef(0, i));
   const __mmask16 tail = _mm512_cmp_ps_mask(a, _mm512_set1_ps(-8.0f), _CMP_LT_OQ);
-  if (tail != 0) [[unlikely]] {
+  if (__builtin_expect(tail != 0, 0)) {
     const __m512 e = exp(a);  // <= exp(-8)
     const __m512 q = _mm512_fmadd_ps(e, _mm512_set1_ps(-1.0f / 3.0f), _mm512_set1_ps(0.5f));
     g = _mm512_mask_blend_ps(tail, g, _mm512_fnmadd_ps(_mm512_mul_ps(e, e), q, e));

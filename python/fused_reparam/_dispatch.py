@@ -149,7 +149,7 @@ def run_sampling_op(
                 # Kept a tensor: no host sync, so torch.compile, CUDA-graph capture and
                 # vmap(randomness="different") all see the draw.
                 seed, offset = _seed.draw_seed_offset_tensor(generator, mu.device).unbind()
-            # The plain diagonal op's third trailing argument is its noise kind.
+            # extra[2] (after the scale and min_scale) is the plain diagonal op's noise kind.
             noise = extra[2] if len(extra) > 2 and not return_stats else 0
             eps = _ref_diag.diag_noise(shape, seed, offset, mu.dtype, mu.device, noise)
         ref = family.reference_stats if return_stats else family.reference

@@ -10,11 +10,11 @@ from .reference.noise import NOISES
 from .reference.scale import SCALES
 
 _KIND = {name: kind for kind, name in enumerate(SCALES)}
-# scale name -> the diagonal op's trailing arguments when min_scale is 0 and the noise normal
-# (logvar, the default: none); looked up on every call.
+# scale name -> the diagonal op's family arguments (Family.op_args places them) when
+# min_scale is 0 and the noise normal (logvar, the default: none); looked up on every call.
 SCALE_ONLY_ARGS = {name: (kind,) if kind else () for name, kind in _KIND.items()}
 _NOISE = {name: kind for kind, name in enumerate(NOISES)}
-# (scale, type and value of min_scale, noise, return_stats) -> the diagonal op's trailing
+# (scale, type and value of min_scale, noise, return_stats) -> the diagonal op's family
 # arguments, for calls that passed the checks; bounded, as min_scale may change every call.
 _OP_ARGS: dict[tuple, tuple] = {}
 _OP_ARGS_MAX = 256
@@ -23,7 +23,7 @@ _OP_ARGS_MAX = 256
 def diag_op_args(
     scale: object, min_scale: object, noise: object, return_stats: object, where: str
 ) -> tuple:
-    """The diagonal op's trailing arguments for the scale and noise arguments: (scale kind,
+    """The diagonal op's family arguments for the scale and noise arguments: (scale kind,
     min_scale) and then, for a noise other than the normal, its kind, with a zero min_scale
     left out when nothing follows it (each argument costs the op call); a clear error naming
     the argument otherwise. Remembered per value and type (True is never taken for an

@@ -251,6 +251,19 @@ FR_TEST(avx512_softplus) {
   FR_CHECK_EQ(at(softplus16, -1e30f), 0.0f);
   FR_CHECK_EQ(at(softplus16, 0.0f), static_cast<float>(std::log(2.0)));
   FR_CHECK(std::isnan(at(softplus16, std::numeric_limits<float>::quiet_NaN())));
+  FR_CHECK_EQ(at(softplus16, -0.0f), static_cast<float>(std::log(2.0)));
+  FR_CHECK_EQ(at(softplus16, -0x1p-149f), static_cast<float>(std::log(2.0)));
+  // Tail, table, zeros, subnormals, NaN and infinities in one vector: each lane is what it
+  // is alone (the tail's blend and the index of a NaN or huge lane touch no other lane).
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float mixed[16] = {-200.0f, -9.0f,    -8.0f, -7.99f, -0.0f, 0.0f, 0x1p-149f, -0x1p-149f,
+                           nan,     inf,      -inf,  3.0f,   8.5f,  -0.3f, 50.0f,   -1e30f};
+  float out[16];
+  softplus16(mixed, out);
+  for (int j = 0; j < 16; ++j) {
+    const float alone = at(softplus16, mixed[j]);
+    FR_CHECK(std::isnan(alone) ? std::isnan(out[j]) : out[j] == alone);
+  }
 }
 
 #endif  // FR_TEST_AVX512
