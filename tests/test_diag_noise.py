@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from _stats import ks_test
-from conftest import FUSED_DEVICE_BACKENDS, randn, skip_if_interpreted_and_slow
+from conftest import DEVICE_BACKENDS, FUSED_DEVICE_BACKENDS, randn, skip_if_interpreted_and_slow
 from fused_reparam import _families, sample_diag
 from fused_reparam.reference import noise as ref_noise
 
@@ -121,6 +121,24 @@ def test_opcheck_with_the_noise_argument(device, backend, gen):
     torch.library.opcheck(fwd, (mu, s.requires_grad_(), 0, None, so, None, 0.0, 3))
     g = randn((3, 7), torch.float32, device, gen)
     torch.library.opcheck(bwd, (g, s.detach(), None, so, False, 3, 0.0, 1))
+
+
+@pytest.mark.parametrize(("device", "backend"), DEVICE_BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_explicit_eps_is_used_as_given_whatever_the_noise(device, backend, kind, gen):
+    """With eps given, no noise is drawn: every noise kind gives z = mu + sigma * eps and the
+    same gradients as the normal's."""
+    mu = randn((4, 9), torch.float32, device, gen).requires_grad_()
+    s = randn((4, 9), torch.float32, device, gen, scale=0.5).requires_grad_()
+    eps = randn((4, 9), torch.float32, device, gen).requires_grad_()
+    outs = []
+    for noise in ("normal", kind):
+        z = sample_diag(mu, s, scale="softplus", noise=noise, eps=eps, backend=backend)
+        outs.append((z, *torch.autograd.grad(z.square().sum(), (mu, s, eps))))
+    for got, want in zip(outs[1], outs[0], strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    expected = mu + torch.nn.functional.softplus(s) * eps
+    torch.testing.assert_close(outs[0][0], expected, rtol=1e-6, atol=1e-6)
 
 
 def test_bad_noise_arguments_are_named():

@@ -50,8 +50,8 @@ def sample_diag(
         num_samples: K samples per distribution: z is ``[K, *broadcast shape]``; mu and
             s are read in place (never copied K times) and their gradients are summed
             over the K samples.
-        eps: optional explicit noise of the sample's shape (then no noise is drawn and
-            ``eps`` receives a gradient if it requires one).
+        eps: optional explicit noise of the sample's shape (then no noise is drawn,
+            ``noise`` has no effect, and ``eps`` receives a gradient if it requires one).
         generator: torch.Generator to draw the stream from (default: the device's default
             generator, so ``torch.manual_seed`` is respected).
         seed: explicit stream seed in [0, 2**64): the same (seed, offset) gives the same noise
